@@ -1,0 +1,28 @@
+//! Sans-IO WAMP v2 protocol: message types and codes, ids, URI rules, the dynamic value type
+//! (with binary) and the serializers (JSON, MessagePack, CBOR).
+//!
+//! This crate has no sockets, no async runtime and reads no clock: routers and clients drive it.
+//!
+//! # Layout
+//! - [`value`]: [`Value`], the dynamic value type, with binary.
+//! - [`message`]: [`Message`], one variant per WAMP message, and the type codes.
+//! - [`serializer`]: [`Serializer`]: encode and decode messages as JSON, MessagePack or CBOR.
+//! - [`uri`]: URI syntax rules and match policies.
+//! - [`id`]: WAMP ids and their generators.
+//! - [`error`]: the error types of decoding and validation.
+//! - [`uris`]: well-known error and close reason URIs as constants.
+
+pub mod error;
+pub mod id;
+pub mod message;
+pub mod serializer;
+pub mod uri;
+pub mod uris;
+pub mod value;
+
+pub use error::{DecodeError, EncodeError};
+pub use id::{random_id, Id, IdSequence, MAX_ID};
+pub use message::Message;
+pub use serializer::Serializer;
+pub use uri::{MatchPolicy, UriRules};
+pub use value::{Dict, List, Value};
