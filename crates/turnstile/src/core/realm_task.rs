@@ -1,0 +1,109 @@
+//! The thin async shell around a [`Realm`]: one task per realm that feeds it inputs from its
+//! connections and wakes it at its next timer deadline. All routing state lives in the realm and
+//! is touched only by this task, so the routing path takes no lock.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use turnstile_config::RealmConfig;
+use wamp_proto::{Dict, Message};
+
+use crate::core::peer::{PeerSender, TransportInfo};
+use crate::core::realm::Realm;
+use crate::core::router::ConnId;
+use crate::limits;
+
+/// What connections and the router tell a realm.
+#[derive(Debug)]
+pub enum RealmInput {
+    /// A HELLO for this realm from a connection without a session.
+    Hello {
+        conn: ConnId,
+        peer: PeerSender,
+        info: Arc<TransportInfo>,
+        details: Dict,
+        /// Serialized length of the HELLO, for metering.
+        len: usize,
+    },
+    /// Any other message from a connection in a session of this realm.
+    Message { conn: ConnId, msg: Message, len: usize },
+    /// The connection received something it could not decode: ABORT and close.
+    ProtocolViolation { conn: ConnId, text: String },
+    /// The connection is gone.
+    Disconnected { conn: ConnId },
+    /// Say GOODBYE to every session; answer `done` when the last one has left.
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+/// A connection's way into a realm.
+#[derive(Debug, Clone)]
+pub struct RealmHandle {
+    pub tx: mpsc::Sender<RealmInput>,
+}
+
+/// Starts the task of one realm.
+pub fn spawn_realm(config: RealmConfig) -> RealmHandle {
+    let (tx, rx) = mpsc::channel(limits::REALM_INBOX_CAPACITY);
+    let realm = Realm::new(config, Instant::now());
+    tokio::spawn(run(realm, rx));
+    RealmHandle { tx }
+}
+
+/// Inputs handled between two timer checks, so a busy realm still serves its timers.
+const INPUT_BATCH: usize = 256;
+
+async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>) {
+    let mut shutdown_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(sleep);
+    let mut armed: Option<Instant> = None;
+    loop {
+        let deadline = realm.poll_timeout();
+        if deadline != armed {
+            if let Some(d) = deadline {
+                sleep.as_mut().reset(tokio::time::Instant::from_std(d));
+            }
+            armed = deadline;
+        }
+        tokio::select! {
+            input = rx.recv() => {
+                let Some(input) = input else { break };
+                dispatch(&mut realm, input, &mut shutdown_waiters);
+                for _ in 0..INPUT_BATCH {
+                    match rx.try_recv() {
+                        Ok(input) => dispatch(&mut realm, input, &mut shutdown_waiters),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = &mut sleep, if armed.is_some() => {
+                armed = None;
+                realm.handle_timeout(Instant::now());
+            }
+        }
+        if !shutdown_waiters.is_empty() && realm.is_drained() {
+            for w in shutdown_waiters.drain(..) {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+fn dispatch(realm: &mut Realm, input: RealmInput, waiters: &mut Vec<oneshot::Sender<()>>) {
+    let now = Instant::now();
+    match input {
+        RealmInput::Hello { conn, peer, info, details, len } => {
+            realm.handle_hello(conn, peer, info, details, len, now)
+        }
+        RealmInput::Message { conn, msg, len } => realm.handle_message(conn, msg, len, now),
+        RealmInput::ProtocolViolation { conn, text } => {
+            realm.handle_protocol_violation(conn, &text, now)
+        }
+        RealmInput::Disconnected { conn } => realm.handle_disconnected(conn, now),
+        RealmInput::Shutdown { done } => {
+            realm.handle_shutdown(now);
+            waiters.push(done);
+        }
+    }
+}
