@@ -10,21 +10,27 @@ use wamp_proto::{MatchPolicy, Serializer, UriRules};
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 
 /// A whole node configuration (`version: 2`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
+    /// `controller.id`: the node's id (for logs), if given.
+    pub node_id: Option<String>,
     /// The router workers (`workers[i]` with `"type": "router"`).
     pub workers: Vec<RouterWorker>,
 }
 
 /// One router worker: its realms and its listening transports.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouterWorker {
+    /// `id`: the worker's id (for logs), if given.
+    pub id: Option<String>,
+    /// `options.title`: the worker's title (for logs), if given.
+    pub title: Option<String>,
     pub realms: Vec<RealmConfig>,
     pub transports: Vec<TransportConfig>,
 }
 
 /// A realm (`workers[i].realms[j]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealmConfig {
     pub name: String,
     pub roles: Vec<RoleConfig>,
@@ -34,32 +40,46 @@ pub struct RealmConfig {
 }
 
 /// `realms[j].options`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealmOptions {
     /// `enable_meta_api`, default true.
     pub enable_meta_api: bool,
-    /// `uri_check`: `"loose"` (default) or `"strict"`.
+    /// `uri_check`: `"loose"` (default) or `"strict"`. Also applied to the realm's permission
+    /// URIs when the configuration is loaded.
     pub uri_check: UriRules,
+    /// `event_dispatching_chunk_size` (Crossbar): how many subscribers an event is dispatched
+    /// to before the broker yields to other work. A positive integer; `None` when not given
+    /// (the router picks its own; Crossbar's default is 100).
+    pub event_dispatching_chunk_size: Option<u32>,
 }
 
 impl Default for RealmOptions {
     fn default() -> Self {
-        Self { enable_meta_api: true, uri_check: UriRules::Loose }
+        Self {
+            enable_meta_api: true,
+            uri_check: UriRules::Loose,
+            event_dispatching_chunk_size: None,
+        }
     }
 }
 
 /// A role with static permissions (`realms[j].roles[k]`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleConfig {
     pub name: String,
     pub permissions: Vec<Permission>,
 }
 
 /// One permission of a role.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permission {
+    /// The URI or pattern, without stars (see `match_policy`).
     pub uri: String,
-    /// `match`, default `exact`... except Crossbar's default for `""` is prefix; the loader sets it.
+    /// `match`. When it is not given, the loader derives it from `uri`:
+    /// - `""` or a URI ending with `.` (`"com.example."`): prefix;
+    /// - Crossbar's starred form: `"com.example.*"` (one trailing `*`) is prefix on `"com.example."`,
+    ///   `"com.*.update"` (other stars) is wildcard on `"com..update"`; the stars are removed;
+    /// - anything else: exact.
     pub match_policy: MatchPolicy,
     pub allow: Allow,
     pub disclose: Disclose,
@@ -107,16 +127,73 @@ impl Default for StatsConfig {
     }
 }
 
-/// A listening transport (`workers[i].transports[t]`).
-#[derive(Debug, Clone)]
+/// A listening transport (`workers[i].transports[t]`). Every variant carries `id`, the
+/// transport's optional `id` (for logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportConfig {
     /// `"type": "websocket"`: one WebSocket service on its own endpoint, at `path` (from `url`,
     /// default `/`). Any other path gets 404.
-    WebSocket { endpoint: Endpoint, path: String, service: WebSocketService },
+    WebSocket {
+        id: Option<String>,
+        endpoint: Endpoint,
+        path: String,
+        service: WebSocketService,
+    },
     /// `"type": "web"`: an HTTP server with a tree of path services.
-    Web { endpoint: Endpoint, paths: BTreeMap<String, WebPath> },
-    /// `"type": "rawsocket"`.
-    RawSocket { endpoint: Endpoint, serializers: Vec<Serializer>, max_message_size: usize },
+    Web {
+        id: Option<String>,
+        endpoint: Endpoint,
+        paths: BTreeMap<String, WebPath>,
+    },
+    /// `"type": "rawsocket"`. `max_message_size` is in [512, 16 MiB] (RawSocket lengths are
+    /// 2^(9+L) for L in 0..=15).
+    RawSocket {
+        id: Option<String>,
+        endpoint: Endpoint,
+        serializers: Vec<Serializer>,
+        max_message_size: usize,
+        /// `auth`; `None`: Crossbar's default, anonymous with authrole `anonymous`.
+        auth: Option<AuthConfig>,
+    },
+}
+
+impl TransportConfig {
+    /// The listening endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            TransportConfig::WebSocket { endpoint, .. }
+            | TransportConfig::Web { endpoint, .. }
+            | TransportConfig::RawSocket { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// The transport's `id`, if given.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            TransportConfig::WebSocket { id, .. }
+            | TransportConfig::Web { id, .. }
+            | TransportConfig::RawSocket { id, .. } => id.as_deref(),
+        }
+    }
+}
+
+/// A transport's (or WebSocket service's) `auth` section. Without it (`None` where it is held),
+/// Crossbar's default applies: anonymous authentication with authrole `anonymous`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `auth.anonymous` (`"type": "static"`): anonymous sessions get this role. `None`: anonymous
+    /// authentication is not offered. (Today the loader only accepts `auth` sections that have
+    /// it, so it is always `Some`; other methods come later.)
+    pub anonymous: Option<AnonymousAuth>,
+}
+
+/// `auth.anonymous` with `"type": "static"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousAuth {
+    /// `role`, default `anonymous`.
+    pub role: String,
+    /// `authid`: the authid given to anonymous sessions; `None`: the router generates one.
+    pub authid: Option<String>,
 }
 
 /// A listening endpoint.
@@ -124,9 +201,10 @@ pub enum TransportConfig {
 pub enum Endpoint {
     Tcp {
         port: u16,
-        /// `interface`: the address to bind; default all interfaces of `version`.
+        /// `interface`: the address to bind (validated to parse as an IP address of `version`);
+        /// default all interfaces of `version`.
         interface: Option<String>,
-        /// `version`: 4 (default) or 6.
+        /// `version`: 4 or 6; default: the family of `interface` if given, else 4.
         version: u8,
         /// `backlog`, default 1024.
         backlog: u32,
@@ -136,23 +214,26 @@ pub enum Endpoint {
 }
 
 /// A WebSocket service (`websocket` transport, or a `web` path of type `websocket`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketService {
     /// Offered serializers in order of preference; default all three.
     pub serializers: Vec<Serializer>,
     pub options: WebSocketOptions,
+    /// `auth`; `None`: Crossbar's default, anonymous with authrole `anonymous`.
+    pub auth: Option<AuthConfig>,
 }
 
 /// `options` of a WebSocket service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketOptions {
-    /// `max_message_size` in bytes, default 1 MiB.
+    /// `max_message_size` in bytes, in [1, 64 MiB]; default 1 MiB.
     pub max_message_size: usize,
-    /// `max_frame_size` in bytes, default = max_message_size.
+    /// `max_frame_size` in bytes, in [1, 64 MiB]; default = max_message_size.
     pub max_frame_size: usize,
     /// `auto_ping_interval` in milliseconds, 0 = off (default).
     pub auto_ping_interval_ms: u64,
-    /// `auto_ping_timeout` in milliseconds, 0 = off (default).
+    /// `auto_ping_timeout` in milliseconds, 0 = off (default). Non-zero only together with a
+    /// non-zero `auto_ping_interval`.
     pub auto_ping_timeout_ms: u64,
 }
 
@@ -168,10 +249,13 @@ impl Default for WebSocketOptions {
 }
 
 /// A service under a `web` transport's `paths`. The key `"/"` is the root; other keys are one
-/// path segment (`"ws"` mounts at `/ws`).
-#[derive(Debug, Clone)]
+/// path segment (`"ws"` mounts at `/ws`) matching `[A-Za-z0-9_-]+`. `"/"` cannot be a WebSocket
+/// service (as in Crossbar: use a `websocket` transport for that).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebPath {
     WebSocket(WebSocketService),
     /// Serve a directory (resolved against the configuration file's directory).
-    Static { directory: PathBuf },
+    Static {
+        directory: PathBuf,
+    },
 }

@@ -1,21 +1,41 @@
 //! Errors of decoding and encoding WAMP messages.
-//! (stub: replaced by the serializer work)
 
 use thiserror::Error;
 
 /// Why bytes could not be decoded into a [`crate::Message`]. The text says what was wrong, for
 /// the ABORT `wamp.error.protocol_violation` message sent to the peer.
+///
+/// Examples of the text: `invalid JSON: EOF while parsing a list at line 1 column 9`,
+/// `message must be a non-empty list, found dict`, `unknown message type 99`,
+/// `SUBSCRIBE: expected 4 elements, found 3`,
+/// `PUBLISH: element 3 (Topic) must be a string, found integer`.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum DecodeError {
-    /// The bytes are not valid in the serializer's format.
+    /// The bytes are not valid in the serializer's format (or nest deeper than the decoder
+    /// allows). `serializer` is `JSON`, `MessagePack` or `CBOR`.
     #[error("invalid {serializer}: {detail}")]
-    Syntax { serializer: &'static str, detail: String },
-    /// Well-formed data that is not a valid WAMP message.
+    Syntax {
+        serializer: &'static str,
+        detail: String,
+    },
+    /// Well-formed data that is not a valid WAMP message: not a list, unknown type code, wrong
+    /// element count, an element of the wrong type, an id out of range, a non-string dict key.
     #[error("{0}")]
     Shape(String),
 }
 
+impl DecodeError {
+    pub(crate) fn syntax(serializer: &'static str, detail: impl Into<String>) -> Self {
+        DecodeError::Syntax {
+            serializer,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Why a message could not be encoded (for example a non-finite float in JSON).
+///
+/// `message` is the message name (`PUBLISH`), `serializer` is `JSON`, `MessagePack` or `CBOR`.
 #[derive(Debug, Error, Clone, PartialEq)]
 #[error("cannot encode {message} as {serializer}: {detail}")]
 pub struct EncodeError {

@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`value`]: [`Value`], the dynamic value type, with binary.
 //! - [`message`]: [`Message`], one variant per WAMP message, and the type codes.
-//! - [`serializer`]: [`Serializer`]: encode and decode messages as JSON, MessagePack or CBOR.
+//! - [`serializer`]: [`Serializer`]: encode and decode messages as JSON, MessagePack or CBOR,
+//!   with strict shape checks whose error texts can be sent to the peer.
 //! - [`uri`]: URI syntax rules and match policies.
 //! - [`id`]: WAMP ids and their generators.
 //! - [`error`]: the error types of decoding and validation.
@@ -19,6 +20,11 @@ pub mod serializer;
 pub mod uri;
 pub mod uris;
 pub mod value;
+
+mod cbor;
+mod json;
+mod msgpack;
+mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use id::{random_id, Id, IdSequence, MAX_ID};

@@ -36,14 +36,45 @@ pub mod code {
 /// `args`/`kwargs` are kept exactly as received: `None` when the element was absent, so that a
 /// decoded message encodes back to the same shape. When encoding, `kwargs: Some(_)` with
 /// `args: None` writes an empty `args` list before the kwargs, as the wire format requires.
+///
+/// # Payload passthru mode
+///
+/// In payload passthru mode (PPT, and Autobahn's older end-to-end encryption) the Args/KwArgs
+/// positions of PUBLISH, EVENT, CALL, INVOCATION, YIELD, RESULT and ERROR hold one opaque
+/// `Payload` (binary; Autobahn also accepts a string) instead of a list. Such a message is held
+/// as `args: Some(vec![payload])`, `kwargs: None`, and its Options/Details carry
+/// `ppt_scheme` or `enc_algo` (see [`is_passthru`]). Encoding writes that single binary or string
+/// argument as the bare payload exactly when the Options/Details declare passthru, so decoded
+/// messages encode back to the same shape, and a router that copies `ppt_*` options into
+/// EVENT/INVOCATION details and forwards `args` forwards the payload unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
-    Hello { realm: String, details: Dict },
-    Welcome { session: Id, details: Dict },
-    Abort { details: Dict, reason: String, args: Option<List>, kwargs: Option<Dict> },
-    Challenge { authmethod: String, extra: Dict },
-    Authenticate { signature: String, extra: Dict },
-    Goodbye { details: Dict, reason: String },
+    Hello {
+        realm: String,
+        details: Dict,
+    },
+    Welcome {
+        session: Id,
+        details: Dict,
+    },
+    Abort {
+        details: Dict,
+        reason: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    },
+    Challenge {
+        authmethod: String,
+        extra: Dict,
+    },
+    Authenticate {
+        signature: String,
+        extra: Dict,
+    },
+    Goodbye {
+        details: Dict,
+        reason: String,
+    },
     Error {
         request_type: u64,
         request: Id,
@@ -52,13 +83,35 @@ pub enum Message {
         args: Option<List>,
         kwargs: Option<Dict>,
     },
-    Publish { request: Id, options: Dict, topic: String, args: Option<List>, kwargs: Option<Dict> },
-    Published { request: Id, publication: Id },
-    Subscribe { request: Id, options: Dict, topic: String },
-    Subscribed { request: Id, subscription: Id },
-    Unsubscribe { request: Id, subscription: Id },
+    Publish {
+        request: Id,
+        options: Dict,
+        topic: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    },
+    Published {
+        request: Id,
+        publication: Id,
+    },
+    Subscribe {
+        request: Id,
+        options: Dict,
+        topic: String,
+    },
+    Subscribed {
+        request: Id,
+        subscription: Id,
+    },
+    Unsubscribe {
+        request: Id,
+        subscription: Id,
+    },
     /// `details` is present only for subscription revocation (`[35, Request, Details]`).
-    Unsubscribed { request: Id, details: Option<Dict> },
+    Unsubscribed {
+        request: Id,
+        details: Option<Dict>,
+    },
     Event {
         subscription: Id,
         publication: Id,
@@ -66,14 +119,41 @@ pub enum Message {
         args: Option<List>,
         kwargs: Option<Dict>,
     },
-    Call { request: Id, options: Dict, procedure: String, args: Option<List>, kwargs: Option<Dict> },
-    Cancel { request: Id, options: Dict },
-    Result { request: Id, details: Dict, args: Option<List>, kwargs: Option<Dict> },
-    Register { request: Id, options: Dict, procedure: String },
-    Registered { request: Id, registration: Id },
-    Unregister { request: Id, registration: Id },
+    Call {
+        request: Id,
+        options: Dict,
+        procedure: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    },
+    Cancel {
+        request: Id,
+        options: Dict,
+    },
+    Result {
+        request: Id,
+        details: Dict,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    },
+    Register {
+        request: Id,
+        options: Dict,
+        procedure: String,
+    },
+    Registered {
+        request: Id,
+        registration: Id,
+    },
+    Unregister {
+        request: Id,
+        registration: Id,
+    },
     /// `details` is present only for registration revocation (`[67, Request, Details]`).
-    Unregistered { request: Id, details: Option<Dict> },
+    Unregistered {
+        request: Id,
+        details: Option<Dict>,
+    },
     Invocation {
         request: Id,
         registration: Id,
@@ -81,8 +161,16 @@ pub enum Message {
         args: Option<List>,
         kwargs: Option<Dict>,
     },
-    Interrupt { request: Id, options: Dict },
-    Yield { request: Id, options: Dict, args: Option<List>, kwargs: Option<Dict> },
+    Interrupt {
+        request: Id,
+        options: Dict,
+    },
+    Yield {
+        request: Id,
+        options: Dict,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    },
 }
 
 impl Message {
@@ -121,6 +209,17 @@ impl Message {
     pub fn name(&self) -> &'static str {
         code_name(self.code()).unwrap_or("UNKNOWN")
     }
+}
+
+/// The Options/Details keys that declare payload passthru mode: `ppt_scheme` (WAMP spec) and
+/// `enc_algo` (Autobahn's end-to-end encryption, the older form).
+pub const PASSTHRU_KEYS: [&str; 2] = ["ppt_scheme", "enc_algo"];
+
+/// Whether these Options/Details declare payload passthru mode (a key of [`PASSTHRU_KEYS`]).
+pub fn is_passthru(options_or_details: &Dict) -> bool {
+    PASSTHRU_KEYS
+        .iter()
+        .any(|k| options_or_details.contains_key(*k))
 }
 
 /// The name of a message type code, if it is one this crate knows.

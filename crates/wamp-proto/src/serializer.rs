@@ -1,7 +1,18 @@
 //! Serializers: encode and decode [`Message`]s as JSON, MessagePack or CBOR.
-//! (stub: replaced by the serializer work)
+//!
+//! Encoding writes the message's elements straight into the output buffer (no intermediate
+//! [`crate::Value`] tree). Decoding reads the bytes in one pass into a [`crate::Value`] list and
+//! moves its parts into the [`Message`], checking the shape strictly: a non-empty list, a known
+//! integer type code, the element count of that type, ids in [1, 2^53], dicts, strings and the
+//! optional Args list and KwArgs dict. URI syntax is not checked here (realm-specific rules).
+//!
+//! Binary is a MessagePack `bin`, a CBOR byte string, or in JSON a string `"\0" + base64`.
 
-use crate::{DecodeError, EncodeError, Message};
+use crate::{cbor, json, msgpack, wire, DecodeError, EncodeError, Message};
+
+/// The deepest nesting of lists and dicts the MessagePack and CBOR decoders accept (as JSON's,
+/// whose limit is serde_json's: 128), so that hostile input cannot exhaust the stack.
+pub const MAX_DEPTH: usize = 128;
 
 /// A WAMP serializer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,15 +68,63 @@ impl Serializer {
         !matches!(self, Serializer::Json)
     }
 
-    /// Encodes one message.
-    pub fn encode(self, msg: &Message) -> Result<Vec<u8>, EncodeError> {
-        let _ = msg;
-        todo!("serializer work")
+    /// The serializer's name in error texts: `JSON`, `MessagePack`, `CBOR`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Serializer::Json => "JSON",
+            Serializer::MsgPack => "MessagePack",
+            Serializer::Cbor => "CBOR",
+        }
     }
 
-    /// Decodes one message, checking its shape strictly.
+    /// Encodes one message.
+    ///
+    /// Fails only for what the format cannot represent: a non-finite float in JSON, or a
+    /// string, binary, list or dict longer than 2^32-1 in MessagePack.
+    pub fn encode(self, msg: &Message) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::with_capacity(128);
+        self.encode_into(msg, &mut out)?;
+        Ok(out)
+    }
+
+    /// Encodes one message, appending it to `out` (which is left as it was on error), so that a
+    /// buffer can be reused or a frame header written before the message.
+    pub fn encode_into(self, msg: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let elems = wire::elems(msg);
+        let start = out.len();
+        let r = match self {
+            Serializer::Json => json::encode_into(&elems, out),
+            Serializer::MsgPack => msgpack::encode_into(&elems, out),
+            Serializer::Cbor => {
+                cbor::encode_into(&elems, out);
+                Ok(())
+            }
+        };
+        r.map_err(|detail| {
+            out.truncate(start);
+            EncodeError {
+                message: msg.name(),
+                serializer: self.display_name(),
+                detail,
+            }
+        })
+    }
+
+    /// Decodes one message, checking its shape strictly (see the module documentation).
     pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
-        let _ = bytes;
-        todo!("serializer work")
+        wire::message_from_value(self.decode_value(bytes)?)
+    }
+
+    /// Decodes any one value (not necessarily a message) in this format, with the same rules for
+    /// binary, integers and dict keys as [`Serializer::decode`].
+    pub fn decode_value(self, bytes: &[u8]) -> Result<crate::Value, DecodeError> {
+        match self {
+            Serializer::Json => json::decode(bytes),
+            Serializer::MsgPack => msgpack::decode(bytes),
+            Serializer::Cbor => cbor::decode(bytes),
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

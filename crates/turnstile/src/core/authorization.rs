@@ -1,1 +1,170 @@
-//! (in progress)
+//! Static authorization as in Crossbar: each role's permissions, the most specific matching one
+//! decides (exact over the longest prefix over the most specific wildcard); none matching means
+//! denied.
+
+use std::collections::HashMap;
+
+use turnstile_config::{Permission, RoleConfig};
+use wamp_proto::MatchPolicy;
+
+/// An action a session asks to perform on a URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Call,
+    Register,
+    Publish,
+    Subscribe,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Call => "call",
+            Action::Register => "register",
+            Action::Publish => "publish",
+            Action::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// The outcome of an authorization check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Decision {
+    pub allow: bool,
+    /// Disclose the caller (for `call`) or publisher (for `publish`) to the receivers.
+    pub disclose: bool,
+}
+
+/// The built-in role of the router's own service session, allowed everything.
+pub const TRUSTED_ROLE: &str = "trusted";
+
+/// The permissions of every role of a realm.
+#[derive(Debug, Clone, Default)]
+pub struct Authorizer {
+    roles: HashMap<String, Vec<Permission>>,
+}
+
+impl Authorizer {
+    pub fn new(roles: &[RoleConfig]) -> Self {
+        Self {
+            roles: roles
+                .iter()
+                .map(|r| (r.name.clone(), r.permissions.clone()))
+                .collect(),
+        }
+    }
+
+    /// Whether the realm knows `role` (the built-in `trusted` role always exists).
+    pub fn has_role(&self, role: &str) -> bool {
+        role == TRUSTED_ROLE || self.roles.contains_key(role)
+    }
+
+    /// Decides whether `role` may perform `action` on `uri`.
+    pub fn authorize(&self, role: &str, uri: &str, action: Action) -> Decision {
+        if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
+            return Decision {
+                allow: true,
+                disclose: false,
+            };
+        }
+        let Some(perms) = self.roles.get(role) else {
+            return Decision::default();
+        };
+        let Some(p) = most_specific(perms, uri) else {
+            return Decision::default();
+        };
+        let (allow, disclose) = match action {
+            Action::Call => (p.allow.call, p.disclose.caller),
+            Action::Register => (p.allow.register, false),
+            Action::Publish => (p.allow.publish, p.disclose.publisher),
+            Action::Subscribe => (p.allow.subscribe, false),
+        };
+        Decision { allow, disclose }
+    }
+}
+
+/// The permission that decides for `uri`: an exact one, else the longest matching prefix, else
+/// the matching wildcard with the most fixed components (then the longest pattern).
+fn most_specific<'a>(perms: &'a [Permission], uri: &str) -> Option<&'a Permission> {
+    let mut best: Option<(&Permission, (u8, usize, usize))> = None;
+    for p in perms {
+        if !p.match_policy.matches(&p.uri, uri) {
+            continue;
+        }
+        let rank = match p.match_policy {
+            MatchPolicy::Exact => (3, 0, 0),
+            MatchPolicy::Prefix => (2, p.uri.len(), 0),
+            MatchPolicy::Wildcard => (
+                1,
+                p.uri.split('.').filter(|c| !c.is_empty()).count(),
+                p.uri.len(),
+            ),
+        };
+        if best.as_ref().is_none_or(|(_, r)| rank > *r) {
+            best = Some((p, rank));
+        }
+    }
+    best.map(|(p, _)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turnstile_config::{Allow, Disclose};
+
+    fn perm(uri: &str, m: MatchPolicy, publish: bool) -> Permission {
+        Permission {
+            uri: uri.into(),
+            match_policy: m,
+            allow: Allow {
+                publish,
+                ..Allow::default()
+            },
+            disclose: Disclose {
+                publisher: publish,
+                ..Disclose::default()
+            },
+            cache: true,
+        }
+    }
+
+    fn authorizer(perms: Vec<Permission>) -> Authorizer {
+        Authorizer::new(&[RoleConfig {
+            name: "r".into(),
+            permissions: perms,
+        }])
+    }
+
+    #[test]
+    fn exact_beats_prefix_beats_wildcard() {
+        let a = authorizer(vec![
+            perm("com.app.", MatchPolicy::Prefix, true),
+            perm("com.app.secret", MatchPolicy::Exact, false),
+            perm("com..secret", MatchPolicy::Wildcard, false),
+        ]);
+        assert!(a.authorize("r", "com.app.x", Action::Publish).allow);
+        assert!(!a.authorize("r", "com.app.secret", Action::Publish).allow);
+        // The prefix is more specific than the wildcard.
+        assert!(a.authorize("r", "com.app.secret2", Action::Publish).allow);
+        assert!(!a.authorize("r", "com.other.secret", Action::Publish).allow);
+    }
+
+    #[test]
+    fn longest_prefix_decides() {
+        let a = authorizer(vec![
+            perm("", MatchPolicy::Prefix, true),
+            perm("com.private.", MatchPolicy::Prefix, false),
+        ]);
+        assert!(a.authorize("r", "com.public.x", Action::Publish).allow);
+        assert!(!a.authorize("r", "com.private.x", Action::Publish).allow);
+    }
+
+    #[test]
+    fn nothing_matching_or_unknown_role_is_denied() {
+        let a = authorizer(vec![perm("com.a", MatchPolicy::Exact, true)]);
+        assert!(!a.authorize("r", "com.b", Action::Publish).allow);
+        assert!(!a.authorize("r", "com.a", Action::Subscribe).allow);
+        assert!(!a.authorize("nobody", "com.a", Action::Publish).allow);
+        assert!(a.authorize(TRUSTED_ROLE, "com.a", Action::Call).allow);
+    }
+}

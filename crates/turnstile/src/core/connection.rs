@@ -43,7 +43,13 @@ impl Connection {
         info: Arc<TransportInfo>,
         sender: PeerSender,
     ) -> Self {
-        Self { id, router, info, sender, state: State::Idle }
+        Self {
+            id,
+            router,
+            info,
+            sender,
+            state: State::Idle,
+        }
     }
 
     /// The serializer negotiated by the transport.
@@ -101,7 +107,13 @@ impl Connection {
             (State::InSession(tx), msg) => {
                 let tx = tx.clone();
                 let ends_session = matches!(msg, Message::Goodbye { .. });
-                let _ = tx.send(RealmInput::Message { conn: self.id, msg, len }).await;
+                let _ = tx
+                    .send(RealmInput::Message {
+                        conn: self.id,
+                        msg,
+                        len,
+                    })
+                    .await;
                 if ends_session {
                     self.state = State::Idle;
                 }
@@ -116,7 +128,12 @@ impl Connection {
         match std::mem::replace(&mut self.state, State::Failed) {
             State::InSession(tx) => {
                 // The realm sends the ABORT, so it is counted in the session's statistics.
-                let _ = tx.send(RealmInput::ProtocolViolation { conn: self.id, text }).await;
+                let _ = tx
+                    .send(RealmInput::ProtocolViolation {
+                        conn: self.id,
+                        text,
+                    })
+                    .await;
             }
             _ => self.abort_here(uris::PROTOCOL_VIOLATION, &text),
         }
@@ -134,7 +151,9 @@ impl Connection {
         if let Ok(bytes) = self.info.serializer.encode(&abort) {
             let _ = self.sender.send(Bytes::from(bytes));
         }
-        self.sender.close(CloseReason::protocol_error(text.chars().take(120).collect::<String>()));
+        self.sender.close(CloseReason::protocol_error(
+            text.chars().take(120).collect::<String>(),
+        ));
     }
 }
 

@@ -1,1 +1,278 @@
-//! (in progress)
+//! The dealer's state: registrations (exact, prefix, wildcard; shared with an invocation policy)
+//! and the calls in flight. Pure data: the realm decides what to send.
+
+use std::collections::HashMap;
+
+use wamp_proto::{random_id, Id, MatchPolicy};
+
+use crate::core::router::ConnId;
+
+/// How a shared registration picks a callee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvokePolicy {
+    Single,
+    RoundRobin,
+    Random,
+    First,
+    Last,
+}
+
+impl InvokePolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "single" => Self::Single,
+            "roundrobin" => Self::RoundRobin,
+            "random" => Self::Random,
+            "first" => Self::First,
+            "last" => Self::Last,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::RoundRobin => "roundrobin",
+            Self::Random => "random",
+            Self::First => "first",
+            Self::Last => "last",
+        }
+    }
+}
+
+/// A registration and its callees (one unless shared).
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub id: Id,
+    pub uri: String,
+    pub policy: MatchPolicy,
+    pub invoke: InvokePolicy,
+    pub created: String,
+    /// In registration order.
+    pub callees: Vec<ConnId>,
+    next_round_robin: usize,
+}
+
+/// Why a REGISTER was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    #[error("the procedure is already registered")]
+    AlreadyExists,
+    #[error("the procedure is registered with a different invocation policy")]
+    DifferentPolicy,
+}
+
+/// What a REGISTER did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    pub id: Id,
+    pub created: bool,
+}
+
+/// A call in flight, keyed by (callee connection, INVOCATION request id).
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub caller: ConnId,
+    pub call_request: Id,
+    pub registration: Id,
+    pub receive_progress: bool,
+}
+
+/// All registrations and calls in flight of a realm.
+#[derive(Debug, Default)]
+pub struct Dealer {
+    by_uri: HashMap<(MatchPolicy, String), Id>,
+    registrations: HashMap<Id, Registration>,
+    patterns: Vec<Id>,
+    pub invocations: HashMap<(ConnId, Id), Invocation>,
+}
+
+impl Dealer {
+    pub fn register(
+        &mut self,
+        conn: ConnId,
+        uri: &str,
+        policy: MatchPolicy,
+        invoke: InvokePolicy,
+        created_at: impl FnOnce() -> String,
+    ) -> Result<Registered, RegisterError> {
+        let key = (policy, uri.to_owned());
+        if let Some(&id) = self.by_uri.get(&key) {
+            let reg = self
+                .registrations
+                .get_mut(&id)
+                .expect("index and table agree");
+            if reg.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
+                return Err(RegisterError::AlreadyExists);
+            }
+            if reg.invoke != invoke {
+                return Err(RegisterError::DifferentPolicy);
+            }
+            if reg.callees.contains(&conn) {
+                return Err(RegisterError::AlreadyExists);
+            }
+            reg.callees.push(conn);
+            return Ok(Registered { id, created: false });
+        }
+        let id = loop {
+            let id = random_id();
+            if !self.registrations.contains_key(&id) {
+                break id;
+            }
+        };
+        self.by_uri.insert(key, id);
+        if policy != MatchPolicy::Exact {
+            self.patterns.push(id);
+        }
+        let reg = Registration {
+            id,
+            uri: uri.to_owned(),
+            policy,
+            invoke,
+            created: created_at(),
+            callees: vec![conn],
+            next_round_robin: 0,
+        };
+        self.registrations.insert(id, reg);
+        Ok(Registered { id, created: true })
+    }
+
+    /// Removes `conn` as a callee of `id`; `Some(deleted)` if it was one.
+    pub fn unregister(&mut self, conn: ConnId, id: Id) -> Option<bool> {
+        let reg = self.registrations.get_mut(&id)?;
+        let pos = reg.callees.iter().position(|&c| c == conn)?;
+        reg.callees.remove(pos);
+        let deleted = reg.callees.is_empty();
+        if deleted {
+            let reg = self.registrations.remove(&id).expect("present");
+            self.by_uri.remove(&(reg.policy, reg.uri));
+            self.patterns.retain(|&p| p != id);
+        }
+        Some(deleted)
+    }
+
+    pub fn get(&self, id: Id) -> Option<&Registration> {
+        self.registrations.get(&id)
+    }
+
+    pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
+        self.by_uri
+            .get(&(policy, uri.to_owned()))
+            .and_then(|id| self.registrations.get(id))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Registration> {
+        self.registrations.values()
+    }
+
+    /// The registration a CALL of `procedure` goes to: exact, else the longest matching prefix,
+    /// else the matching wildcard with the most fixed components.
+    pub fn matching(&self, procedure: &str) -> Option<Id> {
+        if let Some(&id) = self.by_uri.get(&(MatchPolicy::Exact, procedure.to_owned())) {
+            return Some(id);
+        }
+        let mut best: Option<(Id, (u8, usize, usize))> = None;
+        for &id in &self.patterns {
+            let reg = &self.registrations[&id];
+            if !reg.policy.matches(&reg.uri, procedure) {
+                continue;
+            }
+            let rank = match reg.policy {
+                MatchPolicy::Prefix => (2, reg.uri.len(), 0),
+                _ => (
+                    1,
+                    reg.uri.split('.').filter(|c| !c.is_empty()).count(),
+                    reg.uri.len(),
+                ),
+            };
+            if best.is_none_or(|(_, r)| rank > r) {
+                best = Some((id, rank));
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    /// Picks the callee of registration `id` for one call, per its invocation policy.
+    pub fn pick_callee(&mut self, id: Id) -> Option<ConnId> {
+        let reg = self.registrations.get_mut(&id)?;
+        let n = reg.callees.len();
+        if n == 0 {
+            return None;
+        }
+        Some(match reg.invoke {
+            InvokePolicy::Single | InvokePolicy::First => reg.callees[0],
+            InvokePolicy::Last => reg.callees[n - 1],
+            InvokePolicy::Random => reg.callees[rand::random_range(0..n)],
+            InvokePolicy::RoundRobin => {
+                let c = reg.callees[reg.next_round_robin % n];
+                reg.next_round_robin = (reg.next_round_robin + 1) % n;
+                c
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> String {
+        "t".into()
+    }
+
+    #[test]
+    fn single_registration_refuses_a_second_callee() {
+        let mut d = Dealer::default();
+        d.register(1, "a.b", MatchPolicy::Exact, InvokePolicy::Single, now)
+            .unwrap();
+        assert_eq!(
+            d.register(2, "a.b", MatchPolicy::Exact, InvokePolicy::Single, now),
+            Err(RegisterError::AlreadyExists)
+        );
+        // The same URI with another match policy is another registration.
+        assert!(d
+            .register(2, "a.b", MatchPolicy::Prefix, InvokePolicy::Single, now)
+            .is_ok());
+    }
+
+    #[test]
+    fn shared_registration_policies() {
+        let mut d = Dealer::default();
+        let r = d
+            .register(1, "p", MatchPolicy::Exact, InvokePolicy::RoundRobin, now)
+            .unwrap();
+        d.register(2, "p", MatchPolicy::Exact, InvokePolicy::RoundRobin, now)
+            .unwrap();
+        assert_eq!(
+            d.register(3, "p", MatchPolicy::Exact, InvokePolicy::Random, now),
+            Err(RegisterError::DifferentPolicy)
+        );
+        let picks: Vec<_> = (0..4).map(|_| d.pick_callee(r.id).unwrap()).collect();
+        assert_eq!(picks, vec![1, 2, 1, 2]);
+        assert_eq!(d.unregister(1, r.id), Some(false));
+        assert_eq!(d.unregister(2, r.id), Some(true));
+        assert!(d.get(r.id).is_none());
+    }
+
+    #[test]
+    fn exact_then_longest_prefix_then_wildcard() {
+        let mut d = Dealer::default();
+        let w = d
+            .register(1, "a..c", MatchPolicy::Wildcard, InvokePolicy::Single, now)
+            .unwrap();
+        let p1 = d
+            .register(1, "a.", MatchPolicy::Prefix, InvokePolicy::Single, now)
+            .unwrap();
+        let p2 = d
+            .register(1, "a.b", MatchPolicy::Prefix, InvokePolicy::Single, now)
+            .unwrap();
+        let e = d
+            .register(1, "a.b.c", MatchPolicy::Exact, InvokePolicy::Single, now)
+            .unwrap();
+        assert_eq!(d.matching("a.b.c"), Some(e.id));
+        assert_eq!(d.matching("a.b.x"), Some(p2.id));
+        assert_eq!(d.matching("a.x.c"), Some(p1.id));
+        assert_eq!(d.matching("z.x.c"), None);
+        d.unregister(1, p1.id);
+        assert_eq!(d.matching("a.x.c"), Some(w.id));
+    }
+}

@@ -30,16 +30,28 @@ pub struct CloseReason {
 
 impl CloseReason {
     pub fn normal(text: impl Into<String>) -> Self {
-        Self { code: 1000, text: text.into() }
+        Self {
+            code: 1000,
+            text: text.into(),
+        }
     }
     pub fn going_away(text: impl Into<String>) -> Self {
-        Self { code: 1001, text: text.into() }
+        Self {
+            code: 1001,
+            text: text.into(),
+        }
     }
     pub fn protocol_error(text: impl Into<String>) -> Self {
-        Self { code: 1002, text: text.into() }
+        Self {
+            code: 1002,
+            text: text.into(),
+        }
     }
     pub fn policy(text: impl Into<String>) -> Self {
-        Self { code: 1008, text: text.into() }
+        Self {
+            code: 1008,
+            text: text.into(),
+        }
     }
 }
 
@@ -68,6 +80,17 @@ pub struct TransportInfo {
     pub peer: String,
     /// The HTTP headers of the WebSocket upgrade request (lower-case names).
     pub http_headers: Option<BTreeMap<String, String>>,
+    /// The transport's anonymous authentication (`auth.anonymous`), or `None` for Crossbar's
+    /// default: anonymous access with role `anonymous` and a random authid.
+    pub anonymous: Option<AnonymousAuth>,
+}
+
+/// Anonymous access as a transport configures it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnonymousAuth {
+    pub role: String,
+    /// A fixed authid for every anonymous session, or a random one per session.
+    pub authid: Option<String>,
 }
 
 impl TransportInfo {
@@ -171,7 +194,9 @@ impl PeerReceiver {
 
     fn taken(&self, item: Option<Outbound>) -> Option<Outbound> {
         if let Some(Outbound::Message(b)) = &item {
-            self.shared.queued_bytes.fetch_sub(b.len(), Ordering::Relaxed);
+            self.shared
+                .queued_bytes
+                .fetch_sub(b.len(), Ordering::Relaxed);
         }
         item
     }
@@ -190,7 +215,11 @@ pub fn peer_channel(max_queued_bytes: usize) -> (PeerSender, PeerReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(QueueShared::default());
     (
-        PeerSender { tx, shared: shared.clone(), max_queued_bytes },
+        PeerSender {
+            tx,
+            shared: shared.clone(),
+            max_queued_bytes,
+        },
         PeerReceiver { rx, shared },
     )
 }

@@ -27,7 +27,11 @@ pub enum RealmInput {
         len: usize,
     },
     /// Any other message from a connection in a session of this realm.
-    Message { conn: ConnId, msg: Message, len: usize },
+    Message {
+        conn: ConnId,
+        msg: Message,
+        len: usize,
+    },
     /// The connection received something it could not decode: ABORT and close.
     ProtocolViolation { conn: ConnId, text: String },
     /// The connection is gone.
@@ -93,9 +97,13 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>) {
 fn dispatch(realm: &mut Realm, input: RealmInput, waiters: &mut Vec<oneshot::Sender<()>>) {
     let now = Instant::now();
     match input {
-        RealmInput::Hello { conn, peer, info, details, len } => {
-            realm.handle_hello(conn, peer, info, details, len, now)
-        }
+        RealmInput::Hello {
+            conn,
+            peer,
+            info,
+            details,
+            len,
+        } => realm.handle_hello(conn, peer, info, details, len, now),
         RealmInput::Message { conn, msg, len } => realm.handle_message(conn, msg, len, now),
         RealmInput::ProtocolViolation { conn, text } => {
             realm.handle_protocol_violation(conn, &text, now)

@@ -32,7 +32,10 @@ impl Router {
             .iter()
             .map(|realm| (realm.name.clone(), spawn_realm(realm.clone())))
             .collect();
-        Arc::new(Router { realms, next_conn: AtomicU64::new(1) })
+        Arc::new(Router {
+            realms,
+            next_conn: AtomicU64::new(1),
+        })
     }
 
     /// Registers a new connection. The transport feeds received messages to the returned
@@ -40,7 +43,10 @@ impl Router {
     pub fn connect(self: &Arc<Self>, info: TransportInfo) -> (Connection, PeerReceiver) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = peer_channel(limits::MAX_OUTGOING_QUEUE_BYTES);
-        (Connection::new(id, self.clone(), Arc::new(info), sender), receiver)
+        (
+            Connection::new(id, self.clone(), Arc::new(info), sender),
+            receiver,
+        )
     }
 
     pub(crate) fn realm(&self, name: &str) -> Option<&RealmHandle> {
@@ -54,7 +60,12 @@ impl Router {
         let mut waits = Vec::new();
         for realm in self.realms.values() {
             let (done_tx, done_rx) = oneshot::channel();
-            if realm.tx.send(RealmInput::Shutdown { done: done_tx }).await.is_ok() {
+            if realm
+                .tx
+                .send(RealmInput::Shutdown { done: done_tx })
+                .await
+                .is_ok()
+            {
                 waits.push(done_rx);
             }
         }
@@ -63,8 +74,8 @@ impl Router {
                 let _ = w.await;
             }
         };
-        let _ = tokio::time::timeout(limits::SHUTDOWN_GRACE + limits::GOODBYE_REPLY_TIMEOUT, all)
-            .await;
+        let _ =
+            tokio::time::timeout(limits::SHUTDOWN_GRACE + limits::GOODBYE_REPLY_TIMEOUT, all).await;
     }
 }
 

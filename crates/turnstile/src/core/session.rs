@@ -1,1 +1,145 @@
-//! (in progress)
+//! A WAMP session as the realm keeps it: identity, transport, metering, and what it owns in the
+//! broker and dealer.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use wamp_proto::{dict, Dict, Id, IdSequence, Value};
+
+use crate::core::meter::Meter;
+use crate::core::peer::{ChannelType, Framing, PeerSender, TransportInfo};
+use crate::core::router::ConnId;
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionState {
+    /// WELCOME sent: routing.
+    Joined,
+    /// The router sent GOODBYE (kill or shutdown) and waits for the client's reply. The session
+    /// no longer receives events or invocations.
+    Closing,
+}
+
+/// Who the session is, as established at join.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub authid: String,
+    pub authrole: String,
+    pub authmethod: String,
+    pub authprovider: String,
+    pub authextra: Dict,
+}
+
+/// A session of a realm.
+#[derive(Debug)]
+pub struct Session {
+    pub conn: ConnId,
+    pub id: Id,
+    pub state: SessionState,
+    pub peer: PeerSender,
+    pub info: Arc<TransportInfo>,
+    pub identity: Identity,
+    /// `HELLO.Details.roles`: what the client announced.
+    pub client_roles: Dict,
+    /// Present when the realm meters (it has a `stats` section).
+    pub meter: Option<Meter>,
+    /// Generation of the live statistics-duration timer (older ones are stale).
+    pub stats_timer: u64,
+    /// Generation of the live GOODBYE-reply timer.
+    pub goodbye_timer: u64,
+    pub subscriptions: HashSet<Id>,
+    pub registrations: HashSet<Id>,
+    /// Request ids of INVOCATIONs sent to this session (session scope, sequential).
+    pub invocation_ids: IdSequence,
+    /// INVOCATION request ids this session (as callee) has not answered yet.
+    pub pending_invocations: HashSet<Id>,
+    /// CALL request ids of this session (as caller) not answered yet, with their invocation:
+    /// (callee connection, invocation request id).
+    pub pending_calls: std::collections::HashMap<Id, (ConnId, Id)>,
+    /// Set when queueing to the connection failed: the session is ended after the current input.
+    pub doomed: bool,
+}
+
+impl Session {
+    /// Whether the client announced `feature` for `role` in HELLO.
+    pub fn supports(&self, role: &str, feature: &str) -> bool {
+        self.client_roles
+            .get(role)
+            .and_then(Value::as_dict)
+            .and_then(|r| r.get("features"))
+            .and_then(Value::as_dict)
+            .and_then(|f| f.get(feature))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The session details dict of `wamp.session.on_join` and `wamp.session.get`.
+    pub fn details(&self, realm: &str) -> Dict {
+        let serializer = self.info.serializer.name();
+        let mut transport = dict! {
+            "channel_type" => match self.info.channel_type {
+                ChannelType::Tcp => "tcp",
+                ChannelType::Unix => "unix",
+                ChannelType::Tls => "tls",
+            },
+            "channel_framing" => match self.info.framing {
+                Framing::WebSocket => "websocket",
+                Framing::RawSocket => "rawsocket",
+            },
+            "channel_serializer" => serializer,
+            "websocket_protocol" => self.info.serializer.ws_subprotocol(),
+            "peer" => self.info.peer.as_str(),
+            "is_secure" => self.info.channel_type == ChannelType::Tls,
+        };
+        if let Some(headers) = &self.info.http_headers {
+            let headers: Dict = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect();
+            transport.insert("http_headers_received".into(), Value::Dict(headers));
+        }
+        let id = &self.identity;
+        dict! {
+            "realm" => realm,
+            "session" => self.id,
+            "authid" => id.authid.as_str(),
+            "authrole" => id.authrole.as_str(),
+            "authmethod" => id.authmethod.as_str(),
+            "authprovider" => id.authprovider.as_str(),
+            "authextra" => Value::Dict(id.authextra.clone()),
+            "serializer" => serializer,
+            "transport" => Value::Dict(transport),
+            "resumed" => false,
+            "resumable" => false,
+            "resume_token" => Value::Null,
+        }
+    }
+}
+
+/// A random anonymous authid: six groups of four characters `A-Z0-9` joined by `-`.
+pub fn random_authid() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut out = String::with_capacity(29);
+    for group in 0..6 {
+        if group > 0 {
+            out.push('-');
+        }
+        for _ in 0..4 {
+            out.push(ALPHABET[rand::random_range(0..ALPHABET.len())] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn anonymous_authid_has_six_groups_of_four() {
+        let id = super::random_authid();
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(groups.len(), 6, "{id}");
+        assert!(groups.iter().all(|g| g.len() == 4
+            && g.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())));
+    }
+}

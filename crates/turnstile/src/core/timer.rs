@@ -1,1 +1,62 @@
-//! (in progress)
+//! One table of deadlines for a realm: statistics duration triggers, GOODBYE reply waits and
+//! handshake deadlines. The realm exposes only the earliest one, so its shell keeps one sleep.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::Instant;
+
+use crate::core::router::ConnId;
+
+/// What a deadline is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// The statistics cycle of the session reached `trigger_after_duration`.
+    StatsDuration,
+    /// The client did not answer the router's GOODBYE in time.
+    GoodbyeReply,
+    /// The client did not finish the opening handshake (HELLO to WELCOME) in time.
+    Handshake,
+}
+
+/// A deadline for one session. `generation` makes re-armed timers cheap: the session keeps the
+/// generation of its live timer of each kind, and a fired entry of an older one is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timer {
+    pub at: Instant,
+    pub conn: ConnId,
+    pub kind: TimerKind,
+    pub generation: u64,
+}
+
+/// A min-heap of deadlines, with lazy removal: stale entries are skipped when they fire.
+#[derive(Debug, Default)]
+pub struct TimerTable {
+    heap: BinaryHeap<Reverse<Timer>>,
+}
+
+impl TimerTable {
+    pub fn insert(&mut self, timer: Timer) {
+        self.heap.push(Reverse(timer));
+    }
+
+    /// The earliest deadline (possibly stale: firing a stale timer does nothing).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse(t)| t.at)
+    }
+
+    /// Removes and returns the earliest timer if it is due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+        match self.heap.peek() {
+            Some(Reverse(t)) if t.at <= now => self.heap.pop().map(|Reverse(t)| t),
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}

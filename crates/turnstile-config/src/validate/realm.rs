@@ -1,0 +1,252 @@
+//! Realms: names, options, roles with static permissions, and the `stats` section
+//! (`shared/spec/session-statistics.md` §5).
+
+use wamp_proto::uri::is_valid_uri;
+use wamp_proto::{MatchPolicy, UriRules};
+
+use super::Ctx;
+use crate::cursor::{Keys, Node, VResult};
+use crate::model::{Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig};
+
+const REALM: Keys = Keys {
+    what: "a realm",
+    allowed: &["name", "roles", "options", "stats"],
+    unsupported: &[
+        ("store", "realm event stores (event history) are not supported yet"),
+        ("rlinks", "router-to-router links are not supported yet"),
+    ],
+};
+
+const REALM_OPTIONS: Keys = Keys {
+    what: "realm options",
+    allowed: &["enable_meta_api", "uri_check", "event_dispatching_chunk_size"],
+    unsupported: &[("bridge_meta_api", "bridging the meta API is not supported yet")],
+};
+
+const ROLE: Keys = Keys {
+    what: "a role",
+    allowed: &["name", "permissions"],
+    unsupported: &[("authorizer", "dynamic authorizers are not supported yet")],
+};
+
+const PERMISSION: Keys = Keys {
+    what: "a permission",
+    allowed: &["uri", "match", "allow", "disclose", "cache"],
+    unsupported: &[],
+};
+
+const ALLOW: Keys = Keys {
+    what: "allowed actions",
+    allowed: &["call", "register", "publish", "subscribe"],
+    unsupported: &[],
+};
+
+const DISCLOSE: Keys = Keys {
+    what: "disclosure settings",
+    allowed: &["caller", "publisher"],
+    unsupported: &[],
+};
+
+const STATS: Keys = Keys {
+    what: "session statistics settings",
+    allowed: &[
+        "rated_message_size",
+        "trigger_after_rated_messages",
+        "trigger_after_duration",
+        "trigger_on_join",
+        "trigger_on_leave",
+    ],
+    unsupported: &[],
+};
+
+/// The largest `rated_message_size`: 2^30.
+const MAX_RATED_MESSAGE_SIZE: u64 = 1 << 30;
+
+pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
+    let obj = node.object(&REALM)?;
+
+    let name_node = obj.required("name", "the realm name, a URI such as \"realm1\"")?;
+    let name = name_node.str("the realm name")?;
+    if !is_valid_uri(name, UriRules::Loose, false) {
+        return Err(name_node.invalid("a realm name that is a valid WAMP URI, such as \"realm1\""));
+    }
+    if let Some((_, first)) = ctx.realms.iter().find(|(n, _)| n == name) {
+        return Err(name_node.conflict(format!("realm names must be unique, also defined at {first}")));
+    }
+    ctx.realms.push((name.to_owned(), name_node.path()));
+
+    let options = obj.opt("options", RealmOptions::default(), realm_options)?;
+
+    let roles = obj.opt("roles", Vec::new(), |n| {
+        let mut roles: Vec<RoleConfig> = Vec::new();
+        let mut name_paths: Vec<String> = Vec::new();
+        for item in n.list("roles")? {
+            let (role, name_node) = role(&item, options.uri_check)?;
+            if let Some(i) = roles.iter().position(|r| r.name == role.name) {
+                return Err(name_node.conflict(format!(
+                    "role names must be unique in a realm, also defined at {}",
+                    name_paths[i]
+                )));
+            }
+            roles.push(role);
+            name_paths.push(name_node.path());
+        }
+        Ok(roles)
+    })?;
+
+    let stats = obj.opt("stats", None, |n| stats(n).map(Some))?;
+
+    Ok(RealmConfig { name: name.to_owned(), roles, options, stats })
+}
+
+fn realm_options(node: &Node) -> VResult<RealmOptions> {
+    let obj = node.object(&REALM_OPTIONS)?;
+    let defaults = RealmOptions::default();
+    Ok(RealmOptions {
+        enable_meta_api: obj.bool_or("enable_meta_api", defaults.enable_meta_api)?,
+        uri_check: obj.opt("uri_check", defaults.uri_check, |n| {
+            Ok(match n.choice(&["loose", "strict"])? {
+                "strict" => UriRules::Strict,
+                _ => UriRules::Loose,
+            })
+        })?,
+        event_dispatching_chunk_size: obj.opt("event_dispatching_chunk_size", None, |n| {
+            let max = u64::from(u32::MAX);
+            let size = n.int_in(1, max, &format!("an integer between 1 and {max}"))?;
+            Ok(Some(size as u32))
+        })?,
+    })
+}
+
+/// A role and the node of its name (for duplicate messages).
+fn role<'v>(node: &Node<'v>, rules: UriRules) -> VResult<(RoleConfig, Node<'v>)> {
+    let obj = node.object(&ROLE)?;
+    let name_node = obj.required("name", "the role name, such as \"anonymous\"")?;
+    let name = name_node.non_empty_str("the role name")?.to_owned();
+    let permissions = obj
+        .required("permissions", "a list of permissions")?
+        .list("permissions")?
+        .iter()
+        .map(|p| permission(p, rules))
+        .collect::<VResult<Vec<_>>>()?;
+    Ok((RoleConfig { name, permissions }, name_node))
+}
+
+fn permission(node: &Node, rules: UriRules) -> VResult<Permission> {
+    let obj = node.object(&PERMISSION)?;
+    let uri_node = obj.required("uri", "the URI or URI pattern the permission applies to")?;
+    let raw_uri = uri_node.str("a URI or URI pattern")?;
+    let explicit = obj.opt("match", None, |n| {
+        let policy = n.choice(&["exact", "prefix", "wildcard"])?;
+        Ok(MatchPolicy::parse(policy))
+    })?;
+
+    let (uri, match_policy) = match explicit {
+        Some(_) if raw_uri.contains('*') => {
+            return Err(uri_node.invalid(
+                "a URI without \"*\" when \"match\" is given (stars are Crossbar's pattern \
+                 shorthand: leave \"match\" out to use them)",
+            ))
+        }
+        Some(policy) => (raw_uri.to_owned(), policy),
+        None => default_match(raw_uri),
+    };
+    let allow_empty = match_policy != MatchPolicy::Exact;
+    if !is_valid_uri(&uri, rules, allow_empty) {
+        let rules = match rules {
+            UriRules::Loose => "loose",
+            UriRules::Strict => "strict",
+        };
+        let expected = match match_policy {
+            MatchPolicy::Exact => format!(
+                "a valid URI ({rules} rules) for exact matching (use \"match\": \"prefix\" with \
+                 \"\" to match every URI)"
+            ),
+            policy => format!("a valid URI pattern ({rules} rules) for {} matching", policy.as_str()),
+        };
+        return Err(uri_node.invalid(expected));
+    }
+
+    let allow = obj.opt("allow", Allow::default(), |n| {
+        let a = n.object(&ALLOW)?;
+        Ok(Allow {
+            call: a.bool_or("call", false)?,
+            register: a.bool_or("register", false)?,
+            publish: a.bool_or("publish", false)?,
+            subscribe: a.bool_or("subscribe", false)?,
+        })
+    })?;
+    let disclose = obj.opt("disclose", Disclose::default(), |n| {
+        let d = n.object(&DISCLOSE)?;
+        Ok(Disclose { caller: d.bool_or("caller", false)?, publisher: d.bool_or("publisher", false)? })
+    })?;
+    let cache = obj.bool_or("cache", true)?;
+
+    Ok(Permission { uri, match_policy, allow, disclose, cache })
+}
+
+/// The match policy of a permission without `match`: Crossbar's starred URIs (`a.b.*` is
+/// prefix `a.b.`, other stars make a wildcard with empty components); and, where Crossbar would
+/// say exact, prefix for `""` and URIs ending with `.`, which can only mean a prefix.
+fn default_match(uri: &str) -> (String, MatchPolicy) {
+    let stars = uri.matches('*').count();
+    if stars == 1 && uri.ends_with('*') {
+        (uri[..uri.len() - 1].to_owned(), MatchPolicy::Prefix)
+    } else if stars > 0 {
+        (uri.replace('*', ""), MatchPolicy::Wildcard)
+    } else if uri.is_empty() || uri.ends_with('.') {
+        (uri.to_owned(), MatchPolicy::Prefix)
+    } else {
+        (uri.to_owned(), MatchPolicy::Exact)
+    }
+}
+
+fn stats(node: &Node) -> VResult<StatsConfig> {
+    let obj = node.object(&STATS)?;
+    let defaults = StatsConfig::default();
+    let rated_message_size = obj.opt("rated_message_size", defaults.rated_message_size, |n| {
+        match n.value().as_u64() {
+            Some(size) if size.is_power_of_two() && size <= MAX_RATED_MESSAGE_SIZE => Ok(size as u32),
+            _ => Err(n.invalid(format!(
+                "a power of two between 1 and {MAX_RATED_MESSAGE_SIZE}"
+            ))),
+        }
+    })?;
+    let trigger_after_rated_messages = obj.opt(
+        "trigger_after_rated_messages",
+        defaults.trigger_after_rated_messages,
+        |n| n.int_in(0, u64::MAX, "an integer >= 0 (rated messages; 0 = off)"),
+    )?;
+    // Capped so that timers cannot overflow; the cap also catches Crossbar's nanoseconds.
+    let max_duration = u64::from(u32::MAX);
+    let trigger_after_duration =
+        obj.opt("trigger_after_duration", defaults.trigger_after_duration, |n| {
+            n.int_in(
+                0,
+                max_duration,
+                &format!("an integer between 0 and {max_duration} (seconds, not nanoseconds; 0 = off)"),
+            )
+        })?;
+    Ok(StatsConfig {
+        rated_message_size,
+        trigger_after_rated_messages,
+        trigger_after_duration,
+        trigger_on_join: obj.bool_or("trigger_on_join", defaults.trigger_on_join)?,
+        trigger_on_leave: obj.bool_or("trigger_on_leave", defaults.trigger_on_leave)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_match_follows_crossbar_stars() {
+        assert_eq!(default_match(""), (String::new(), MatchPolicy::Prefix));
+        assert_eq!(default_match("com.example."), ("com.example.".into(), MatchPolicy::Prefix));
+        assert_eq!(default_match("com.example.*"), ("com.example.".into(), MatchPolicy::Prefix));
+        assert_eq!(default_match("com.*.update"), ("com..update".into(), MatchPolicy::Wildcard));
+        assert_eq!(default_match("com.*.*"), ("com..".into(), MatchPolicy::Wildcard));
+        assert_eq!(default_match("com.example.add"), ("com.example.add".into(), MatchPolicy::Exact));
+    }
+}

@@ -1,0 +1,280 @@
+//! Listening sockets: binds TCP and Unix endpoints, accepts connections, and names the peer.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
+use tracing::{debug, error, warn};
+use turnstile_config::Endpoint;
+
+use crate::core::peer::{ChannelType, TransportInfo};
+use crate::limits;
+
+/// Where an accepted connection comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAddr {
+    Tcp(SocketAddr),
+    Unix,
+}
+
+impl PeerAddr {
+    /// `peer` of the session details: `tcp4:ADDR:PORT`, `tcp6:[ADDR]:PORT` or `unix`.
+    pub fn peer_string(&self) -> String {
+        match self {
+            PeerAddr::Tcp(addr) => TransportInfo::tcp_peer(*addr),
+            PeerAddr::Unix => "unix".to_owned(),
+        }
+    }
+
+    pub fn channel_type(&self) -> ChannelType {
+        match self {
+            PeerAddr::Tcp(_) => ChannelType::Tcp,
+            PeerAddr::Unix => ChannelType::Unix,
+        }
+    }
+}
+
+/// The address a transport listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl LocalAddr {
+    /// The TCP address, for a TCP endpoint.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            LocalAddr::Tcp(a) => Some(*a),
+            LocalAddr::Unix(_) => None,
+        }
+    }
+
+    /// The socket file, for a Unix endpoint.
+    pub fn unix(&self) -> Option<&Path> {
+        match self {
+            LocalAddr::Tcp(_) => None,
+            LocalAddr::Unix(p) => Some(p),
+        }
+    }
+}
+
+impl fmt::Display for LocalAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LocalAddr::Tcp(a) => write!(f, "{a}"),
+            LocalAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub enum Bound {
+    Tcp(TcpAccept),
+    Unix(UnixAccept),
+}
+
+impl Bound {
+    pub fn local_addr(&self) -> LocalAddr {
+        match self {
+            Bound::Tcp(l) => LocalAddr::Tcp(l.local),
+            Bound::Unix(l) => LocalAddr::Unix(l.path.clone()),
+        }
+    }
+}
+
+/// Binds `endpoint`. The error says what failed, without naming the transport (the caller does).
+pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), String> {
+    match endpoint {
+        Endpoint::Tcp { port, interface, version, backlog } => {
+            let addr = resolve(interface.as_deref(), *version, *port).await?;
+            let listener = listen_tcp(addr, *backlog)
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+            Ok((Bound::Tcp(TcpAccept { listener, local }), None))
+        }
+        Endpoint::Unix { path } => {
+            remove_stale_socket(path)?;
+            let listener = UnixListener::bind(path)
+                .map_err(|e| format!("cannot listen on unix socket {}: {e}", path.display()))?;
+            let file = SocketFile(path.clone());
+            Ok((Bound::Unix(UnixAccept { listener, path: path.clone() }), Some(file)))
+        }
+    }
+}
+
+/// The address to bind for `interface` (an IP address or a host name), default all interfaces.
+async fn resolve(interface: Option<&str>, version: u8, port: u16) -> Result<SocketAddr, String> {
+    let Some(interface) = interface else {
+        let ip: IpAddr =
+            if version == 6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+        return Ok(SocketAddr::new(ip, port));
+    };
+    if let Ok(ip) = interface.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((interface, port))
+        .await
+        .map_err(|e| format!("cannot resolve interface \"{interface}\": {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| if version == 6 { a.is_ipv6() } else { a.is_ipv4() })
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("interface \"{interface}\" has no address"))
+}
+
+fn listen_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv6() { TcpSocket::new_v6()? } else { TcpSocket::new_v4()? };
+    // As std's TcpListener::bind does: a restarted router can bind while old connections linger
+    // in TIME_WAIT. (It does not allow two listeners on one port.)
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Removes a socket file left behind by a router that did not stop cleanly. A file that is not a
+/// socket, or a socket some process still accepts on, is an error.
+fn remove_stale_socket(path: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(format!("{} exists and is not a socket; not removing it", path.display()));
+    }
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(format!("unix socket {} is in use by another process", path.display()));
+    }
+    debug!(path = %path.display(), "removing stale unix socket file");
+    std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))
+}
+
+/// A Unix socket file this server created; removed when dropped (if it is still a socket).
+#[derive(Debug)]
+pub struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let is_socket = std::fs::symlink_metadata(&self.0)
+            .map(|m| m.file_type().is_socket())
+            .unwrap_or(false);
+        if is_socket {
+            if let Err(e) = std::fs::remove_file(&self.0) {
+                warn!(path = %self.0.display(), error = %e, "cannot remove unix socket file");
+            }
+        }
+    }
+}
+
+/// A TCP listener that sets TCP_NODELAY on every accepted connection.
+#[derive(Debug)]
+pub struct TcpAccept {
+    listener: TcpListener,
+    local: SocketAddr,
+}
+
+/// A Unix socket listener.
+#[derive(Debug)]
+pub struct UnixAccept {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl Listener for TcpAccept {
+    type Io = TcpStream;
+    type Addr = PeerAddr;
+
+    async fn accept(&mut self) -> (TcpStream, PeerAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
+                    if let Err(e) = stream.set_nodelay(true) {
+                        debug!(peer = %addr, error = %e, "cannot set TCP_NODELAY");
+                    }
+                    return (stream, PeerAddr::Tcp(addr));
+                }
+                Err(e) => accept_error(e).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        Ok(PeerAddr::Tcp(self.local))
+    }
+}
+
+impl Listener for UnixAccept {
+    type Io = UnixStream;
+    type Addr = PeerAddr;
+
+    async fn accept(&mut self) -> (UnixStream, PeerAddr) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, _)) => return (stream, PeerAddr::Unix),
+                Err(e) => accept_error(e).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<PeerAddr> {
+        Ok(PeerAddr::Unix)
+    }
+}
+
+async fn accept_error(e: io::Error) {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) {
+        debug!(error = %e, "accept failed for one connection");
+        return;
+    }
+    error!(error = %e, "accept failed; pausing before accepting again");
+    tokio::time::sleep(limits::ACCEPT_ERROR_BACKOFF).await;
+}
+
+impl Connected<IncomingStream<'_, TcpAccept>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpAccept>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, UnixAccept>> for PeerAddr {
+    fn connect_info(stream: IncomingStream<'_, UnixAccept>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+/// A stream that splits into halves that can be used from one task without a lock.
+pub trait SplitStream: Send + 'static {
+    type Read: tokio::io::AsyncRead + Unpin + Send + 'static;
+    type Write: tokio::io::AsyncWrite + Unpin + Send + 'static;
+    fn split_halves(self) -> (Self::Read, Self::Write);
+}
+
+impl SplitStream for TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn split_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl SplitStream for UnixStream {
+    type Read = tokio::net::unix::OwnedReadHalf;
+    type Write = tokio::net::unix::OwnedWriteHalf;
+    fn split_halves(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
