@@ -106,6 +106,11 @@ impl<'v> Node<'v> {
         Ok(map.iter().map(|(k, v)| (k.as_str(), self.child_key(k, v))).collect())
     }
 
+    /// The value at `key` if this is an object that has it (no key checks).
+    pub fn get(&self, key: &str) -> Option<Node<'v>> {
+        self.value.get(key).map(|value| self.child_key(key, value))
+    }
+
     /// This value as a list; its items know their index.
     pub fn list(&self, what: &str) -> VResult<Vec<Node<'v>>> {
         let Value::Array(items) = self.value else {
@@ -171,10 +176,6 @@ pub(crate) struct Obj<'v> {
 }
 
 impl<'v> Obj<'v> {
-    pub fn node(&self) -> &Node<'v> {
-        &self.node
-    }
-
     /// The value at `key`, if present.
     pub fn get(&self, key: &str) -> Option<Node<'v>> {
         self.map.get(key).map(|value| self.node.child_key(key, value))

@@ -88,7 +88,7 @@ pub(crate) fn resolve(base: &Path, path: &str) -> PathBuf {
     normalize(&base.join(path))
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
     normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
 }

@@ -1,1 +1,208 @@
-//! (in progress)
+//! Starts a node's router workers and their transports from a configuration, and stops them
+//! gracefully: bind every transport first (so a port in use stops the start with a clear error),
+//! then start the realms and serve until the shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::bail;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+use turnstile_config::{NodeConfig, TransportConfig, WebPath};
+use wamp_proto::Serializer;
+
+use crate::core::router::Router;
+use crate::limits;
+use crate::transport::listener::{self, Bound, SocketFile};
+use crate::transport::rawsocket::{self, RawSocketService};
+use crate::transport::{anonymous_auth, web, Conns, LocalAddr};
+
+/// A node whose transports are bound (listening), ready to [`Server::run`].
+#[derive(Debug)]
+pub struct Server {
+    config: NodeConfig,
+    transports: Vec<BoundTransport>,
+    /// Unix socket files to remove at the end.
+    socket_files: Vec<SocketFile>,
+}
+
+#[derive(Debug)]
+struct BoundTransport {
+    worker: usize,
+    index: usize,
+    bound: Bound,
+    local: LocalAddr,
+}
+
+impl Server {
+    /// Binds every transport of every router worker. Fails, with nothing left listening, on the
+    /// first transport that cannot listen (the error names it, e.g. `workers[0].transports[1]`,
+    /// and its address). Must be called inside a Tokio runtime.
+    pub async fn bind(config: NodeConfig) -> anyhow::Result<Server> {
+        let mut transports = Vec::new();
+        let mut socket_files = Vec::new();
+        for (w, worker) in config.workers.iter().enumerate() {
+            for (t, transport) in worker.transports.iter().enumerate() {
+                let (bound, file) = match listener::bind(transport.endpoint()).await {
+                    Ok(b) => b,
+                    Err(e) => {
+                        let at = position(w, t, transport);
+                        bail!("{at} ({}): {e}", kind(transport))
+                    }
+                };
+                socket_files.extend(file);
+                let local = bound.local_addr();
+                transports.push(BoundTransport { worker: w, index: t, bound, local });
+            }
+        }
+        Ok(Server { config, transports, socket_files })
+    }
+
+    /// The addresses of all transports: workers in order, each worker's transports in order.
+    pub fn local_addrs(&self) -> Vec<LocalAddr> {
+        self.transports.iter().map(|t| t.local.clone()).collect()
+    }
+
+    /// The address of `workers[worker].transports[transport]`.
+    pub fn local_addr(&self, worker: usize, transport: usize) -> Option<&LocalAddr> {
+        self.transports
+            .iter()
+            .find(|t| t.worker == worker && t.index == transport)
+            .map(|t| &t.local)
+    }
+
+    /// Starts the realms and serves every transport until `shutdown` completes. Then stops
+    /// accepting, has the realms say GOODBYE (`wamp.close.system_shutdown`) to every session and
+    /// wait for the replies, gives the connections a bounded moment to write and close, and
+    /// returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Server { config, transports, socket_files } = self;
+        let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
+        for (w, worker) in config.workers.iter().enumerate() {
+            let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
+            info!("router worker {w}: realms {}", names.join(", "));
+        }
+
+        let conns = Conns::default();
+        let stop = CancellationToken::new();
+        let listeners = TaskTracker::new();
+        for t in transports {
+            let transport = &config.workers[t.worker].transports[t.index];
+            let at = position(t.worker, t.index, transport);
+            info!("listening: {} [{at}]", describe(transport, &t.local));
+            let router = &routers[t.worker];
+            match transport {
+                TransportConfig::Web { paths, .. } => {
+                    let app = web::web_app(paths, router, &conns);
+                    spawn_web(&listeners, t.bound, app, stop.clone());
+                }
+                TransportConfig::WebSocket { path, service, .. } => {
+                    let app = web::websocket_app(path, service, router, &conns);
+                    spawn_web(&listeners, t.bound, app, stop.clone());
+                }
+                TransportConfig::RawSocket { serializers, max_message_size, auth, .. } => {
+                    let service = Arc::new(RawSocketService {
+                        serializers: serializers.clone(),
+                        max_message_size: *max_message_size,
+                        anonymous: anonymous_auth(auth.as_ref()),
+                    });
+                    let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
+                    match t.bound {
+                        Bound::Tcp(l) => {
+                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop))
+                        }
+                        Bound::Unix(l) => {
+                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop))
+                        }
+                    };
+                }
+            }
+        }
+
+        shutdown.await;
+        info!("shutting down");
+        stop.cancel();
+        futures_util::future::join_all(routers.iter().map(|r| r.shutdown())).await;
+        conns.closing.cancel();
+        conns.tracker.close();
+        listeners.close();
+        let all_done = async {
+            conns.tracker.wait().await;
+            listeners.wait().await;
+        };
+        if tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, all_done).await.is_err() {
+            warn!(
+                connections = conns.tracker.len(),
+                "shutdown: connections still open after {:?}; leaving them",
+                limits::SHUTDOWN_FLUSH_TIMEOUT
+            );
+        }
+        drop(socket_files);
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds and runs `config` until `shutdown` completes.
+pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    Server::bind(config).await?.run(shutdown).await
+}
+
+fn spawn_web(listeners: &TaskTracker, bound: Bound, app: axum::Router, stop: CancellationToken) {
+    match bound {
+        Bound::Tcp(l) => listeners.spawn(web::serve(l, app, stop)),
+        Bound::Unix(l) => listeners.spawn(web::serve(l, app, stop)),
+    };
+}
+
+/// `workers[0].transports[1]`, with the transport's `id` if it has one: how a transport is
+/// named in messages.
+fn position(worker: usize, index: usize, transport: &TransportConfig) -> String {
+    match transport.id() {
+        Some(id) => format!("workers[{worker}].transports[{index}] \"{id}\""),
+        None => format!("workers[{worker}].transports[{index}]"),
+    }
+}
+
+fn kind(transport: &TransportConfig) -> &'static str {
+    match transport {
+        TransportConfig::WebSocket { .. } => "websocket",
+        TransportConfig::Web { .. } => "web",
+        TransportConfig::RawSocket { .. } => "rawsocket",
+    }
+}
+
+fn serializer_names(serializers: &[Serializer]) -> String {
+    serializers.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// `web on 127.0.0.1:8080 (ws at /ws: json, msgpack, cbor)` and the like.
+fn describe(transport: &TransportConfig, local: &LocalAddr) -> String {
+    match transport {
+        TransportConfig::Web { paths, .. } => {
+            let services: Vec<String> = paths
+                .iter()
+                .map(|(key, path)| {
+                    let at = web::mount_point(key);
+                    match path {
+                        WebPath::WebSocket(s) => {
+                            format!("ws at {at}: {}", serializer_names(&s.serializers))
+                        }
+                        WebPath::Static { directory } => {
+                            format!("static at {at}: {}", directory.display())
+                        }
+                    }
+                })
+                .collect();
+            format!("web on {local} ({})", services.join("; "))
+        }
+        TransportConfig::WebSocket { path, service, .. } => {
+            format!("websocket on {local} at {path} ({})", serializer_names(&service.serializers))
+        }
+        TransportConfig::RawSocket { serializers, max_message_size, .. } => format!(
+            "rawsocket on {local} ({}; max message {max_message_size} bytes)",
+            serializer_names(serializers)
+        ),
+    }
+}

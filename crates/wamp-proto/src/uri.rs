@@ -98,3 +98,117 @@ pub fn validate_pattern(uri: &str, rules: UriRules, policy: MatchPolicy) -> bool
         MatchPolicy::Wildcard => is_valid_uri(uri, rules, true),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use MatchPolicy::*;
+    use UriRules::*;
+
+    #[test]
+    fn loose_and_strict_uris() {
+        for uri in [
+            "com.myapp.topic1",
+            "a",
+            "wamp.error.not_authorized",
+            "x_1.2_y",
+        ] {
+            assert!(is_valid_uri(uri, Strict, false), "{uri}");
+            assert!(is_valid_uri(uri, Loose, false), "{uri}");
+        }
+        // Loose only: upper case, dashes, unicode, other punctuation.
+        for uri in ["com.MyApp.topic", "a-b.c", "café.crème", "x:y/z", "ä"] {
+            assert!(is_valid_uri(uri, Loose, false), "{uri}");
+            assert!(!is_valid_uri(uri, Strict, false), "{uri}");
+        }
+        // Neither: whitespace, '#', empty components, the empty string.
+        for uri in [
+            "a b", "a\tb", "a.b\n", "a#b", "#", "com..foo", "com.", ".com", "", ".", "a.\u{a0}",
+        ] {
+            assert!(!is_valid_uri(uri, Loose, false), "{uri:?}");
+            assert!(!is_valid_uri(uri, Strict, false), "{uri:?}");
+        }
+    }
+
+    #[test]
+    fn empty_components_when_allowed() {
+        for uri in ["com..foo", "com.", ".com", "", ".", "..", "a.b.c"] {
+            assert!(is_valid_uri(uri, Loose, true), "{uri:?}");
+            assert!(is_valid_uri(uri, Strict, true), "{uri:?}");
+        }
+        for uri in ["a..b c", "a.#.b", "a. .b"] {
+            assert!(!is_valid_uri(uri, Loose, true), "{uri:?}");
+        }
+        assert!(!is_valid_uri("com..Foo", Strict, true));
+        assert!(is_valid_uri("com..Foo", Loose, true));
+    }
+
+    #[test]
+    fn patterns_per_policy() {
+        let cases = [
+            // (uri, exact, prefix, wildcard)
+            ("com.myapp.topic", true, true, true),
+            ("com.myapp.", false, true, true),
+            ("", false, true, true),
+            ("com..topic", false, false, true),
+            (".myapp.topic", false, false, true),
+            ("com.myapp..", false, false, true),
+            ("..", false, false, true),
+            ("com.my app", false, false, false),
+            ("com.#", false, false, false),
+        ];
+        for (uri, exact, prefix, wildcard) in cases {
+            assert_eq!(validate_pattern(uri, Loose, Exact), exact, "exact {uri:?}");
+            assert_eq!(
+                validate_pattern(uri, Loose, Prefix),
+                prefix,
+                "prefix {uri:?}"
+            );
+            assert_eq!(
+                validate_pattern(uri, Loose, Wildcard),
+                wildcard,
+                "wildcard {uri:?}"
+            );
+        }
+        assert!(!validate_pattern("Com.", Strict, Prefix));
+        assert!(validate_pattern("com.", Strict, Prefix));
+        assert!(!validate_pattern("com..Topic", Strict, Wildcard));
+    }
+
+    #[test]
+    fn policy_names() {
+        for p in [Exact, Prefix, Wildcard] {
+            assert_eq!(MatchPolicy::parse(p.as_str()), Some(p));
+        }
+        assert_eq!(MatchPolicy::parse("regex"), None);
+        assert_eq!(MatchPolicy::default(), Exact);
+        assert_eq!(UriRules::default(), Loose);
+    }
+
+    #[test]
+    fn matching() {
+        assert!(Exact.matches("com.a.b", "com.a.b"));
+        assert!(!Exact.matches("com.a", "com.a.b"));
+
+        assert!(Prefix.matches("com.a", "com.a"));
+        assert!(Prefix.matches("com.a", "com.a.b"));
+        assert!(Prefix.matches("com.a.", "com.a.b"));
+        assert!(!Prefix.matches("com.a.", "com.a"));
+        // Prefix matching is on characters, as in Crossbar.
+        assert!(Prefix.matches("com.a", "com.ab"));
+        assert!(Prefix.matches("", "anything.at.all"));
+        assert!(!Prefix.matches("com.b", "com.a.b"));
+
+        assert!(Wildcard.matches("com..b", "com.a.b"));
+        assert!(Wildcard.matches("com..b", "com.x.b"));
+        assert!(Wildcard.matches("..", "a.b.c"));
+        assert!(Wildcard.matches("", "a"));
+        assert!(!Wildcard.matches("", "a.b"));
+        assert!(!Wildcard.matches("com..b", "com.a.c"));
+        assert!(!Wildcard.matches("com..b", "com.a.b.c"));
+        assert!(!Wildcard.matches("com..b", "com.b"));
+        assert!(Wildcard.matches("com.a.b", "com.a.b"));
+        assert!(!Wildcard.matches("com..", "com.a"));
+        assert!(Wildcard.matches("com..", "com.a.b"));
+    }
+}

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 
 import pytest
+import txaio
 
 from interop import (
     SERIALIZERS,
@@ -67,6 +68,13 @@ def start_router(tmp_path_factory):
     yield start
     for r in started:
         r.stop()
+
+
+@pytest.fixture(autouse=True)
+async def _txaio_loop():
+    """Every test runs on its own event loop: point txaio (autobahn's futures) at it."""
+    txaio.config.loop = asyncio.get_running_loop()
+    yield
 
 
 class _Clients:

@@ -17,3 +17,6 @@ pub mod realm_task;
 pub mod router;
 pub mod session;
 pub mod timer;
+
+#[cfg(test)]
+mod tests;

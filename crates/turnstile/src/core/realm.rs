@@ -211,7 +211,7 @@ impl Realm {
         let session = Session {
             conn,
             id,
-            state: SessionState::Joined,
+            state: SessionState::Joining,
             peer,
             info,
             identity,
@@ -270,7 +270,7 @@ impl Realm {
             self.take_snapshot(conn, false);
         }
         match state {
-            SessionState::Joined => self.on_message(conn, msg),
+            SessionState::Joined | SessionState::Joining => self.on_message(conn, msg),
             SessionState::Closing => {
                 // After the router's GOODBYE only the client's GOODBYE matters.
                 if let Message::Goodbye { .. } = msg {
@@ -298,18 +298,44 @@ impl Realm {
     }
 
     /// The router is stopping: GOODBYE to every session, then wait (bounded) for the replies.
+    ///
+    /// Sessions that watch the session meta events (monitors, billing collectors) are told last,
+    /// once every other session has left, so that they receive everyone's final statistics and
+    /// `on_leave`.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.now = now;
         self.shutting_down = true;
-        let conns: Vec<ConnId> = self.sessions.keys().copied().collect();
+        let conns: Vec<ConnId> =
+            self.sessions.keys().copied().filter(|c| !self.is_session_monitor(*c)).collect();
         for conn in conns {
-            self.say_goodbye(
-                conn,
-                uris::CLOSE_SYSTEM_SHUTDOWN,
-                "the router is shutting down",
-            );
+            self.say_goodbye(conn, uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
         }
         self.reap();
+    }
+
+    /// Whether the session subscribes to any `wamp.session.` meta topic.
+    fn is_session_monitor(&self, conn: ConnId) -> bool {
+        self.sessions[&conn].subscriptions.iter().any(|id| {
+            self.broker.get(*id).is_some_and(|s| s.uri.starts_with("wamp.session."))
+        })
+    }
+
+    /// At shutdown, once only monitors are left, says GOODBYE to them too.
+    fn continue_shutdown(&mut self) {
+        if !self.shutting_down
+            || self.sessions.keys().any(|c| !self.is_session_monitor(*c))
+        {
+            return;
+        }
+        let conns: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.state == SessionState::Joined)
+            .map(|s| s.conn)
+            .collect();
+        for conn in conns {
+            self.say_goodbye(conn, uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
+        }
     }
 
     /// The earliest timer deadline, for the shell's sleep.
@@ -362,10 +388,11 @@ impl Realm {
             vec![Value::Dict(details)],
             CountKind::Checked,
         );
-        let Some(stats) = self.stats else { return };
-        let Some(s) = self.sessions.get(&conn) else {
+        let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
+        s.state = SessionState::Joined;
+        let Some(stats) = self.stats else { return };
         let rated_due = s.meter.as_ref().is_some_and(Meter::rated_due);
         if stats.trigger_on_join || rated_due {
             // With the join trigger off, a handshake that already crossed the rated threshold is
@@ -561,6 +588,7 @@ impl Realm {
                 self.end_session(conn, cause, None);
             }
         }
+        self.continue_shutdown();
     }
 
     // ===== sending =====

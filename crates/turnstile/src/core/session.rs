@@ -13,6 +13,9 @@ use crate::core::router::ConnId;
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
+    /// HELLO accepted, WELCOME being sent; `on_join` not yet published. No trigger fires yet, so
+    /// that `on_join` is the first event of the session.
+    Joining,
     /// WELCOME sent: routing.
     Joined,
     /// The router sent GOODBYE (kill or shutdown) and waits for the client's reply. The session

@@ -2,7 +2,6 @@
 //! the [`Connection`], writes what the core queues (batched, one flush per batch), enforces the
 //! HELLO deadline, and closes the socket the way the core, the peer or a shutdown asks.
 
-use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -78,7 +77,7 @@ pub async fn drive<S: WampSocket>(
     mut conn: Connection,
     mut rx: PeerReceiver,
     closing: CancellationToken,
-    label: impl fmt::Display,
+    label: String,
 ) {
     let hello_deadline = tokio::time::sleep(limits::HANDSHAKE_TIMEOUT);
     tokio::pin!(hello_deadline);

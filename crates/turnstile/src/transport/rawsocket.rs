@@ -11,7 +11,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::debug;
 use wamp_proto::Serializer;
 
-use crate::core::peer::{CloseReason, Framing, TransportInfo};
+use crate::core::peer::{AnonymousAuth, CloseReason, Framing, TransportInfo};
 use crate::core::router::Router;
 use crate::limits;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
@@ -36,6 +36,8 @@ const FRAME_PONG: u8 = 2;
 pub struct RawSocketService {
     pub serializers: Vec<Serializer>,
     pub max_message_size: usize,
+    /// Anonymous authentication as the transport's `auth` configures it.
+    pub anonymous: Option<AnonymousAuth>,
 }
 
 impl RawSocketService {
@@ -127,6 +129,7 @@ pub async fn serve_connection<R, W>(
         serializer,
         peer: label.clone(),
         http_headers: None,
+        anonymous: service.anonymous.clone(),
     };
     let (conn, rx) = router.connect(info);
     let sock = RawSocket {
@@ -134,7 +137,7 @@ pub async fn serve_connection<R, W>(
         writer: BufWriter::with_capacity(limits::RAWSOCKET_WRITE_BUFFER_SIZE, write),
         client_max_len,
     };
-    drive(sock, conn, rx, closing, format_args!("rawsocket {label}")).await;
+    drive(sock, conn, rx, closing, format!("rawsocket {label}")).await;
 }
 
 enum HandshakeError {

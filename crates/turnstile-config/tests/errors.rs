@@ -1,0 +1,519 @@
+//! Configurations that are refused: one test per class of error, each checking the key path
+//! and the message.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use turnstile_config::{load_file, load_str, ConfigError, Format, Problem};
+
+/// A valid configuration to break: one realm with a role and stats, a web transport with a
+/// static and a WebSocket path, and a rawsocket transport.
+fn base() -> Value {
+    json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{
+                "name": "realm1",
+                "roles": [{"name": "anonymous", "permissions": [
+                    {"uri": "", "match": "prefix", "allow": {"call": true}}
+                ]}],
+                "stats": {"rated_message_size": 512}
+            }],
+            "transports": [
+                {"type": "web",
+                 "endpoint": {"type": "tcp", "port": 8080},
+                 "paths": {"/": {"type": "static", "directory": "web"},
+                           "ws": {"type": "websocket"}}},
+                {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8081}}
+            ]
+        }]
+    })
+}
+
+/// `base()` with the value at JSON pointer `pointer` replaced (or added) by `value`.
+fn set(pointer: &str, value: Value) -> Value {
+    let mut doc = base();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let key = key.replace("~1", "/").replace("~0", "~");
+    match doc.pointer_mut(parent).unwrap() {
+        Value::Object(map) => {
+            map.insert(key, value);
+        }
+        Value::Array(items) => items[key.parse::<usize>().unwrap()] = value,
+        _ => panic!("{parent} is not a container"),
+    }
+    doc
+}
+
+/// `base()` without the key at `pointer`.
+fn without(pointer: &str) -> Value {
+    let mut doc = base();
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    doc.pointer_mut(parent).unwrap().as_object_mut().unwrap().remove(key).unwrap();
+    doc
+}
+
+fn load(doc: &Value) -> Result<turnstile_config::NodeConfig, ConfigError> {
+    load_str(&doc.to_string(), Format::Json, Path::new("/x/config.json"))
+}
+
+/// The message of loading `doc`, which must fail.
+fn error(doc: &Value) -> String {
+    load(doc).expect_err("configuration should be refused").to_string()
+}
+
+/// The message without the common `config error in /x/config.json at ` prefix.
+fn at(doc: &Value) -> String {
+    let message = error(doc);
+    message
+        .strip_prefix("config error in /x/config.json at ")
+        .unwrap_or_else(|| panic!("unexpected message: {message}"))
+        .to_owned()
+}
+
+#[test]
+fn base_is_valid() {
+    load(&base()).unwrap();
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        error(&set("/workers/0/realms/0/stats/trigger_on_join", json!("yes"))),
+        "config error in /x/config.json at workers[0].realms[0].stats.trigger_on_join: \
+         found \"yes\", expected true or false"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms", json!({"name": "realm1"}))),
+        "workers[0].realms: found {\"name\":\"realm1\"}, expected a list (realms)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/port", json!(8081.5))),
+        "workers[0].transports[1].endpoint.port: found 8081.5, expected an integer between 1 \
+         and 65535 (a TCP port)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/stats/rated_message_size", json!("512"))),
+        "workers[0].realms[0].stats.rated_message_size: found \"512\", expected a power of two \
+         between 1 and 1073741824"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/ws/serializers", json!(["json", "ubjson2"]))),
+        "workers[0].transports[0].paths.ws.serializers[1]: found \"ubjson2\", expected one of \
+         \"json\", \"msgpack\" or \"cbor\""
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles/0/permissions/0/match", json!("regex"))),
+        "workers[0].realms[0].roles[0].permissions[0].match: found \"regex\", expected one of \
+         \"exact\", \"prefix\" or \"wildcard\""
+    );
+    assert_eq!(
+        at(&json!([1, 2])),
+        "(top level): found [1,2], expected an object (a node configuration)"
+    );
+}
+
+#[test]
+fn unknown_keys_at_several_depths() {
+    assert_eq!(
+        at(&set("/workers/0/realms/0/stats/rated_size", json!(512))),
+        "workers[0].realms[0].stats.rated_size: unknown key, allowed keys here: \
+         rated_message_size, trigger_after_rated_messages, trigger_after_duration, \
+         trigger_on_join, trigger_on_leave"
+    );
+    assert_eq!(
+        at(&set("/versoin", json!(2))),
+        "versoin: unknown key, allowed keys here: $schema, version, controller, workers"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/prot", json!(1))),
+        "workers[0].transports[1].endpoint.prot: unknown key, allowed keys here: type, port, \
+         interface, version, backlog, shared"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles/0/permissions/0/allow/cal", json!(true))),
+        "workers[0].realms[0].roles[0].permissions[0].allow.cal: unknown key, allowed keys \
+         here: call, register, publish, subscribe"
+    );
+    assert!(at(&set("/workers/0/transports/0/paths/~1/dir", json!("x"))).starts_with(
+        "workers[0].transports[0].paths[\"/\"].dir: unknown key, allowed keys here: type, \
+         directory, options"
+    ));
+    assert!(at(&set("/controller", json!({"options": {"x": 1}})))
+        .starts_with("controller.options.x: unknown key, no keys are allowed here"));
+}
+
+#[test]
+fn missing_required_keys() {
+    assert_eq!(
+        at(&without("/version")),
+        "version: missing required key, expected 2 (the configuration format version)"
+    );
+    assert_eq!(
+        at(&without("/workers/0/realms/0/name")),
+        "workers[0].realms[0].name: missing required key, expected the realm name, a URI such \
+         as \"realm1\""
+    );
+    assert_eq!(
+        at(&without("/workers/0/transports/1/endpoint/port")),
+        "workers[0].transports[1].endpoint.port: missing required key, expected the TCP port \
+         to listen on, 1 to 65535"
+    );
+    assert_eq!(
+        at(&without("/workers/0/transports/0/paths")),
+        "workers[0].transports[0].paths: missing required key, expected an object of path \
+         services, such as {\"ws\": {...}}"
+    );
+    assert_eq!(
+        at(&without("/workers/0/type")),
+        "workers[0].type: missing required key, expected the type of a worker"
+    );
+    assert_eq!(
+        at(&without("/workers/0/realms/0/roles/0/permissions")),
+        "workers[0].realms[0].roles[0].permissions: missing required key, expected a list of \
+         permissions"
+    );
+}
+
+#[test]
+fn negative_numbers() {
+    assert_eq!(
+        at(&set("/workers/0/realms/0/stats/trigger_after_rated_messages", json!(-1))),
+        "workers[0].realms[0].stats.trigger_after_rated_messages: found -1, expected an \
+         integer >= 0 (rated messages; 0 = off)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/stats/trigger_after_duration", json!(-5))),
+        "workers[0].realms[0].stats.trigger_after_duration: found -5, expected an integer \
+         between 0 and 4294967295 (seconds, not nanoseconds; 0 = off)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/backlog", json!(-1))),
+        "workers[0].transports[1].endpoint.backlog: found -1, expected an integer between 1 and \
+         65535"
+    );
+}
+
+#[test]
+fn rated_message_size_must_be_a_power_of_two() {
+    for bad in [json!(300), json!(0), json!(1u64 << 31), json!(512.0), json!(-512)] {
+        assert_eq!(
+            error(&set("/workers/0/realms/0/stats/rated_message_size", bad.clone())),
+            format!(
+                "config error in /x/config.json at workers[0].realms[0].stats.rated_message_size: \
+                 found {bad}, expected a power of two between 1 and 1073741824"
+            )
+        );
+    }
+    // Crossbar's nanoseconds in trigger_after_duration are caught by the range.
+    assert!(at(&set("/workers/0/realms/0/stats/trigger_after_duration", json!(60_000_000_000u64)))
+        .contains("found 60000000000, expected an integer between 0 and 4294967295 (seconds"));
+}
+
+#[test]
+fn unsupported_features() {
+    let ticket = json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "secret123"}}}});
+    let message = at(&set("/workers/0/transports/1/auth", ticket));
+    assert_eq!(
+        message,
+        "workers[0].transports[1].auth.ticket: found {\"principals\": ..., \"type\": ...}: \
+         authentication configuration is not supported yet (only \"anonymous\" with \"type\": \
+         \"static\")"
+    );
+    assert!(!message.contains("secret123"), "secrets must not be shown: {message}");
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/tls", json!({"key": "k.pem"}))),
+        "workers[0].transports[1].endpoint.tls: found {\"key\":\"k.pem\"}: TLS is not supported yet"
+    );
+    assert_eq!(
+        at(&set("/workers/0/type", json!("container"))),
+        "workers[0].type: found \"container\": worker type \"container\" is not supported yet \
+         (only \"router\")"
+    );
+    assert_eq!(
+        at(&set("/workers/0/type", json!("routr"))),
+        "workers[0].type: found \"routr\", expected \"router\""
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/type", json!("mqtt"))),
+        "workers[0].transports[1].type: found \"mqtt\": transport type \"mqtt\" is not \
+         supported yet (supported: websocket, web, rawsocket)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/ws", json!({"type": "wsgi", "module": "m"}))),
+        "workers[0].transports[0].paths.ws.type: found \"wsgi\": path service type \"wsgi\" is \
+         not supported yet (supported: static, websocket)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles/0", json!({"name": "x", "authorizer": "com.authorize"}))),
+        "workers[0].realms[0].roles[0].authorizer: found \"com.authorize\": dynamic authorizers \
+         are not supported yet"
+    );
+    assert_eq!(
+        at(&set(
+            "/workers/0/transports/0/paths/ws/options",
+            json!({"compression": {"deflate": {}}})
+        )),
+        "workers[0].transports[0].paths.ws.options.compression: found {\"deflate\":{}}: \
+         WebSocket compression (permessage-deflate) is not supported yet (only {} is accepted \
+         here)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/ws/options", json!({"fail_by_drop": true}))),
+        "workers[0].transports[0].paths.ws.options.fail_by_drop: found true: this WebSocket \
+         option is not supported yet"
+    );
+    assert_eq!(
+        at(&set("/workers/0/components", json!([{"type": "class", "classname": "x.Y"}]))),
+        "workers[0].components[0]: found {\"classname\":\"x.Y\",\"type\":\"class\"}: router \
+         components are not supported yet"
+    );
+    assert_eq!(
+        at(&set(
+            "/workers/0/transports/1/auth",
+            json!({"anonymous": {"type": "dynamic", "authenticator": "com.auth"}})
+        )),
+        "workers[0].transports[1].auth.anonymous.type: found \"dynamic\": dynamic \
+         authenticators are not supported yet"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/debug", json!(true))),
+        "workers[0].transports[1].debug: found true: per-transport debug logging is not \
+         supported yet; use the log level (only false is accepted here)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/port", json!("$PORT"))),
+        "workers[0].transports[1].endpoint.port: found \"$PORT\": reading the port from an \
+         environment variable is not supported yet"
+    );
+}
+
+#[test]
+fn duplicates() {
+    let mut doc = base();
+    let realm = doc.pointer("/workers/0/realms/0").unwrap().clone();
+    doc.pointer_mut("/workers/0/realms").unwrap().as_array_mut().unwrap().push(realm);
+    assert_eq!(
+        at(&doc),
+        "workers[0].realms[1].name: found \"realm1\": realm names must be unique, also defined \
+         at workers[0].realms[0].name"
+    );
+
+    let role = json!({"name": "anonymous", "permissions": []});
+    let roles = json!([role.clone(), role]);
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles", roles)),
+        "workers[0].realms[0].roles[1].name: found \"anonymous\": role names must be unique in a \
+         realm, also defined at workers[0].realms[0].roles[0].name"
+    );
+
+    assert_eq!(
+        at(&set("/workers/0/transports/1/serializers", json!(["json", "cbor", "json"]))),
+        "workers[0].transports[1].serializers[2]: found \"json\": each serializer may be listed \
+         once, \"json\" is also at index 0"
+    );
+}
+
+#[test]
+fn bad_ports_and_conflicts() {
+    for bad in [json!(0), json!(65536), json!("8080"), json!(null)] {
+        assert_eq!(
+            at(&set("/workers/0/transports/1/endpoint/port", bad.clone())),
+            format!(
+                "workers[0].transports[1].endpoint.port: found {bad}, expected an integer \
+                 between 1 and 65535 (a TCP port)"
+            )
+        );
+    }
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/port", json!(8080))),
+        "workers[0].transports[1].endpoint.port: found 8080: TCP port 8080 on all IPv4 \
+         interfaces is already used by the endpoint at workers[0].transports[0].endpoint (TCP \
+         port 8080 on all IPv4 interfaces)"
+    );
+    let specific = json!({"type": "tcp", "port": 8080, "interface": "127.0.0.1"});
+    assert!(at(&set("/workers/0/transports/1/endpoint", specific))
+        .contains("TCP port 8080 on 127.0.0.1 is already used by the endpoint at"));
+    // Different addresses of the same port can coexist.
+    let mut doc = set("/workers/0/transports/0/endpoint/interface", json!("127.0.0.1"));
+    doc["workers"][0]["transports"][1]["endpoint"] =
+        json!({"type": "tcp", "port": 8080, "interface": "127.0.0.2"});
+    load(&doc).unwrap();
+
+    let unix = json!({"type": "unix", "path": "a.sock"});
+    let mut doc = set("/workers/0/transports/0/endpoint", unix.clone());
+    doc["workers"][0]["transports"][1]["endpoint"] = unix;
+    assert_eq!(
+        at(&doc),
+        "workers[0].transports[1].endpoint.path: found \"a.sock\": unix socket /x/a.sock is \
+         already used by the endpoint at workers[0].transports[0].endpoint (unix socket \
+         /x/a.sock)"
+    );
+
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint/interface", json!("localhost"))),
+        "workers[0].transports[1].endpoint.interface: found \"localhost\", expected an IP \
+         address such as \"127.0.0.1\" or \"::1\" (not a host name)"
+    );
+    let mismatch = json!({"type": "tcp", "port": 8081, "interface": "::1", "version": 4});
+    assert_eq!(
+        at(&set("/workers/0/transports/1/endpoint", mismatch)),
+        "workers[0].transports[1].endpoint.version: found 4, expected 6 (the version of the \
+         address in \"interface\")"
+    );
+}
+
+#[test]
+fn other_value_rules() {
+    assert_eq!(
+        at(&set("/version", json!(1))),
+        "version: found 1, expected 2 (the only configuration format version supported)"
+    );
+    assert_eq!(
+        at(&set("/workers", json!([]))),
+        "workers: found [], expected a list with at least one router worker"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/name", json!("my realm"))),
+        "workers[0].realms[0].name: found \"my realm\", expected a realm name that is a valid \
+         WAMP URI, such as \"realm1\""
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles/0/permissions/0/uri", json!("com.#bad"))),
+        "workers[0].realms[0].roles[0].permissions[0].uri: found \"com.#bad\", expected a valid \
+         URI pattern (loose rules) for prefix matching"
+    );
+    let exact_empty = json!({"uri": "", "match": "exact"});
+    assert!(at(&set("/workers/0/realms/0/roles/0/permissions/0", exact_empty))
+        .starts_with("workers[0].realms[0].roles[0].permissions[0].uri: found \"\", expected a valid URI (loose rules) for exact matching"));
+    assert_eq!(
+        at(&set("/workers/0/transports/1/max_message_size", json!(100))),
+        "workers[0].transports[1].max_message_size: found 100, expected an integer between 512 \
+         and 16777216 (bytes; RawSocket lengths are 2^(9+L) up to 2^24)"
+    );
+    let mut both = set("/workers/0/transports/1/max_message_size", json!(4096));
+    both["workers"][0]["transports"][1]["options"] = json!({"max_message_size": 4096});
+    assert_eq!(
+        at(&both),
+        "workers[0].transports[1].options.max_message_size: found 4096: max_message_size is \
+         also given at workers[0].transports[1].max_message_size; give it once"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/~1", json!({"type": "websocket"}))),
+        "workers[0].transports[0].paths[\"/\"].type: found \"websocket\", expected \"static\" at \
+         the root path \"/\" (mount WebSocket at a segment such as \"ws\", or use a \
+         \"websocket\" transport)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/a~1b", json!({"type": "static", "directory": "d"}))),
+        "workers[0].transports[0].paths[\"a/b\"]: found the path \"a/b\", expected \"/\" or one \
+         path segment of letters, digits, \"_\" and \"-\" (such as \"ws\")"
+    );
+    let ws = json!({"type": "websocket", "endpoint": {"type": "tcp", "port": 9000},
+                    "url": "wss://example.com/ws"});
+    assert_eq!(
+        at(&set("/workers/0/transports/1", ws)),
+        "workers[0].transports[1].url: found \"wss://example.com/ws\": WebSocket over TLS \
+         (wss://) is not supported yet"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/ws/options", json!({"auto_ping_timeout": 5000}))),
+        "workers[0].transports[0].paths.ws.options.auto_ping_timeout: found 5000, expected 0 \
+         while \"auto_ping_interval\" is 0 or absent (a ping timeout needs pings)"
+    );
+    assert_eq!(
+        at(&set("/workers/0/transports/0/paths/ws/serializers", json!([]))),
+        "workers[0].transports[0].paths.ws.serializers: found [], expected a non-empty list of \
+         serializers: \"json\", \"msgpack\", \"cbor\""
+    );
+}
+
+#[test]
+fn bad_json_syntax_names_line_and_column() {
+    let text = "{\n  \"version\": 2,\n  \"workers\": [\n}\n";
+    let err = load_str(text, Format::Json, Path::new("/x/config.json")).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { location: Some((4, 1)), .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "config syntax error in /x/config.json (JSON) at line 4, column 1: expected value"
+    );
+
+    let duplicate = "{\"version\": 2,\n \"version\": 2, \"workers\": []}";
+    let err = load_str(duplicate, Format::Json, Path::new("/x/config.json")).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "config syntax error in /x/config.json (JSON) at line 2, column 10: duplicate key \
+             \"version\""
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_yaml_names_the_file_and_line() {
+    let text = "version: 2\nworkers:\n  - type: router\n    realms: [\n";
+    let err = load_str(text, Format::Yaml, Path::new("/x/config.yaml")).unwrap_err();
+    let message = err.to_string();
+    assert!(message.starts_with("config syntax error in /x/config.yaml (YAML) at line "), "{message}");
+    assert!(!message.contains('\n'), "one line: {message}");
+
+    let duplicate = "version: 2\nversion: 2\nworkers: []\n";
+    let message =
+        load_str(duplicate, Format::Yaml, Path::new("/x/config.yaml")).unwrap_err().to_string();
+    assert!(message.starts_with("config syntax error in /x/config.yaml (YAML) at line 2"), "{message}");
+    assert!(message.contains("duplicate"), "{message}");
+
+    // Valid YAML, invalid configuration: the same path-based message as for JSON.
+    let text = "version: 2\nworkers:\n  - type: router\n    realms:\n      - name: r1\n        stats: {rated_message_size: 300}\n";
+    assert_eq!(
+        load_str(text, Format::Yaml, Path::new("/x/config.yaml")).unwrap_err().to_string(),
+        "config error in /x/config.yaml at workers[0].realms[0].stats.rated_message_size: found \
+         300, expected a power of two between 1 and 1073741824"
+    );
+}
+
+#[test]
+fn file_errors_name_the_file() {
+    let missing = Path::new("/nonexistent/turnstile/config.json");
+    let err = load_file(missing).unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert!(err.to_string().starts_with("cannot read config file /nonexistent/turnstile/config.json: "));
+    assert_eq!(
+        load_file(Path::new("/x/config.toml")).unwrap_err().to_string(),
+        "cannot load config file /x/config.toml: unknown file type, expected a name ending in \
+         .json, .yaml or .yml"
+    );
+}
+
+#[test]
+fn invalid_errors_are_structured() {
+    let err = load(&set("/workers/0/realms/0/stats/rated_message_size", json!(300))).unwrap_err();
+    let ConfigError::Invalid { file, at, problem } = err else { panic!("not Invalid") };
+    assert_eq!(file, Path::new("/x/config.json"));
+    assert_eq!(at, "workers[0].realms[0].stats.rated_message_size");
+    assert_eq!(
+        problem,
+        Problem::Invalid {
+            found: "300".into(),
+            expected: "a power of two between 1 and 1073741824".into()
+        }
+    );
+}
+
+#[test]
+fn zz_show_yaml_messages() {
+    for text in [
+        "version: 2\nworkers:\n  - type: router\n    realms: [\n",
+        "version: 2\nversion: 2\nworkers: []\n",
+        "version: 2\nworkers:\n  - type: router\n   bad: x\n",
+        "",
+        "version: .nan\n",
+        "version: 2\nworkers:\n  - type: router\n    realms:\n      - name: r1\n        stats:\n",
+    ] {
+        eprintln!("{}", load_str(text, Format::Yaml, Path::new("/x/config.yaml")).unwrap_err());
+    }
+    eprintln!("{}", load_str("{\"a\": 1,}", Format::Json, Path::new("/x/config.json")).unwrap_err());
+    eprintln!("{}", load_str("", Format::Json, Path::new("/x/config.json")).unwrap_err());
+    eprintln!("{}", load_str("{\"version\": 2} x", Format::Json, Path::new("/x/config.json")).unwrap_err());
+}

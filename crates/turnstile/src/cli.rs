@@ -1,0 +1,234 @@
+//! The command line: `turnstile start | check | init | version`, Crossbar-style (`--cbdir`,
+//! `--config`, `--loglevel`). Configuration errors exit with code 2, other failures with 1.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+use turnstile_config::{ConfigError, NodeConfig};
+use wamp_proto::Serializer;
+
+/// Exit code of a configuration error.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code of any other failure.
+const EXIT_FAILURE: u8 = 1;
+
+/// The default `--cbdir` (Crossbar's).
+const DEFAULT_CBDIR: &str = ".crossbar";
+
+#[derive(Debug, Parser)]
+#[command(name = "turnstile", version, about = "A metering WAMP v2 router, a Crossbar.io replacement")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the router (with neither --config nor --cbdir: the embedded default configuration).
+    Start {
+        #[command(flatten)]
+        source: ConfigSource,
+        /// Log level: none, critical, error, warn, info, debug or trace (RUST_LOG overrides).
+        #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = [
+            "none", "critical", "error", "warn", "info", "debug", "trace",
+        ])]
+        loglevel: String,
+    },
+    /// Validate a configuration without starting (default: the one in .crossbar).
+    Check {
+        #[command(flatten)]
+        source: ConfigSource,
+    },
+    /// Write the default configuration to DIR/config.json.
+    Init {
+        /// The node directory to create the configuration in.
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_CBDIR)]
+        cbdir: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct ConfigSource {
+    /// The configuration file (.json, .yaml or .yml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A node directory holding config.json or config.yaml.
+    #[arg(long, value_name = "DIR")]
+    cbdir: Option<PathBuf>,
+}
+
+impl ConfigSource {
+    /// The configuration file named by the options, if any.
+    fn file(&self) -> Result<Option<PathBuf>, ConfigError> {
+        match (&self.config, &self.cbdir) {
+            (Some(file), _) => Ok(Some(file.clone())),
+            (None, Some(dir)) => turnstile_config::find_in_cbdir(dir).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Start { source, loglevel } => start(&source, &loglevel),
+        Command::Check { source } => check(&source),
+        Command::Init { cbdir } => init(&cbdir),
+        Command::Version => {
+            let serializers: Vec<&str> = Serializer::ALL.iter().map(|s| s.name()).collect();
+            println!("turnstile {}", env!("CARGO_PKG_VERSION"));
+            println!("WAMP v2 router; serializers: {}", serializers.join(", "));
+            println!("transports: websocket (wamp.2.json, wamp.2.msgpack, wamp.2.cbor), rawsocket (tcp, unix)");
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn start(source: &ConfigSource, loglevel: &str) -> ExitCode {
+    init_logging(loglevel);
+    let config = match source.file() {
+        Ok(Some(file)) => match turnstile_config::load_file(&file) {
+            Ok(config) => {
+                info!("configuration loaded from {}", file.display());
+                config
+            }
+            Err(e) => return config_error(&e),
+        },
+        Ok(None) => {
+            info!(
+                "no --config or --cbdir given: using the embedded default configuration (realm \
+                 realm1, ws://127.0.0.1:8080/ws, rawsocket 127.0.0.1:8081); `turnstile init` \
+                 writes it to {DEFAULT_CBDIR}/config.json"
+            );
+            turnstile_config::default_config()
+        }
+        Err(e) => return config_error(&e),
+    };
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("turnstile: {e:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn run(config: NodeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        // Registered before anything listens, so an early signal still stops gracefully.
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = interrupt.recv() => info!("SIGINT received: stopping"),
+                _ = terminate.recv() => info!("SIGTERM received: stopping"),
+            }
+            // A second signal while stopping ends the process at once.
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+                warn!("second signal received: exiting without waiting");
+                std::process::exit(130);
+            });
+        };
+        turnstile::server::run(config, shutdown).await
+    })
+}
+
+fn check(source: &ConfigSource) -> ExitCode {
+    let file = match source.file() {
+        Ok(Some(file)) => file,
+        Ok(None) => match turnstile_config::find_in_cbdir(Path::new(DEFAULT_CBDIR)) {
+            Ok(file) => file,
+            Err(e) => return config_error(&e),
+        },
+        Err(e) => return config_error(&e),
+    };
+    match turnstile_config::load_file(&file) {
+        Ok(config) => {
+            let realms: usize = config.workers.iter().map(|w| w.realms.len()).sum();
+            let transports: usize = config.workers.iter().map(|w| w.transports.len()).sum();
+            println!(
+                "configuration OK: {} ({realms} {}, {transports} {})",
+                file.display(),
+                plural(realms, "realm"),
+                plural(transports, "transport")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => config_error(&e),
+    }
+}
+
+fn init(cbdir: &Path) -> ExitCode {
+    let file = cbdir.join("config.json");
+    if let Err(e) = std::fs::create_dir_all(cbdir) {
+        eprintln!("turnstile: cannot create {}: {e}", cbdir.display());
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&file)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, turnstile_config::DEFAULT_CONFIG_JSON.as_bytes()));
+    match written {
+        Ok(()) => {
+            println!("wrote the default configuration to {}", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            eprintln!("turnstile: {} already exists; not overwriting it", file.display());
+            ExitCode::from(EXIT_FAILURE)
+        }
+        Err(e) => {
+            eprintln!("turnstile: cannot write {}: {e}", file.display());
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("{e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// Logs to stderr at `level` (Crossbar's names), unless `RUST_LOG` says otherwise.
+fn init_logging(level: &str) {
+    let level = match level {
+        "none" => "off",
+        "critical" => "error",
+        other => other,
+    };
+    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
+        Some(Ok(filter)) => (filter, None),
+        Some(Err(e)) => (EnvFilter::new(level), Some(e)),
+        None => (EnvFilter::new(level), None),
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    if let Some(e) = bad_env {
+        warn!("ignoring RUST_LOG: {e}");
+    }
+}

@@ -1,0 +1,329 @@
+//! WAMP over WebSocket: the upgrade (subprotocol negotiation, size limits), the connection's
+//! framing (text for JSON, binary otherwise), ping/pong keepalive and the close handshake.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ConnectInfo;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, MethodRouter};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::time::Instant;
+use tracing::debug;
+use tungstenite::error::CapacityError;
+use turnstile_config::{WebSocketOptions, WebSocketService};
+use wamp_proto::Serializer;
+
+use crate::core::peer::{CloseReason, Framing, TransportInfo};
+use crate::core::router::Router;
+use crate::limits;
+use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
+use crate::transport::anonymous_auth;
+use crate::transport::listener::PeerAddr;
+
+/// A WebSocket service ready to be mounted on a path.
+#[derive(Debug)]
+pub struct WsEndpoint {
+    pub router: Arc<Router>,
+    pub service: WebSocketService,
+    pub conns: Conns,
+}
+
+impl WsEndpoint {
+    /// The axum route of this service (any method: a request that is not an upgrade gets a short
+    /// explanation).
+    pub fn route<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> MethodRouter<S> {
+        any(
+            move |ConnectInfo(peer): ConnectInfo<PeerAddr>,
+                  headers: HeaderMap,
+                  ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
+                let endpoint = self.clone();
+                async move { endpoint.upgrade(peer, headers, ws) }
+            },
+        )
+    }
+
+    /// `wamp.2.json, wamp.2.msgpack`: what this endpoint accepts, in its order.
+    fn accepted(&self) -> String {
+        let names: Vec<&str> =
+            self.service.serializers.iter().map(|s| s.ws_subprotocol()).collect();
+        names.join(", ")
+    }
+
+    fn upgrade(
+        self: Arc<Self>,
+        peer: PeerAddr,
+        headers: HeaderMap,
+        ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ) -> Response {
+        let mut ws = match ws {
+            Ok(ws) => ws,
+            Err(rejection) => return self.not_an_upgrade(rejection),
+        };
+        let offered = offered_protocols(&headers);
+        // Crossbar's choice: the first protocol in the client's list that this endpoint accepts.
+        let chosen = offered.iter().find_map(|p| {
+            Serializer::from_ws_subprotocol(p).filter(|s| self.service.serializers.contains(s))
+        });
+        let Some(serializer) = chosen else {
+            let text = format!(
+                "no supported WAMP subprotocol offered: offered [{}], this endpoint accepts {}\n",
+                offered.join(", "),
+                self.accepted()
+            );
+            debug!(peer = %peer.peer_string(), "websocket: refused: {}", text.trim_end());
+            return (StatusCode::BAD_REQUEST, text).into_response();
+        };
+        ws.set_selected_protocol(HeaderValue::from_static(serializer.ws_subprotocol()));
+        let options = &self.service.options;
+        let token = self.conns.tracker.token();
+        let label = peer.peer_string();
+        let failed_label = label.clone();
+        ws.read_buffer_size(limits::WS_READ_BUFFER_SIZE)
+            .write_buffer_size(limits::WS_WRITE_BUFFER_SIZE)
+            .max_message_size(options.max_message_size)
+            .max_frame_size(options.max_frame_size)
+            .on_failed_upgrade(move |e| {
+                debug!(peer = %failed_label, error = %e, "websocket: upgrade failed");
+            })
+            .on_upgrade(move |socket| async move {
+                let info = TransportInfo {
+                    channel_type: peer.channel_type(),
+                    framing: Framing::WebSocket,
+                    serializer,
+                    peer: label.clone(),
+                    http_headers: Some(header_map(&headers)),
+                    anonymous: anonymous_auth(self.service.auth.as_ref()),
+                };
+                debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
+                let (conn, rx) = self.router.connect(info);
+                let sock = WsSocket::new(socket, serializer, &self.service.options);
+                drive(sock, conn, rx, self.conns.closing.clone(), format!("websocket {label}"))
+                    .await;
+                drop(token);
+            })
+    }
+
+    /// The answer to a request on the WebSocket path that is not a WebSocket upgrade.
+    fn not_an_upgrade(&self, rejection: WebSocketUpgradeRejection) -> Response {
+        let plain_http = matches!(
+            rejection,
+            WebSocketUpgradeRejection::MethodNotGet(_)
+                | WebSocketUpgradeRejection::InvalidConnectionHeader(_)
+                | WebSocketUpgradeRejection::InvalidUpgradeHeader(_)
+        );
+        let text = format!(
+            "This is a WAMP WebSocket endpoint of the Turnstile router: connect with a WAMP client \
+             using one of the WebSocket subprotocols {}.\n",
+            self.accepted()
+        );
+        if plain_http {
+            let upgrade = [(header::UPGRADE, HeaderValue::from_static("websocket"))];
+            (StatusCode::UPGRADE_REQUIRED, upgrade, text).into_response()
+        } else {
+            let status = rejection.status();
+            (status, format!("{text}Upgrade refused: {}\n", rejection.body_text())).into_response()
+        }
+    }
+}
+
+/// The subprotocols of the request in the client's order of preference.
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The request headers for the session details: lower-case names, repeated headers joined by
+/// `, `, values that are not text decoded lossily.
+fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        map.entry(name.as_str().to_owned())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    map
+}
+
+/// A control input of a WebSocket connection.
+pub enum WsControl {
+    /// Time to send an auto-ping.
+    Ping,
+}
+
+/// An upgraded WebSocket carrying WAMP.
+struct WsSocket {
+    inner: WebSocket,
+    binary: bool,
+    max_message_size: usize,
+    ping_interval: Option<Duration>,
+    ping_timeout: Option<Duration>,
+    /// When the next auto-ping is due.
+    next_ping: Option<Instant>,
+    /// When the connection is closed unless a pong arrives.
+    pong_deadline: Option<Instant>,
+    ping_seq: u64,
+}
+
+impl WsSocket {
+    fn new(inner: WebSocket, serializer: Serializer, options: &WebSocketOptions) -> Self {
+        let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
+        let ping_interval = ms(options.auto_ping_interval_ms);
+        Self {
+            inner,
+            binary: serializer.is_binary(),
+            max_message_size: options.max_message_size,
+            ping_interval,
+            ping_timeout: ms(options.auto_ping_timeout_ms),
+            next_ping: ping_interval.map(|i| Instant::now() + i),
+            pong_deadline: None,
+            ping_seq: 0,
+        }
+    }
+
+    fn error_input(&self, e: axum::Error) -> Incoming<WsControl> {
+        let e = match e.into_inner().downcast::<tungstenite::Error>() {
+            Ok(e) => *e,
+            Err(e) => return Incoming::Gone(format!("websocket error: {e}")),
+        };
+        match e {
+            tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+                let option =
+                    if max_size == self.max_message_size { "max_message_size" } else { "max_frame_size" };
+                let text = format!(
+                    "WebSocket message of {size} bytes exceeds this transport's {option} of {max_size} bytes"
+                );
+                Incoming::Violation { close: CloseReason { code: 1009, text: text.clone() }, text }
+            }
+            tungstenite::Error::Utf8(why) => {
+                let text = format!("invalid UTF-8 in a WebSocket text message: {why}");
+                Incoming::Violation { close: CloseReason { code: 1007, text: text.clone() }, text }
+            }
+            tungstenite::Error::Protocol(p) => {
+                Incoming::Close(CloseReason::protocol_error(format!("WebSocket protocol error: {p}")))
+            }
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                Incoming::Gone("closed".into())
+            }
+            other => Incoming::Gone(format!("websocket error: {other}")),
+        }
+    }
+}
+
+impl WampSocket for WsSocket {
+    type Control = WsControl;
+
+    async fn next(&mut self) -> Incoming<WsControl> {
+        loop {
+            let ping_at = self.next_ping;
+            let pong_by = self.pong_deadline;
+            let far = || Instant::now() + Duration::from_secs(86400);
+            tokio::select! {
+                msg = self.inner.recv() => match msg {
+                    Some(Ok(Message::Text(text))) => return Incoming::Message(Bytes::from(text)),
+                    Some(Ok(Message::Binary(bin))) => return Incoming::Message(bin),
+                    // tungstenite answers pings itself.
+                    Some(Ok(Message::Ping(_))) => {}
+                    // Any pong proves the peer alive (RFC 6455 allows unsolicited ones).
+                    Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
+                    Some(Ok(Message::Close(frame))) => {
+                        // Send the close reply tungstenite queued.
+                        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.inner.flush()).await;
+                        let why = match frame {
+                            Some(f) => format!("closed by the peer ({} {})", f.code, f.reason.as_str()),
+                            None => "closed by the peer".to_owned(),
+                        };
+                        return Incoming::Gone(why);
+                    }
+                    Some(Err(e)) => return self.error_input(e),
+                    None => return Incoming::Gone("closed".into()),
+                },
+                _ = tokio::time::sleep_until(ping_at.unwrap_or_else(far)), if ping_at.is_some() => {
+                    return Incoming::Control(WsControl::Ping);
+                }
+                _ = tokio::time::sleep_until(pong_by.unwrap_or_else(far)), if pong_by.is_some() => {
+                    let ms = self.ping_timeout.unwrap_or_default().as_millis();
+                    let text = format!("auto-ping timeout: no pong within {ms} ms");
+                    return Incoming::Close(CloseReason::going_away(text));
+                }
+            }
+        }
+    }
+
+    async fn control(&mut self, control: WsControl) -> Result<(), WriteError> {
+        match control {
+            WsControl::Ping => {
+                let now = Instant::now();
+                self.next_ping = self.ping_interval.map(|i| now + i);
+                if let (Some(timeout), None) = (self.ping_timeout, self.pong_deadline) {
+                    self.pong_deadline = Some(now + timeout);
+                }
+                self.ping_seq += 1;
+                let payload = Bytes::copy_from_slice(&self.ping_seq.to_be_bytes());
+                self.inner
+                    .send(Message::Ping(payload))
+                    .await
+                    .map_err(|e| WriteError::Gone(format!("write failed: {e}")))
+            }
+        }
+    }
+
+    async fn write(&mut self, msg: Bytes) -> Result<(), WriteError> {
+        let msg = if self.binary {
+            Message::Binary(msg)
+        } else {
+            match Utf8Bytes::try_from(msg) {
+                Ok(text) => Message::Text(text),
+                Err(_) => {
+                    // The JSON serializer only produces UTF-8; never send a broken text frame.
+                    let reason = CloseReason { code: 1011, text: "internal error: non-UTF-8 JSON".into() };
+                    return Err(WriteError::Close(reason));
+                }
+            }
+        };
+        self.inner.feed(msg).await.map_err(|e| WriteError::Gone(format!("write failed: {e}")))
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        self.inner.flush().await.map_err(|e| format!("write failed: {e}"))
+    }
+
+    async fn close(&mut self, reason: &CloseReason) {
+        let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(truncate(&reason.text, 123)) };
+        let handshake = async {
+            if self.inner.send(Message::Close(Some(frame))).await.is_err() {
+                return;
+            }
+            // Wait for the client's close reply (tungstenite ends the stream then).
+            while let Some(Ok(_)) = self.inner.recv().await {}
+        };
+        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, handshake).await;
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary (a close reason has 123).
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
