@@ -20,7 +20,10 @@ pub(crate) struct Node<'v> {
 impl<'v> Node<'v> {
     /// The document itself.
     pub fn root(value: &'v Value) -> Self {
-        Node { value, path: String::new() }
+        Node {
+            value,
+            path: String::new(),
+        }
     }
 
     pub fn value(&self) -> &'v Value {
@@ -42,22 +45,34 @@ impl<'v> Node<'v> {
     }
 
     pub fn fail(&self, problem: Problem) -> Invalid {
-        Invalid { at: self.path(), problem }
+        Invalid {
+            at: self.path(),
+            problem,
+        }
     }
 
     /// "found <this value>, expected <expected>".
     pub fn invalid(&self, expected: impl Into<String>) -> Invalid {
-        self.fail(Problem::Invalid { found: self.found(), expected: expected.into() })
+        self.fail(Problem::Invalid {
+            found: self.found(),
+            expected: expected.into(),
+        })
     }
 
     /// "found <this value>: <message>" for a feature that is not implemented.
     pub fn unsupported(&self, message: impl Into<String>) -> Invalid {
-        self.fail(Problem::Unsupported { found: self.found(), message: message.into() })
+        self.fail(Problem::Unsupported {
+            found: self.found(),
+            message: message.into(),
+        })
     }
 
     /// "found <this value>: <message>" for a clash with another part of the configuration.
     pub fn conflict(&self, message: impl Into<String>) -> Invalid {
-        self.fail(Problem::Conflict { found: self.found(), message: message.into() })
+        self.fail(Problem::Conflict {
+            found: self.found(),
+            message: message.into(),
+        })
     }
 
     /// This value as an object whose keys are all in `keys`. A key that is not is refused:
@@ -75,9 +90,14 @@ impl<'v> Node<'v> {
             if let Some((_, message)) = keys.unsupported.iter().find(|(k, _)| k == key) {
                 return Err(child.unsupported(*message));
             }
-            return Err(child.fail(Problem::UnknownKey { allowed: keys.allowed.to_vec() }));
+            return Err(child.fail(Problem::UnknownKey {
+                allowed: keys.allowed.to_vec(),
+            }));
         }
-        Ok(Obj { node: self.clone(), map })
+        Ok(Obj {
+            node: self.clone(),
+            map,
+        })
     }
 
     /// For objects told apart by their `type` (workers, transports, endpoints, ...): checks
@@ -90,7 +110,9 @@ impl<'v> Node<'v> {
         let Some(value) = map.get("type") else {
             return Err(Invalid {
                 at: join_key(&self.path, "type"),
-                problem: Problem::Missing { expected: format!("the type of {what}") },
+                problem: Problem::Missing {
+                    expected: format!("the type of {what}"),
+                },
             });
         };
         let node = self.child_key("type", value);
@@ -103,7 +125,10 @@ impl<'v> Node<'v> {
         let Value::Object(map) = self.value else {
             return Err(self.invalid(format!("an object ({what})")));
         };
-        Ok(map.iter().map(|(k, v)| (k.as_str(), self.child_key(k, v))).collect())
+        Ok(map
+            .iter()
+            .map(|(k, v)| (k.as_str(), self.child_key(k, v)))
+            .collect())
     }
 
     /// The value at `key` if this is an object that has it (no key checks).
@@ -119,12 +144,17 @@ impl<'v> Node<'v> {
         Ok(items
             .iter()
             .enumerate()
-            .map(|(i, value)| Node { value, path: format!("{}[{i}]", self.path) })
+            .map(|(i, value)| Node {
+                value,
+                path: format!("{}[{i}]", self.path),
+            })
             .collect())
     }
 
     pub fn str(&self, what: &str) -> VResult<&'v str> {
-        self.value.as_str().ok_or_else(|| self.invalid(format!("a string ({what})")))
+        self.value
+            .as_str()
+            .ok_or_else(|| self.invalid(format!("a string ({what})")))
     }
 
     /// A string that is not empty.
@@ -136,7 +166,9 @@ impl<'v> Node<'v> {
     }
 
     pub fn bool(&self) -> VResult<bool> {
-        self.value.as_bool().ok_or_else(|| self.invalid("true or false"))
+        self.value
+            .as_bool()
+            .ok_or_else(|| self.invalid("true or false"))
     }
 
     /// An integer in `[min, max]`; `expected` describes the rule for the message.
@@ -156,7 +188,10 @@ impl<'v> Node<'v> {
     }
 
     fn child_key(&self, key: &str, value: &'v Value) -> Node<'v> {
-        Node { value, path: join_key(&self.path, key) }
+        Node {
+            value,
+            path: join_key(&self.path, key),
+        }
     }
 }
 
@@ -178,14 +213,18 @@ pub(crate) struct Obj<'v> {
 impl<'v> Obj<'v> {
     /// The value at `key`, if present.
     pub fn get(&self, key: &str) -> Option<Node<'v>> {
-        self.map.get(key).map(|value| self.node.child_key(key, value))
+        self.map
+            .get(key)
+            .map(|value| self.node.child_key(key, value))
     }
 
     /// The value at `key`, or a "missing required key" error describing what belongs there.
     pub fn required(&self, key: &str, expected: &str) -> VResult<Node<'v>> {
         self.get(key).ok_or_else(|| Invalid {
             at: join_key(&self.node.path, key),
-            problem: Problem::Missing { expected: expected.to_owned() },
+            problem: Problem::Missing {
+                expected: expected.to_owned(),
+            },
         })
     }
 
@@ -209,7 +248,9 @@ impl<'v> Obj<'v> {
 
     /// An optional string at `key`.
     pub fn opt_str(&self, key: &str, what: &str) -> VResult<Option<String>> {
-        self.opt(key, None, |n| n.non_empty_str(what).map(|s| Some(s.to_owned())))
+        self.opt(key, None, |n| {
+            n.non_empty_str(what).map(|s| Some(s.to_owned()))
+        })
     }
 
     /// Accepts `key` only with the value `accepted` (which means what Turnstile does anyway);
@@ -238,7 +279,9 @@ pub(crate) fn one_of(choices: &[&str]) -> String {
 /// `parent.key`, or `parent["key"]` when the key is not a plain name.
 fn join_key(parent: &str, key: &str) -> String {
     let plain = !key.is_empty()
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '$');
     match (parent.is_empty(), plain) {
         (true, true) => key.to_owned(),
         (false, true) => format!("{parent}.{key}"),
@@ -266,12 +309,26 @@ mod tests {
         let doc = json!({"workers": [{"paths": {"/": {"x": 1}, "ws": 2}}]});
         let root = Node::root(&doc);
         assert_eq!(root.path(), "(top level)");
-        let keys = Keys { what: "test", allowed: &["workers"], unsupported: &[] };
+        let keys = Keys {
+            what: "test",
+            allowed: &["workers"],
+            unsupported: &[],
+        };
         let workers = root.object(&keys).unwrap().get("workers").unwrap();
         let w0 = &workers.list("workers").unwrap()[0];
         assert_eq!(w0.path(), "workers[0]");
-        let paths = Keys { what: "test", allowed: &["paths"], unsupported: &[] };
-        let entries = w0.object(&paths).unwrap().get("paths").unwrap().entries("paths").unwrap();
+        let paths = Keys {
+            what: "test",
+            allowed: &["paths"],
+            unsupported: &[],
+        };
+        let entries = w0
+            .object(&paths)
+            .unwrap()
+            .get("paths")
+            .unwrap()
+            .entries("paths")
+            .unwrap();
         assert_eq!(entries[0].1.path(), "workers[0].paths[\"/\"]");
         assert_eq!(entries[1].1.path(), "workers[0].paths.ws");
     }

@@ -18,6 +18,11 @@ const ORIGIN: &str = "<built-in default configuration>";
 /// [`DEFAULT_CONFIG_JSON`], loaded. Relative paths (it has none today) resolve against the
 /// current directory.
 pub fn default_config() -> NodeConfig {
-    load_with_base(DEFAULT_CONFIG_JSON, Format::Json, Path::new(ORIGIN), &absolute(Path::new(".")))
-        .unwrap_or_else(|e| panic!("the built-in default configuration is invalid: {e}"))
+    load_with_base(
+        DEFAULT_CONFIG_JSON,
+        Format::Json,
+        Path::new(ORIGIN),
+        &absolute(Path::new(".")),
+    )
+    .unwrap_or_else(|e| panic!("the built-in default configuration is invalid: {e}"))
 }

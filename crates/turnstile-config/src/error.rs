@@ -29,7 +29,11 @@ pub enum ConfigError {
 
     /// A configuration directory has neither `config.json` nor `config.yaml`.
     #[error("no config file in {}: neither {} nor {} exists", .dir.display(), .json.display(), .yaml.display())]
-    NotFound { dir: PathBuf, json: PathBuf, yaml: PathBuf },
+    NotFound {
+        dir: PathBuf,
+        json: PathBuf,
+        yaml: PathBuf,
+    },
 
     /// The text is not valid JSON or YAML (or has a duplicate key).
     #[error("config syntax error in {} ({format}){}: {message}", .file.display(), at_line(.location))]
@@ -106,6 +110,10 @@ pub(crate) struct Invalid {
 
 impl Invalid {
     pub(crate) fn in_file(self, file: PathBuf) -> ConfigError {
-        ConfigError::Invalid { file, at: self.at, problem: self.problem }
+        ConfigError::Invalid {
+            file,
+            at: self.at,
+            problem: self.problem,
+        }
     }
 }

@@ -43,10 +43,13 @@ impl fmt::Display for Format {
 /// Relative paths inside it (`directory` of static web paths, unix socket `path`s) resolve
 /// against the file's directory.
 pub fn load_file(path: &Path) -> Result<NodeConfig, ConfigError> {
-    let format =
-        Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat { file: path.to_owned() })?;
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Io { file: path.to_owned(), source })?;
+    let format = Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat {
+        file: path.to_owned(),
+    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: path.to_owned(),
+        source,
+    })?;
     load_str(&text, format, path)
 }
 
@@ -78,7 +81,11 @@ pub fn find_in_cbdir(dir: &Path) -> Result<PathBuf, ConfigError> {
     } else if yaml.is_file() {
         Ok(yaml)
     } else {
-        Err(ConfigError::NotFound { dir: dir.to_owned(), json, yaml })
+        Err(ConfigError::NotFound {
+            dir: dir.to_owned(),
+            json,
+            yaml,
+        })
     }
 }
 
@@ -89,7 +96,11 @@ pub(crate) fn resolve(base: &Path, path: &str) -> PathBuf {
 }
 
 pub(crate) fn absolute(path: &Path) -> PathBuf {
-    let path = if path.as_os_str().is_empty() { Path::new(".") } else { path };
+    let path = if path.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        path
+    };
     normalize(&std::path::absolute(path).unwrap_or_else(|_| path.to_owned()))
 }
 
@@ -123,32 +134,47 @@ fn parse(text: &str, format: Format, origin: &Path) -> Result<Value, ConfigError
         location,
         message,
     };
+    if text.trim().is_empty() {
+        return Err(syntax(None, "the file is empty".to_owned()));
+    }
     match format {
-        Format::Json => serde_json::from_str::<Document>(text).map(|d| d.0).map_err(|e| {
-            let location = (e.line() > 0).then(|| (e.line(), e.column()));
-            // serde_json appends " at line L column C"; we say that ourselves.
-            let full = e.to_string();
-            let message = match full.rsplit_once(" at line ") {
-                Some((message, _)) if location.is_some() => message.to_owned(),
-                _ => full,
-            };
-            syntax(location, message)
-        }),
+        Format::Json => serde_json::from_str::<Document>(text)
+            .map(|d| d.0)
+            .map_err(|e| {
+                let location = (e.line() > 0).then(|| (e.line(), e.column()));
+                // serde_json appends " at line L column C"; we say that ourselves.
+                let full = e.to_string();
+                let message = match full.rsplit_once(" at line ") {
+                    Some((message, _)) if location.is_some() => message.to_owned(),
+                    _ => full,
+                };
+                syntax(location, message)
+            }),
         Format::Yaml => {
             let options = serde_saphyr::options! { with_snippet: false };
-            serde_saphyr::from_str_with_options::<Document>(text, options).map(|d| d.0).map_err(
-                |e| {
-                    let location = e.location().map(|l| (l.line() as usize, l.column() as usize));
-                    let message = e.without_snippet().to_string();
-                    syntax(location, first_line(&message))
-                },
-            )
+            serde_saphyr::from_str_with_options::<Document>(text, options)
+                .map(|d| d.0)
+                .map_err(|e| {
+                    let location = e
+                        .location()
+                        .map(|l| (l.line() as usize, l.column() as usize));
+                    syntax(location, yaml_message(&e.without_snippet().to_string()))
+                })
         }
     }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or(message).trim().to_owned()
+/// serde-saphyr's message on one line, without its location suffix (we print the location
+/// ourselves) and without its hint about parser options.
+fn yaml_message(message: &str) -> String {
+    let mut message = message.lines().next().unwrap_or(message).trim();
+    if let Some((text, _)) = message.rsplit_once(" at line ") {
+        message = text;
+    }
+    if let Some((text, _)) = message.split_once(", set DuplicateKeyPolicy") {
+        message = text;
+    }
+    message.to_owned()
 }
 
 /// A parsed document: a [`serde_json::Value`] built by a visitor that refuses duplicate keys
@@ -235,8 +261,14 @@ mod tests {
 
     #[test]
     fn normalize_resolves_dots() {
-        assert_eq!(resolve(Path::new("/a/b"), "../web"), PathBuf::from("/a/web"));
-        assert_eq!(resolve(Path::new("/a/b"), "./x/./y"), PathBuf::from("/a/b/x/y"));
+        assert_eq!(
+            resolve(Path::new("/a/b"), "../web"),
+            PathBuf::from("/a/web")
+        );
+        assert_eq!(
+            resolve(Path::new("/a/b"), "./x/./y"),
+            PathBuf::from("/a/b/x/y")
+        );
         assert_eq!(resolve(Path::new("/a/b"), "/abs/../p"), PathBuf::from("/p"));
         assert_eq!(resolve(Path::new("/"), "../../x"), PathBuf::from("/x"));
     }

@@ -9,7 +9,11 @@ use wamp_proto::{MatchPolicy, Serializer, UriRules};
 
 /// `/work/shared/spec` (the `shared/` directory beside the workspace), written lexically.
 fn spec_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(3).unwrap().join("shared/spec")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("shared/spec")
 }
 
 fn example_path() -> PathBuf {
@@ -17,11 +21,21 @@ fn example_path() -> PathBuf {
 }
 
 fn tcp(port: u16) -> Endpoint {
-    Endpoint::Tcp { port, interface: Some("127.0.0.1".into()), version: 4, backlog: 1024 }
+    Endpoint::Tcp {
+        port,
+        interface: Some("127.0.0.1".into()),
+        version: 4,
+        backlog: 1024,
+    }
 }
 
 fn expected_example() -> NodeConfig {
-    let all_allowed = Allow { call: true, register: true, publish: true, subscribe: true };
+    let all_allowed = Allow {
+        call: true,
+        register: true,
+        publish: true,
+        subscribe: true,
+    };
     let realm = RealmConfig {
         name: "realm1".into(),
         roles: vec![RoleConfig {
@@ -46,7 +60,9 @@ fn expected_example() -> NodeConfig {
     let mut paths = BTreeMap::new();
     paths.insert(
         "/".to_owned(),
-        WebPath::Static { directory: spec_dir().parent().unwrap().join("web") },
+        WebPath::Static {
+            directory: spec_dir().parent().unwrap().join("web"),
+        },
     );
     paths.insert(
         "ws".to_owned(),
@@ -63,7 +79,11 @@ fn expected_example() -> NodeConfig {
             title: None,
             realms: vec![realm],
             transports: vec![
-                TransportConfig::Web { id: None, endpoint: tcp(8080), paths },
+                TransportConfig::Web {
+                    id: None,
+                    endpoint: tcp(8080),
+                    paths,
+                },
                 TransportConfig::RawSocket {
                     id: None,
                     endpoint: tcp(8081),
@@ -73,7 +93,9 @@ fn expected_example() -> NodeConfig {
                 },
                 TransportConfig::RawSocket {
                     id: None,
-                    endpoint: Endpoint::Unix { path: spec_dir().join("router.sock") },
+                    endpoint: Endpoint::Unix {
+                        path: spec_dir().join("router.sock"),
+                    },
                     serializers: vec![Serializer::MsgPack],
                     max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                     auth: None,
@@ -90,14 +112,26 @@ fn shared_example_loads() {
     let realm = &worker.realms[0];
     assert_eq!(realm.name, "realm1");
     let stats = realm.stats.unwrap();
-    assert_eq!((stats.rated_message_size, stats.trigger_after_rated_messages), (256, 10));
+    assert_eq!(
+        (stats.rated_message_size, stats.trigger_after_rated_messages),
+        (256, 10)
+    );
     assert_eq!(worker.transports.len(), 3);
     assert_eq!(
         worker.transports[2].endpoint(),
-        &Endpoint::Unix { path: spec_dir().join("router.sock") }
+        &Endpoint::Unix {
+            path: spec_dir().join("router.sock")
+        }
     );
-    let TransportConfig::Web { paths, .. } = &worker.transports[0] else { panic!("web first") };
-    assert_eq!(paths["/"], WebPath::Static { directory: spec_dir().with_file_name("web") });
+    let TransportConfig::Web { paths, .. } = &worker.transports[0] else {
+        panic!("web first")
+    };
+    assert_eq!(
+        paths["/"],
+        WebPath::Static {
+            directory: spec_dir().with_file_name("web")
+        }
+    );
     assert_eq!(config, expected_example());
 }
 
@@ -160,13 +194,17 @@ fn yaml_file_loads_by_extension() {
     assert_eq!(config.workers[0].transports.len(), 3);
     assert_eq!(
         config.workers[0].transports[2].endpoint(),
-        &Endpoint::Unix { path: dir.join("router.sock") }
+        &Endpoint::Unix {
+            path: dir.join("router.sock")
+        }
     );
 }
 
 /// A one-realm configuration with `stats` set to `stats` (no `stats` key for `None`).
 fn with_stats(stats: Option<&str>) -> String {
-    let stats = stats.map(|s| format!(r#", "stats": {s}"#)).unwrap_or_default();
+    let stats = stats
+        .map(|s| format!(r#", "stats": {s}"#))
+        .unwrap_or_default();
     format!(
         r#"{{"version": 2, "workers": [{{"type": "router", "realms": [{{"name": "realm1"{stats}}}]}}]}}"#
     )
@@ -187,9 +225,15 @@ fn stats_example_of_the_spec_loads() {
         "trigger_on_join": true,
         "trigger_on_leave": true
     }"#;
-    assert_eq!(stats_of(&with_stats(Some(spec))), Some(StatsConfig::default()));
+    assert_eq!(
+        stats_of(&with_stats(Some(spec))),
+        Some(StatsConfig::default())
+    );
     // An empty section turns metering on with the defaults; no section turns it off.
-    assert_eq!(stats_of(&with_stats(Some("{}"))), Some(StatsConfig::default()));
+    assert_eq!(
+        stats_of(&with_stats(Some("{}"))),
+        Some(StatsConfig::default())
+    );
     assert_eq!(stats_of(&with_stats(None)), None);
     let custom = r#"{"rated_message_size": 1073741824, "trigger_after_duration": 60,
                      "trigger_on_join": false}"#;
@@ -202,7 +246,12 @@ fn stats_example_of_the_spec_loads() {
             ..StatsConfig::default()
         })
     );
-    assert_eq!(stats_of(&with_stats(Some(r#"{"rated_message_size": 1}"#))).unwrap().rated_message_size, 1);
+    assert_eq!(
+        stats_of(&with_stats(Some(r#"{"rated_message_size": 1}"#)))
+            .unwrap()
+            .rated_message_size,
+        1
+    );
 }
 
 #[test]
@@ -219,20 +268,38 @@ fn default_config_is_as_documented() {
         vec![Permission {
             uri: String::new(),
             match_policy: MatchPolicy::Prefix,
-            allow: Allow { call: true, register: true, publish: true, subscribe: true },
-            disclose: Disclose { caller: false, publisher: false },
+            allow: Allow {
+                call: true,
+                register: true,
+                publish: true,
+                subscribe: true
+            },
+            disclose: Disclose {
+                caller: false,
+                publisher: false
+            },
             cache: true,
         }]
     );
-    let TransportConfig::Web { endpoint, paths, .. } = &worker.transports[0] else {
+    let TransportConfig::Web {
+        endpoint, paths, ..
+    } = &worker.transports[0]
+    else {
         panic!("web transport first")
     };
     assert_eq!(endpoint, &tcp(8080));
     assert_eq!(paths.keys().collect::<Vec<_>>(), ["ws"]);
-    let WebPath::WebSocket(ws) = &paths["ws"] else { panic!("websocket at ws") };
+    let WebPath::WebSocket(ws) = &paths["ws"] else {
+        panic!("websocket at ws")
+    };
     assert_eq!(ws.serializers, Serializer::ALL);
-    let TransportConfig::RawSocket { endpoint, serializers, max_message_size, auth, .. } =
-        &worker.transports[1]
+    let TransportConfig::RawSocket {
+        endpoint,
+        serializers,
+        max_message_size,
+        auth,
+        ..
+    } = &worker.transports[1]
     else {
         panic!("rawsocket second")
     };
@@ -278,14 +345,18 @@ fn relative_origin_resolves_against_the_current_directory() {
     let cwd = std::env::current_dir().unwrap();
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
-        &Endpoint::Unix { path: cwd.join("node/.crossbar/router.sock") }
+        &Endpoint::Unix {
+            path: cwd.join("node/.crossbar/router.sock")
+        }
     );
     let absolute = r#"{"version": 2, "workers": [{"type": "router", "transports": [
         {"type": "rawsocket", "endpoint": {"type": "unix", "path": "/run/t.sock"}}]}]}"#;
     let config = load_str(absolute, Format::Json, Path::new("config.json")).unwrap();
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
-        &Endpoint::Unix { path: PathBuf::from("/run/t.sock") }
+        &Endpoint::Unix {
+            path: PathBuf::from("/run/t.sock")
+        }
     );
 }
 
@@ -311,8 +382,11 @@ fn permissions_default_their_match_policy() {
             event_dispatching_chunk_size: Some(50)
         }
     );
-    let got: Vec<(&str, MatchPolicy)> =
-        realm.roles[0].permissions.iter().map(|p| (p.uri.as_str(), p.match_policy)).collect();
+    let got: Vec<(&str, MatchPolicy)> = realm.roles[0]
+        .permissions
+        .iter()
+        .map(|p| (p.uri.as_str(), p.match_policy))
+        .collect();
     assert_eq!(
         got,
         [
@@ -324,8 +398,20 @@ fn permissions_default_their_match_policy() {
         ]
     );
     let last = &realm.roles[0].permissions[4];
-    assert_eq!(last.allow, Allow { call: true, ..Allow::default() });
-    assert_eq!(last.disclose, Disclose { caller: true, publisher: false });
+    assert_eq!(
+        last.allow,
+        Allow {
+            call: true,
+            ..Allow::default()
+        }
+    );
+    assert_eq!(
+        last.disclose,
+        Disclose {
+            caller: true,
+            publisher: false
+        }
+    );
     assert!(!last.cache);
     assert!(realm.roles[0].permissions[0].cache);
 }
@@ -352,7 +438,10 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
     let config = load_str(text, Format::Json, Path::new("/x/config.json")).unwrap();
     assert_eq!(config.node_id.as_deref(), Some("node1"));
     let worker = &config.workers[0];
-    assert_eq!((worker.id.as_deref(), worker.title.as_deref()), (Some("w1"), Some("main")));
+    assert_eq!(
+        (worker.id.as_deref(), worker.title.as_deref()),
+        (Some("w1"), Some("main"))
+    );
     assert_eq!(
         worker.transports[0],
         TransportConfig::WebSocket {
@@ -385,11 +474,19 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
         worker.transports[1],
         TransportConfig::RawSocket {
             id: None,
-            endpoint: Endpoint::Tcp { port: 9000, interface: None, version: 4, backlog: 1024 },
+            endpoint: Endpoint::Tcp {
+                port: 9000,
+                interface: None,
+                version: 4,
+                backlog: 1024
+            },
             serializers: Serializer::ALL.to_vec(),
             max_message_size: 512,
             auth: Some(AuthConfig {
-                anonymous: Some(AnonymousAuth { role: "anonymous".into(), authid: None })
+                anonymous: Some(AnonymousAuth {
+                    role: "anonymous".into(),
+                    authid: None
+                })
             }),
         }
     );
@@ -397,7 +494,15 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
         panic!("websocket third")
     };
     assert_eq!(path, "/");
-    assert_eq!(endpoint, &Endpoint::Tcp { port: 9001, interface: None, version: 6, backlog: 1024 });
+    assert_eq!(
+        endpoint,
+        &Endpoint::Tcp {
+            port: 9001,
+            interface: None,
+            version: 6,
+            backlog: 1024
+        }
+    );
 }
 
 /// A fresh empty directory under the target's temporary directory.

@@ -21,7 +21,11 @@ const EXIT_FAILURE: u8 = 1;
 const DEFAULT_CBDIR: &str = ".crossbar";
 
 #[derive(Debug, Parser)]
-#[command(name = "turnstile", version, about = "A metering WAMP v2 router, a Crossbar.io replacement")]
+#[command(
+    name = "turnstile",
+    version,
+    about = "A metering WAMP v2 router, a Crossbar.io replacement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -184,14 +188,19 @@ fn init(cbdir: &Path) -> ExitCode {
         .write(true)
         .create_new(true)
         .open(&file)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, turnstile_config::DEFAULT_CONFIG_JSON.as_bytes()));
+        .and_then(|mut f| {
+            std::io::Write::write_all(&mut f, turnstile_config::DEFAULT_CONFIG_JSON.as_bytes())
+        });
     match written {
         Ok(()) => {
             println!("wrote the default configuration to {}", file.display());
             ExitCode::SUCCESS
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            eprintln!("turnstile: {} already exists; not overwriting it", file.display());
+            eprintln!(
+                "turnstile: {} already exists; not overwriting it",
+                file.display()
+            );
             ExitCode::from(EXIT_FAILURE)
         }
         Err(e) => {
@@ -221,13 +230,18 @@ fn init_logging(level: &str) {
         "critical" => "error",
         other => other,
     };
-    let from_env = std::env::var("RUST_LOG").ok().filter(|v| !v.trim().is_empty());
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
         Some(Ok(filter)) => (filter, None),
         Some(Err(e)) => (EnvFilter::new(level), Some(e)),
         None => (EnvFilter::new(level), None),
     };
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     if let Some(e) = bad_env {
         warn!("ignoring RUST_LOG: {e}");
     }

@@ -53,10 +53,19 @@ impl Server {
                 };
                 socket_files.extend(file);
                 let local = bound.local_addr();
-                transports.push(BoundTransport { worker: w, index: t, bound, local });
+                transports.push(BoundTransport {
+                    worker: w,
+                    index: t,
+                    bound,
+                    local,
+                });
             }
         }
-        Ok(Server { config, transports, socket_files })
+        Ok(Server {
+            config,
+            transports,
+            socket_files,
+        })
     }
 
     /// The addresses of all transports: workers in order, each worker's transports in order.
@@ -77,7 +86,11 @@ impl Server {
     /// wait for the replies, gives the connections a bounded moment to write and close, and
     /// returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Server { config, transports, socket_files } = self;
+        let Server {
+            config,
+            transports,
+            socket_files,
+        } = self;
         let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
         for (w, worker) in config.workers.iter().enumerate() {
             let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
@@ -101,7 +114,12 @@ impl Server {
                     let app = web::websocket_app(path, service, router, &conns);
                     spawn_web(&listeners, t.bound, app, stop.clone());
                 }
-                TransportConfig::RawSocket { serializers, max_message_size, auth, .. } => {
+                TransportConfig::RawSocket {
+                    serializers,
+                    max_message_size,
+                    auth,
+                    ..
+                } => {
                     let service = Arc::new(RawSocketService {
                         serializers: serializers.clone(),
                         max_message_size: *max_message_size,
@@ -131,7 +149,10 @@ impl Server {
             conns.tracker.wait().await;
             listeners.wait().await;
         };
-        if tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, all_done).await.is_err() {
+        if tokio::time::timeout(limits::SHUTDOWN_FLUSH_TIMEOUT, all_done)
+            .await
+            .is_err()
+        {
             warn!(
                 connections = conns.tracker.len(),
                 "shutdown: connections still open after {:?}; leaving them",
@@ -174,7 +195,11 @@ fn kind(transport: &TransportConfig) -> &'static str {
 }
 
 fn serializer_names(serializers: &[Serializer]) -> String {
-    serializers.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+    serializers
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `web on 127.0.0.1:8080 (ws at /ws: json, msgpack, cbor)` and the like.
@@ -198,9 +223,16 @@ fn describe(transport: &TransportConfig, local: &LocalAddr) -> String {
             format!("web on {local} ({})", services.join("; "))
         }
         TransportConfig::WebSocket { path, service, .. } => {
-            format!("websocket on {local} at {path} ({})", serializer_names(&service.serializers))
+            format!(
+                "websocket on {local} at {path} ({})",
+                serializer_names(&service.serializers)
+            )
         }
-        TransportConfig::RawSocket { serializers, max_message_size, .. } => format!(
+        TransportConfig::RawSocket {
+            serializers,
+            max_message_size,
+            ..
+        } => format!(
             "rawsocket on {local} ({}; max message {max_message_size} bytes)",
             serializer_names(serializers)
         ),

@@ -9,15 +9,9 @@ use crate::DecodeError;
 
 const NAME: &str = "JSON";
 
-/// Appends the JSON text of the message elements to `out`.
+/// Appends the JSON text of the message elements to `out` (partly, on error).
 pub(crate) fn encode_into(elems: &Elems<'_>, out: &mut Vec<u8>) -> Result<(), String> {
-    let start = out.len();
-    let r = serde_json::to_writer(&mut *out, &Wire(elems));
-    if let Err(e) = r {
-        out.truncate(start);
-        return Err(e.to_string());
-    }
-    Ok(())
+    serde_json::to_writer(&mut *out, &Wire(elems)).map_err(|e| e.to_string())
 }
 
 /// Decodes one JSON text into a [`Value`].

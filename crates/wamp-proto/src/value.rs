@@ -209,7 +209,7 @@ pub fn json_binary_string(bytes: &[u8]) -> String {
 
 /// The bytes of a WAMP JSON binary string (`"\0"` + base64), `None` if `s` does not start with
 /// NUL, `Some(Err(_))` if the base64 after it is invalid.
-pub fn parse_json_binary_string(s: &str) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+pub(crate) fn parse_json_binary_string(s: &str) -> Option<Result<Vec<u8>, base64::DecodeError>> {
     s.strip_prefix('\0').map(|b64| BASE64.decode(b64))
 }
 

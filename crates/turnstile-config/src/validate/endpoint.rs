@@ -20,14 +20,21 @@ const TCP: Keys = Keys {
 const UNIX: Keys = Keys {
     what: "a unix socket endpoint",
     allowed: &["type", "path"],
-    unsupported: &[("backlog", "\"backlog\" on unix socket endpoints is not supported yet")],
+    unsupported: &[(
+        "backlog",
+        "\"backlog\" on unix socket endpoints is not supported yet",
+    )],
 };
 
 /// What an endpoint occupies, to find two transports on the same one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Listener {
     /// `ip` is `None` for all interfaces of `version`.
-    Tcp { port: u16, ip: Option<IpAddr>, version: u8 },
+    Tcp {
+        port: u16,
+        ip: Option<IpAddr>,
+        version: u8,
+    },
     Unix(PathBuf),
 }
 
@@ -38,8 +45,16 @@ impl Listener {
         match (self, other) {
             (Listener::Unix(a), Listener::Unix(b)) => a == b,
             (
-                Listener::Tcp { port: pa, ip: ia, version: va },
-                Listener::Tcp { port: pb, ip: ib, version: vb },
+                Listener::Tcp {
+                    port: pa,
+                    ip: ia,
+                    version: va,
+                },
+                Listener::Tcp {
+                    port: pb,
+                    ip: ib,
+                    version: vb,
+                },
             ) => {
                 pa == pb
                     && match (ia, ib) {
@@ -55,8 +70,14 @@ impl Listener {
 
     fn describe(&self) -> String {
         match self {
-            Listener::Tcp { port, ip: Some(ip), .. } => format!("TCP port {port} on {ip}"),
-            Listener::Tcp { port, ip: None, version } => {
+            Listener::Tcp {
+                port, ip: Some(ip), ..
+            } => format!("TCP port {port} on {ip}"),
+            Listener::Tcp {
+                port,
+                ip: None,
+                version,
+            } => {
                 format!("TCP port {port} on all IPv{version} interfaces")
             }
             Listener::Unix(path) => format!("unix socket {}", path.display()),
@@ -74,11 +95,16 @@ pub(super) fn endpoint(node: &Node, ctx: &mut Ctx) -> VResult<Endpoint> {
             let obj = node.object(&UNIX)?;
             let path_node = obj.required("path", "the path of the unix socket")?;
             let path = resolve(ctx.base_dir, path_node.non_empty_str("a file path")?);
-            (Endpoint::Unix { path: path.clone() }, Listener::Unix(path), path_node)
+            (
+                Endpoint::Unix { path: path.clone() },
+                Listener::Unix(path),
+                path_node,
+            )
         }
         "twisted" | "onion" => {
-            return Err(type_node
-                .unsupported(format!("endpoint type \"{ty}\" is not supported yet (use \"tcp\" or \"unix\")")))
+            return Err(type_node.unsupported(format!(
+                "endpoint type \"{ty}\" is not supported yet (use \"tcp\" or \"unix\")"
+            )))
         }
         _ => return Err(type_node.invalid(one_of(&["tcp", "unix"]))),
     };
@@ -98,7 +124,11 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
     let obj = node.object(&TCP)?;
 
     let port_node = obj.required("port", "the TCP port to listen on, 1 to 65535")?;
-    if port_node.value().as_str().is_some_and(|s| s.starts_with('$')) {
+    if port_node
+        .value()
+        .as_str()
+        .is_some_and(|s| s.starts_with('$'))
+    {
         return Err(port_node
             .unsupported("reading the port from an environment variable is not supported yet"));
     }
@@ -106,9 +136,9 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
 
     let ip = obj.opt("interface", None, |n| {
         let text = n.str("an IP address")?;
-        text.parse::<IpAddr>()
-            .map(Some)
-            .map_err(|_| n.invalid("an IP address such as \"127.0.0.1\" or \"::1\" (not a host name)"))
+        text.parse::<IpAddr>().map(Some).map_err(|_| {
+            n.invalid("an IP address such as \"127.0.0.1\" or \"::1\" (not a host name)")
+        })
     })?;
     let ip_version = ip.map(|ip: IpAddr| if ip.is_ipv4() { 4 } else { 6 });
 
@@ -118,19 +148,37 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
             _ => return Err(n.invalid("4 or 6 (the IP version)")),
         };
         match ip_version {
-            Some(iv) if iv != version => {
-                Err(n.invalid(format!("{iv} (the version of the address in \"interface\")")))
-            }
+            Some(iv) if iv != version => Err(n.invalid(format!(
+                "{iv} (the version of the address in \"interface\")"
+            ))),
             _ => Ok(version),
         }
     })?;
 
-    let backlog =
-        obj.opt("backlog", 1024, |n| n.int_in(1, 65535, "an integer between 1 and 65535"))? as u32;
-    obj.only_value("shared", &Value::Bool(false), "sharing a port between workers (\"shared\")")?;
+    let backlog = obj.opt("backlog", 1024, |n| {
+        n.int_in(1, 65535, "an integer between 1 and 65535")
+    })? as u32;
+    obj.only_value(
+        "shared",
+        &Value::Bool(false),
+        "sharing a port between workers (\"shared\")",
+    )?;
 
     // An unspecified address (0.0.0.0, ::) binds all interfaces, like no address.
     let bound = ip.filter(|ip| !ip.is_unspecified());
-    let endpoint = Endpoint::Tcp { port, interface: ip.map(|ip| ip.to_string()), version, backlog };
-    Ok((endpoint, Listener::Tcp { port, ip: bound, version }, port_node))
+    let endpoint = Endpoint::Tcp {
+        port,
+        interface: ip.map(|ip| ip.to_string()),
+        version,
+        backlog,
+    };
+    Ok((
+        endpoint,
+        Listener::Tcp {
+            port,
+            ip: bound,
+            version,
+        },
+        port_node,
+    ))
 }

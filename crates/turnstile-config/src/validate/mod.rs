@@ -36,7 +36,10 @@ const CONTROLLER: Keys = Keys {
     allowed: &["id", "options"],
     unsupported: &[
         ("manhole", "the controller manhole is not supported yet"),
-        ("connections", "controller connections are not supported yet"),
+        (
+            "connections",
+            "controller connections are not supported yet",
+        ),
         ("fabric", "Crossbar.io Fabric is not supported"),
     ],
 };
@@ -47,16 +50,33 @@ const CONTROLLER_OPTIONS: Keys = Keys {
     unsupported: &[
         ("title", "controller options are not supported yet"),
         ("shutdown", "controller options are not supported yet"),
-        ("enable_parallel_worker_start", "controller options are not supported yet"),
+        (
+            "enable_parallel_worker_start",
+            "controller options are not supported yet",
+        ),
     ],
 };
 
-const WORKER_TYPES_UNSUPPORTED: &[&str] =
-    &["container", "guest", "proxy", "websocket-testee", "marketmaker", "xbrmm", "hub"];
+const WORKER_TYPES_UNSUPPORTED: &[&str] = &[
+    "container",
+    "guest",
+    "proxy",
+    "websocket-testee",
+    "marketmaker",
+    "xbrmm",
+    "hub",
+];
 
 const WORKER: Keys = Keys {
     what: "a router worker",
-    allowed: &["type", "id", "options", "realms", "transports", "components"],
+    allowed: &[
+        "type",
+        "id",
+        "options",
+        "realms",
+        "transports",
+        "components",
+    ],
     unsupported: &[
         ("manhole", "worker manholes are not supported yet"),
         ("connections", "database connections are not supported yet"),
@@ -72,7 +92,10 @@ const WORKER_OPTIONS: Keys = Keys {
         ("env", "this worker option is not supported yet"),
         ("reactor", "this worker option is not supported yet"),
         ("python", "this worker option is not supported yet"),
-        ("expose_controller", "this worker option is not supported yet"),
+        (
+            "expose_controller",
+            "this worker option is not supported yet",
+        ),
         ("expose_shared", "this worker option is not supported yet"),
     ],
 };
@@ -81,7 +104,9 @@ const WORKER_OPTIONS: Keys = Keys {
 pub(crate) fn node_config(doc: &Value, base_dir: &Path) -> VResult<NodeConfig> {
     let root = Node::root(doc);
     let top = root.object(&TOP)?;
-    top.opt("$schema", "", |n| n.str("the URL of a JSON schema, for editors"))?;
+    top.opt("$schema", "", |n| {
+        n.str("the URL of a JSON schema, for editors")
+    })?;
 
     let version = top.required("version", "2 (the configuration format version)")?;
     if version.value().as_u64() != Some(2) {
@@ -95,8 +120,15 @@ pub(crate) fn node_config(doc: &Value, base_dir: &Path) -> VResult<NodeConfig> {
     if items.is_empty() {
         return Err(workers.invalid("a list with at least one router worker"));
     }
-    let mut ctx = Ctx { base_dir, realms: Vec::new(), listeners: Vec::new() };
-    let workers = items.iter().map(|w| worker(w, &mut ctx)).collect::<VResult<Vec<_>>>()?;
+    let mut ctx = Ctx {
+        base_dir,
+        realms: Vec::new(),
+        listeners: Vec::new(),
+    };
+    let workers = items
+        .iter()
+        .map(|w| worker(w, &mut ctx))
+        .collect::<VResult<Vec<_>>>()?;
 
     Ok(NodeConfig { node_id, workers })
 }
@@ -122,18 +154,31 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
     }
     let obj = node.object(&WORKER)?;
     let id = obj.opt_str("id", "the worker id")?;
-    let title = obj.opt("options", None, |n| n.object(&WORKER_OPTIONS)?.opt_str("title", "a title"))?;
+    let title = obj.opt("options", None, |n| {
+        n.object(&WORKER_OPTIONS)?.opt_str("title", "a title")
+    })?;
 
     let realms = obj.opt("realms", Vec::new(), |n| {
-        n.list("realms")?.iter().map(|r| realm::realm(r, ctx)).collect()
+        n.list("realms")?
+            .iter()
+            .map(|r| realm::realm(r, ctx))
+            .collect()
     })?;
     let transports = obj.opt("transports", Vec::new(), |n| {
-        n.list("transports")?.iter().map(|t| transport::transport(t, ctx)).collect()
+        n.list("transports")?
+            .iter()
+            .map(|t| transport::transport(t, ctx))
+            .collect()
     })?;
     if let Some(components) = obj.get("components") {
         if let Some(first) = components.list("components")?.first() {
             return Err(first.unsupported("router components are not supported yet"));
         }
     }
-    Ok(RouterWorker { id, title, realms, transports })
+    Ok(RouterWorker {
+        id,
+        title,
+        realms,
+        transports,
+    })
 }

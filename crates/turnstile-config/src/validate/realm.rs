@@ -6,21 +6,33 @@ use wamp_proto::{MatchPolicy, UriRules};
 
 use super::Ctx;
 use crate::cursor::{Keys, Node, VResult};
-use crate::model::{Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig};
+use crate::model::{
+    Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig,
+};
 
 const REALM: Keys = Keys {
     what: "a realm",
     allowed: &["name", "roles", "options", "stats"],
     unsupported: &[
-        ("store", "realm event stores (event history) are not supported yet"),
+        (
+            "store",
+            "realm event stores (event history) are not supported yet",
+        ),
         ("rlinks", "router-to-router links are not supported yet"),
     ],
 };
 
 const REALM_OPTIONS: Keys = Keys {
     what: "realm options",
-    allowed: &["enable_meta_api", "uri_check", "event_dispatching_chunk_size"],
-    unsupported: &[("bridge_meta_api", "bridging the meta API is not supported yet")],
+    allowed: &[
+        "enable_meta_api",
+        "uri_check",
+        "event_dispatching_chunk_size",
+    ],
+    unsupported: &[(
+        "bridge_meta_api",
+        "bridging the meta API is not supported yet",
+    )],
 };
 
 const ROLE: Keys = Keys {
@@ -71,7 +83,9 @@ pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
         return Err(name_node.invalid("a realm name that is a valid WAMP URI, such as \"realm1\""));
     }
     if let Some((_, first)) = ctx.realms.iter().find(|(n, _)| n == name) {
-        return Err(name_node.conflict(format!("realm names must be unique, also defined at {first}")));
+        return Err(name_node.conflict(format!(
+            "realm names must be unique, also defined at {first}"
+        )));
     }
     ctx.realms.push((name.to_owned(), name_node.path()));
 
@@ -96,7 +110,12 @@ pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
 
     let stats = obj.opt("stats", None, |n| stats(n).map(Some))?;
 
-    Ok(RealmConfig { name: name.to_owned(), roles, options, stats })
+    Ok(RealmConfig {
+        name: name.to_owned(),
+        roles,
+        options,
+        stats,
+    })
 }
 
 fn realm_options(node: &Node) -> VResult<RealmOptions> {
@@ -162,7 +181,10 @@ fn permission(node: &Node, rules: UriRules) -> VResult<Permission> {
                 "a valid URI ({rules} rules) for exact matching (use \"match\": \"prefix\" with \
                  \"\" to match every URI)"
             ),
-            policy => format!("a valid URI pattern ({rules} rules) for {} matching", policy.as_str()),
+            policy => format!(
+                "a valid URI pattern ({rules} rules) for {} matching",
+                policy.as_str()
+            ),
         };
         return Err(uri_node.invalid(expected));
     }
@@ -178,11 +200,20 @@ fn permission(node: &Node, rules: UriRules) -> VResult<Permission> {
     })?;
     let disclose = obj.opt("disclose", Disclose::default(), |n| {
         let d = n.object(&DISCLOSE)?;
-        Ok(Disclose { caller: d.bool_or("caller", false)?, publisher: d.bool_or("publisher", false)? })
+        Ok(Disclose {
+            caller: d.bool_or("caller", false)?,
+            publisher: d.bool_or("publisher", false)?,
+        })
     })?;
     let cache = obj.bool_or("cache", true)?;
 
-    Ok(Permission { uri, match_policy, allow, disclose, cache })
+    Ok(Permission {
+        uri,
+        match_policy,
+        allow,
+        disclose,
+        cache,
+    })
 }
 
 /// The match policy of a permission without `match`: Crossbar's starred URIs (`a.b.*` is
@@ -204,14 +235,18 @@ fn default_match(uri: &str) -> (String, MatchPolicy) {
 fn stats(node: &Node) -> VResult<StatsConfig> {
     let obj = node.object(&STATS)?;
     let defaults = StatsConfig::default();
-    let rated_message_size = obj.opt("rated_message_size", defaults.rated_message_size, |n| {
-        match n.value().as_u64() {
-            Some(size) if size.is_power_of_two() && size <= MAX_RATED_MESSAGE_SIZE => Ok(size as u32),
+    let rated_message_size = obj.opt(
+        "rated_message_size",
+        defaults.rated_message_size,
+        |n| match n.value().as_u64() {
+            Some(size) if size.is_power_of_two() && size <= MAX_RATED_MESSAGE_SIZE => {
+                Ok(size as u32)
+            }
             _ => Err(n.invalid(format!(
                 "a power of two between 1 and {MAX_RATED_MESSAGE_SIZE}"
             ))),
-        }
-    })?;
+        },
+    )?;
     let trigger_after_rated_messages = obj.opt(
         "trigger_after_rated_messages",
         defaults.trigger_after_rated_messages,
@@ -219,14 +254,19 @@ fn stats(node: &Node) -> VResult<StatsConfig> {
     )?;
     // Capped so that timers cannot overflow; the cap also catches Crossbar's nanoseconds.
     let max_duration = u64::from(u32::MAX);
-    let trigger_after_duration =
-        obj.opt("trigger_after_duration", defaults.trigger_after_duration, |n| {
+    let trigger_after_duration = obj.opt(
+        "trigger_after_duration",
+        defaults.trigger_after_duration,
+        |n| {
             n.int_in(
                 0,
                 max_duration,
-                &format!("an integer between 0 and {max_duration} (seconds, not nanoseconds; 0 = off)"),
+                &format!(
+                    "an integer between 0 and {max_duration} (seconds, not nanoseconds; 0 = off)"
+                ),
             )
-        })?;
+        },
+    )?;
     Ok(StatsConfig {
         rated_message_size,
         trigger_after_rated_messages,
@@ -243,10 +283,25 @@ mod tests {
     #[test]
     fn default_match_follows_crossbar_stars() {
         assert_eq!(default_match(""), (String::new(), MatchPolicy::Prefix));
-        assert_eq!(default_match("com.example."), ("com.example.".into(), MatchPolicy::Prefix));
-        assert_eq!(default_match("com.example.*"), ("com.example.".into(), MatchPolicy::Prefix));
-        assert_eq!(default_match("com.*.update"), ("com..update".into(), MatchPolicy::Wildcard));
-        assert_eq!(default_match("com.*.*"), ("com..".into(), MatchPolicy::Wildcard));
-        assert_eq!(default_match("com.example.add"), ("com.example.add".into(), MatchPolicy::Exact));
+        assert_eq!(
+            default_match("com.example."),
+            ("com.example.".into(), MatchPolicy::Prefix)
+        );
+        assert_eq!(
+            default_match("com.example.*"),
+            ("com.example.".into(), MatchPolicy::Prefix)
+        );
+        assert_eq!(
+            default_match("com.*.update"),
+            ("com..update".into(), MatchPolicy::Wildcard)
+        );
+        assert_eq!(
+            default_match("com.*.*"),
+            ("com..".into(), MatchPolicy::Wildcard)
+        );
+        assert_eq!(
+            default_match("com.example.add"),
+            ("com.example.add".into(), MatchPolicy::Exact)
+        );
     }
 }

@@ -17,13 +17,28 @@ use crate::model::{
 };
 
 const SUPPORTED: &[&str] = &["websocket", "web", "rawsocket"];
-const UNSUPPORTED: &[&str] = &["universal", "mqtt", "flashpolicy", "websocket.testee", "stream.testee"];
+const UNSUPPORTED: &[&str] = &[
+    "universal",
+    "mqtt",
+    "flashpolicy",
+    "websocket.testee",
+    "stream.testee",
+];
 
 const COOKIE: (&str, &str) = ("cookie", "cookie tracking is not supported yet");
 
 const WEBSOCKET: Keys = Keys {
     what: "a WebSocket transport",
-    allowed: &["type", "id", "endpoint", "url", "serializers", "options", "auth", "debug"],
+    allowed: &[
+        "type",
+        "id",
+        "endpoint",
+        "url",
+        "serializers",
+        "options",
+        "auth",
+        "debug",
+    ],
     unsupported: &[COOKIE],
 };
 
@@ -38,22 +53,37 @@ const WEB_OPTIONS: Keys = Keys {
     allowed: &["access_log", "hsts", "display_tracebacks"],
     unsupported: &[
         ("hsts_max_age", "HSTS is not supported yet (it needs TLS)"),
-        ("client_timeout", "this web transport option is not supported yet"),
+        (
+            "client_timeout",
+            "this web transport option is not supported yet",
+        ),
     ],
 };
 
 const WEB_WEBSOCKET: Keys = Keys {
     what: "a WebSocket path service",
     allowed: &["type", "serializers", "options", "auth", "debug"],
-    unsupported: &[COOKIE, ("url", "\"url\" on a WebSocket path service is not supported yet")],
+    unsupported: &[
+        COOKIE,
+        (
+            "url",
+            "\"url\" on a WebSocket path service is not supported yet",
+        ),
+    ],
 };
 
 const WEB_STATIC: Keys = Keys {
     what: "a static path service",
     allowed: &["type", "directory", "options"],
     unsupported: &[
-        ("package", "serving files from a Python package is not supported yet (use \"directory\")"),
-        ("resource", "serving files from a Python package is not supported yet (use \"directory\")"),
+        (
+            "package",
+            "serving files from a Python package is not supported yet (use \"directory\")",
+        ),
+        (
+            "resource",
+            "serving files from a Python package is not supported yet (use \"directory\")",
+        ),
     ],
 };
 
@@ -61,8 +91,14 @@ const STATIC_OPTIONS: Keys = Keys {
     what: "static path service options",
     allowed: &["enable_directory_listing"],
     unsupported: &[
-        ("mime_types", "this static path service option is not supported yet"),
-        ("cache_timeout", "this static path service option is not supported yet"),
+        (
+            "mime_types",
+            "this static path service option is not supported yet",
+        ),
+        (
+            "cache_timeout",
+            "this static path service option is not supported yet",
+        ),
     ],
 };
 
@@ -101,8 +137,11 @@ const RAWSOCKET: Keys = Keys {
     unsupported: &[],
 };
 
-const RAWSOCKET_OPTIONS: Keys =
-    Keys { what: "RawSocket options", allowed: &["max_message_size"], unsupported: &[] };
+const RAWSOCKET_OPTIONS: Keys = Keys {
+    what: "RawSocket options",
+    allowed: &["max_message_size"],
+    unsupported: &[],
+};
 
 const NOT_SUPPORTED: &str = "this WebSocket option is not supported yet";
 
@@ -160,8 +199,11 @@ const AUTH: Keys = Keys {
     ],
 };
 
-const ANONYMOUS: Keys =
-    Keys { what: "anonymous authentication", allowed: &["type", "role", "authid"], unsupported: &[] };
+const ANONYMOUS: Keys = Keys {
+    what: "anonymous authentication",
+    allowed: &["type", "role", "authid"],
+    unsupported: &[],
+};
 
 /// The largest WebSocket message or frame: 64 MiB (as in Crossbar).
 const MAX_WEBSOCKET_SIZE: u64 = 64 << 20;
@@ -191,7 +233,12 @@ fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
     let path = obj.opt("url", "/".to_owned(), url_path)?;
     let service = websocket_service(&obj)?;
-    Ok(TransportConfig::WebSocket { id, endpoint, path, service })
+    Ok(TransportConfig::WebSocket {
+        id,
+        endpoint,
+        path,
+        service,
+    })
 }
 
 /// The path of a WebSocket transport's `url` (`ws://host[:port][/path]`), default `/`.
@@ -220,7 +267,11 @@ fn websocket_service(obj: &Obj) -> VResult<WebSocketService> {
     let options = obj.opt("options", WebSocketOptions::default(), websocket_options)?;
     let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
     debug(obj)?;
-    Ok(WebSocketService { serializers, options, auth })
+    Ok(WebSocketService {
+        serializers,
+        options,
+        auth,
+    })
 }
 
 fn debug(obj: &Obj) -> VResult<()> {
@@ -234,7 +285,9 @@ fn debug(obj: &Obj) -> VResult<()> {
 fn serializers(node: &Node) -> VResult<Vec<Serializer>> {
     let items = node.list("serializers: \"json\", \"msgpack\", \"cbor\"")?;
     if items.is_empty() {
-        return Err(node.invalid("a non-empty list of serializers: \"json\", \"msgpack\", \"cbor\""));
+        return Err(
+            node.invalid("a non-empty list of serializers: \"json\", \"msgpack\", \"cbor\"")
+        );
     }
     let mut out: Vec<Serializer> = Vec::new();
     for item in &items {
@@ -259,11 +312,19 @@ fn serializers(node: &Node) -> VResult<Vec<Serializer>> {
 fn websocket_options(node: &Node) -> VResult<WebSocketOptions> {
     let obj = node.object(&WEBSOCKET_OPTIONS)?;
     let size = |n: &Node| {
-        n.int_in(1, MAX_WEBSOCKET_SIZE, &format!("an integer between 1 and {MAX_WEBSOCKET_SIZE} (bytes)"))
-            .map(|v| v as usize)
+        n.int_in(
+            1,
+            MAX_WEBSOCKET_SIZE,
+            &format!("an integer between 1 and {MAX_WEBSOCKET_SIZE} (bytes)"),
+        )
+        .map(|v| v as usize)
     };
     let ms = |n: &Node| {
-        n.int_in(0, MAX_PING_MS, &format!("an integer between 0 and {MAX_PING_MS} (milliseconds; 0 = off)"))
+        n.int_in(
+            0,
+            MAX_PING_MS,
+            &format!("an integer between 0 and {MAX_PING_MS} (milliseconds; 0 = off)"),
+        )
     };
     let max_message_size = obj.opt("max_message_size", DEFAULT_MAX_MESSAGE_SIZE, size)?;
     let max_frame_size = obj.opt("max_frame_size", max_message_size, size)?;
@@ -271,12 +332,18 @@ fn websocket_options(node: &Node) -> VResult<WebSocketOptions> {
     let auto_ping_timeout_ms = obj.opt("auto_ping_timeout", 0, |n| {
         let timeout = ms(n)?;
         if timeout > 0 && auto_ping_interval_ms == 0 {
-            return Err(n.invalid("0 while \"auto_ping_interval\" is 0 or absent (a ping timeout needs pings)"));
+            return Err(n.invalid(
+                "0 while \"auto_ping_interval\" is 0 or absent (a ping timeout needs pings)",
+            ));
         }
         Ok(timeout)
     })?;
 
-    obj.only_value("enable_webstatus", &Value::Bool(false), "the WebSocket status page is not supported yet")?;
+    obj.only_value(
+        "enable_webstatus",
+        &Value::Bool(false),
+        "the WebSocket status page is not supported yet",
+    )?;
     obj.only_value(
         "compression",
         &json!({}),
@@ -304,15 +371,12 @@ fn websocket_options(node: &Node) -> VResult<WebSocketOptions> {
 /// `auth`: only `{"anonymous": {"type": "static", "role": ..., "authid": ...}}` for now.
 fn auth(node: &Node) -> VResult<AuthConfig> {
     // Refused methods may hold secrets: show their keys only, never their values.
-    if let Value::Object(map) = node.value() {
-        for key in map.keys() {
-            if let Some((_, message)) = AUTH.unsupported.iter().find(|(k, _)| k == key) {
-                let method = node.get(key).expect("key of this object");
-                return Err(method.fail(Problem::Unsupported {
-                    found: keys_only(method.value()),
-                    message: (*message).to_owned(),
-                }));
-            }
+    for (key, message) in AUTH.unsupported {
+        if let Some(method) = node.get(key) {
+            return Err(method.fail(Problem::Unsupported {
+                found: keys_only(method.value()),
+                message: (*message).to_owned(),
+            }));
         }
     }
     let obj = node.object(&AUTH)?;
@@ -324,14 +388,19 @@ fn auth(node: &Node) -> VResult<AuthConfig> {
     let (type_node, ty) = anonymous_node.tagged("anonymous authentication")?;
     match ty {
         "static" => {}
-        "dynamic" => return Err(type_node.unsupported("dynamic authenticators are not supported yet")),
+        "dynamic" => {
+            return Err(type_node.unsupported("dynamic authenticators are not supported yet"))
+        }
         _ => return Err(type_node.invalid(one_of(&["static"]))),
     }
     let anon = anonymous_node.object(&ANONYMOUS)?;
     let role = anon.opt_str("role", "the role of anonymous sessions")?;
     let authid = anon.opt_str("authid", "the authid of anonymous sessions")?;
     Ok(AuthConfig {
-        anonymous: Some(AnonymousAuth { role: role.unwrap_or_else(|| "anonymous".to_owned()), authid }),
+        anonymous: Some(AnonymousAuth {
+            role: role.unwrap_or_else(|| "anonymous".to_owned()),
+            authid,
+        }),
     })
 }
 
@@ -339,7 +408,10 @@ fn auth(node: &Node) -> VResult<AuthConfig> {
 fn keys_only(value: &Value) -> String {
     match value {
         Value::Object(map) => {
-            let keys: Vec<String> = map.keys().map(|k| format!("{}: ...", Value::String(k.clone()))).collect();
+            let keys: Vec<String> = map
+                .keys()
+                .map(|k| format!("{}: ...", Value::String(k.clone())))
+                .collect();
             format!("{{{}}}", keys.join(", "))
         }
         Value::Array(_) => "[...]".to_owned(),
@@ -352,7 +424,10 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let id = obj.opt_str("id", "the transport id")?;
     let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
 
-    let paths_node = obj.required("paths", "an object of path services, such as {\"ws\": {...}}")?;
+    let paths_node = obj.required(
+        "paths",
+        "an object of path services, such as {\"ws\": {...}}",
+    )?;
     let entries = paths_node.entries("path services, such as {\"ws\": {...}}")?;
     if entries.is_empty() {
         return Err(paths_node.invalid("at least one path service"));
@@ -361,12 +436,15 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     for (key, service) in entries {
         let valid_key = key == "/"
             || (!key.is_empty()
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         if !valid_key {
             return Err(service.fail(Problem::Invalid {
                 found: format!("the path {}", Value::String(key.to_owned())),
-                expected: "\"/\" or one path segment of letters, digits, \"_\" and \"-\" (such as \"ws\")"
-                    .to_owned(),
+                expected:
+                    "\"/\" or one path segment of letters, digits, \"_\" and \"-\" (such as \"ws\")"
+                        .to_owned(),
             }));
         }
         paths.insert(key.to_owned(), web_path(key, &service, ctx)?);
@@ -375,12 +453,24 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     obj.opt("options", (), |n| {
         let o = n.object(&WEB_OPTIONS)?;
         let no = Value::Bool(false);
-        o.only_value("access_log", &no, "HTTP access logging is not supported yet")?;
+        o.only_value(
+            "access_log",
+            &no,
+            "HTTP access logging is not supported yet",
+        )?;
         o.only_value("hsts", &no, "HSTS is not supported yet (it needs TLS)")?;
-        o.only_value("display_tracebacks", &no, "showing tracebacks is not supported")
+        o.only_value(
+            "display_tracebacks",
+            &no,
+            "showing tracebacks is not supported",
+        )
     })?;
 
-    Ok(TransportConfig::Web { id, endpoint, paths })
+    Ok(TransportConfig::Web {
+        id,
+        endpoint,
+        paths,
+    })
 }
 
 fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
@@ -390,7 +480,9 @@ fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
             "\"static\" at the root path \"/\" (mount WebSocket at a segment such as \"ws\", \
              or use a \"websocket\" transport)",
         )),
-        "websocket" => Ok(WebPath::WebSocket(websocket_service(&node.object(&WEB_WEBSOCKET)?)?)),
+        "websocket" => Ok(WebPath::WebSocket(websocket_service(
+            &node.object(&WEB_WEBSOCKET)?,
+        )?)),
         "static" => {
             let obj = node.object(&WEB_STATIC)?;
             let dir = obj.required("directory", "the directory to serve")?;
@@ -449,5 +541,11 @@ fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     };
     let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
     debug(&obj)?;
-    Ok(TransportConfig::RawSocket { id, endpoint, serializers, max_message_size, auth })
+    Ok(TransportConfig::RawSocket {
+        id,
+        endpoint,
+        serializers,
+        max_message_size,
+        auth,
+    })
 }

@@ -4,11 +4,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use turnstile_config::{Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig};
+use turnstile_config::{
+    Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig,
+};
 use wamp_proto::message::code;
 use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Serializer, Value};
 
-use crate::core::peer::{peer_channel, ChannelType, Framing, Outbound, PeerReceiver, TransportInfo};
+use crate::core::peer::{
+    peer_channel, ChannelType, Framing, Outbound, PeerReceiver, TransportInfo,
+};
 use crate::core::realm::Realm;
 use crate::core::router::ConnId;
 use crate::limits;
@@ -28,10 +32,16 @@ struct Client {
 
 impl Client {
     fn totals(&self) -> (u64, u64) {
-        (self.log.len() as u64, self.log.iter().map(|(_, l)| *l as u64).sum())
+        (
+            self.log.len() as u64,
+            self.log.iter().map(|(_, l)| *l as u64).sum(),
+        )
     }
     fn rated(&self, size: u64) -> u64 {
-        self.log.iter().map(|(_, l)| (*l as u64).div_ceil(size)).sum()
+        self.log
+            .iter()
+            .map(|(_, l)| (*l as u64).div_ceil(size))
+            .sum()
     }
 }
 
@@ -47,7 +57,12 @@ fn allow_all_role(name: &str) -> RoleConfig {
         permissions: vec![Permission {
             uri: String::new(),
             match_policy: MatchPolicy::Prefix,
-            allow: Allow { call: true, register: true, publish: true, subscribe: true },
+            allow: Allow {
+                call: true,
+                register: true,
+                publish: true,
+                subscribe: true,
+            },
             disclose: Disclose::default(),
             cache: true,
         }],
@@ -72,7 +87,11 @@ fn stats(f: impl FnOnce(&mut StatsConfig)) -> Option<StatsConfig> {
 impl Harness {
     fn new(config: RealmConfig) -> Self {
         let now = Instant::now();
-        Self { realm: Realm::new(config, now), now, next_conn: 1 }
+        Self {
+            realm: Realm::new(config, now),
+            now,
+            next_conn: 1,
+        }
     }
 
     fn connect(&mut self, serializer: Serializer) -> Client {
@@ -110,7 +129,10 @@ impl Harness {
             "caller" => Value::Dict(Dict::new()),
             "callee" => Value::Dict(dict!{"features" => Value::Dict(dict!{"progressive_call_results" => true})}),
         })};
-        let hello = Message::Hello { realm: "realm1".into(), details };
+        let hello = Message::Hello {
+            realm: "realm1".into(),
+            details,
+        };
         let bytes = c.serializer.encode(&hello).unwrap();
         c.log.push((true, bytes.len()));
         self.realm.handle_hello(
@@ -125,7 +147,10 @@ impl Harness {
             self.now,
         );
         self.pump(c);
-        let pos = c.inbox.iter().position(|m| matches!(m, Message::Welcome { .. }));
+        let pos = c
+            .inbox
+            .iter()
+            .position(|m| matches!(m, Message::Welcome { .. }));
         let Some(Message::Welcome { session, .. }) = pos.map(|p| c.inbox.remove(p)) else {
             panic!("no WELCOME: {:?}", c.inbox)
         };
@@ -138,7 +163,8 @@ impl Harness {
         let bytes = c.serializer.encode(&msg).unwrap();
         c.log.push((true, bytes.len()));
         let decoded = c.serializer.decode(&bytes).unwrap();
-        self.realm.handle_message(c.conn, decoded, bytes.len(), self.now);
+        self.realm
+            .handle_message(c.conn, decoded, bytes.len(), self.now);
     }
 
     /// Moves everything queued for the client into its inbox, logging lengths.
@@ -165,9 +191,19 @@ impl Harness {
     }
 
     fn subscribe(&mut self, c: &mut Client, topic: &str) -> Id {
-        self.send(c, Message::Subscribe { request: 1, options: Dict::new(), topic: topic.into() });
+        self.send(
+            c,
+            Message::Subscribe {
+                request: 1,
+                options: Dict::new(),
+                topic: topic.into(),
+            },
+        );
         self.pump(c);
-        let pos = c.inbox.iter().position(|m| matches!(m, Message::Subscribed { .. }));
+        let pos = c
+            .inbox
+            .iter()
+            .position(|m| matches!(m, Message::Subscribed { .. }));
         match pos.map(|p| c.inbox.remove(p)) {
             Some(Message::Subscribed { subscription, .. }) => subscription,
             other => panic!("no SUBSCRIBED: {other:?} {:?}", c.inbox),
@@ -179,7 +215,9 @@ impl Harness {
 fn meta_events(msgs: &[Message], subs: &[(Id, &'static str)]) -> Vec<(&'static str, List)> {
     msgs.iter()
         .filter_map(|m| match m {
-            Message::Event { subscription, args, .. } => subs
+            Message::Event {
+                subscription, args, ..
+            } => subs
                 .iter()
                 .find(|(id, _)| id == subscription)
                 .map(|(_, t)| (*t, args.clone().unwrap_or_default())),
@@ -193,7 +231,8 @@ fn stats_of(args: &List) -> (&Dict, &Dict) {
 }
 
 fn int(d: &Dict, k: &str) -> u64 {
-    d[k].as_u64().unwrap_or_else(|| panic!("{k} is not an integer: {:?}", d[k]))
+    d[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} is not an integer: {:?}", d[k]))
 }
 
 /// A monitor subscribed to the three session topics.
@@ -237,16 +276,30 @@ fn totals_over_events_equal_the_clients_own_counts() {
         for i in 0..10 {
             let options = dict! {"acknowledge" => i % 2 == 0, "exclude_me" => false};
             let args = Some(vec![Value::from(i), Value::Bytes(vec![7; i as usize * 30])]);
-            let publish =
-                Message::Publish { request: 10 + i as u64, options, topic: "com.topic".into(), args, kwargs: None };
+            let publish = Message::Publish {
+                request: 10 + i as u64,
+                options,
+                topic: "com.topic".into(),
+                args,
+                kwargs: None,
+            };
             h.send(&mut c, publish);
             h.pump(&mut c);
         }
-        h.send(&mut c, Message::Goodbye { details: Dict::new(), reason: uris::CLOSE_NORMAL.into() });
+        h.send(
+            &mut c,
+            Message::Goodbye {
+                details: Dict::new(),
+                reason: uris::CLOSE_NORMAL.into(),
+            },
+        );
         h.pump(&mut c);
         let events = meta_events(&h.take(&mut m), &subs);
         let cycles = stats_for(&events, sid);
-        assert!(cycles.len() > 3, "{serializer:?}: rated trigger should cut several cycles");
+        assert!(
+            cycles.len() > 3,
+            "{serializer:?}: rated trigger should cut several cycles"
+        );
         let (messages, bytes) = c.totals();
         let sum = |k: &str| cycles.iter().map(|s| int(s, k)).sum::<u64>();
         assert_eq!(sum("messages"), messages, "{serializer:?}");
@@ -259,7 +312,10 @@ fn totals_over_events_equal_the_clients_own_counts() {
             assert_eq!(s["last"].as_bool(), Some(k == cycles.len() - 1));
             if k > 0 {
                 let prev = &cycles[k - 1];
-                assert_eq!(int(prev, "timestamp") + int(prev, "duration"), int(s, "timestamp"));
+                assert_eq!(
+                    int(prev, "timestamp") + int(prev, "duration"),
+                    int(s, "timestamp")
+                );
             }
             // Every cycle closed by the rated trigger reached the threshold.
             if k > 0 && k < cycles.len() - 1 {
@@ -284,12 +340,29 @@ fn event_has_exactly_the_specified_keys() {
     assert_eq!(keys(info), ["authid", "authrole", "realm", "session"]);
     assert_eq!(
         keys(stats),
-        ["bytes", "cycle", "duration", "first", "last", "messages", "rated_messages", "serializer", "timestamp"]
+        [
+            "bytes",
+            "cycle",
+            "duration",
+            "first",
+            "last",
+            "messages",
+            "rated_messages",
+            "serializer",
+            "timestamp"
+        ]
     );
     assert_eq!(int(info, "session"), sid);
     assert_eq!(info["realm"].as_str(), Some("realm1"));
     assert_eq!(info["authrole"].as_str(), Some("anonymous"));
-    for k in ["bytes", "cycle", "duration", "messages", "rated_messages", "timestamp"] {
+    for k in [
+        "bytes",
+        "cycle",
+        "duration",
+        "messages",
+        "rated_messages",
+        "timestamp",
+    ] {
         assert!(matches!(stats[k], Value::Int(_)), "{k} must be an integer");
     }
     // The join snapshot holds HELLO and WELCOME: 2 messages.
@@ -303,19 +376,30 @@ fn event_has_exactly_the_specified_keys() {
 fn events_come_in_the_specified_order() {
     let mut h = Harness::new(realm_config(stats(|s| s.trigger_after_rated_messages = 3)));
     let (mut m, mut subs) = monitor(&mut h);
-    subs.push((h.subscribe(&mut m, "wamp.subscription.on_unsubscribe"), "unsub"));
+    subs.push((
+        h.subscribe(&mut m, "wamp.subscription.on_unsubscribe"),
+        "unsub",
+    ));
     let mut c = h.connect(Serializer::Json);
     let sid = h.join(&mut c);
     h.subscribe(&mut c, "com.x");
-    h.send(&mut c, Message::Goodbye { details: Dict::new(), reason: uris::CLOSE_NORMAL.into() });
+    h.send(
+        &mut c,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_NORMAL.into(),
+        },
+    );
     // Only the events about c's session (the monitor's own statistics are interleaved).
     let about_c = |(tag, args): &(&'static str, List)| match *tag {
         "join" => int(args[0].as_dict().unwrap(), "session") == sid,
         "stats" => int(stats_of(args).0, "session") == sid,
         _ => args[0].as_u64() == Some(sid),
     };
-    let events: Vec<_> =
-        meta_events(&h.take(&mut m), &subs).into_iter().filter(about_c).collect();
+    let events: Vec<_> = meta_events(&h.take(&mut m), &subs)
+        .into_iter()
+        .filter(about_c)
+        .collect();
     let tags: Vec<&str> = events.iter().map(|(t, _)| *t).collect();
     assert_eq!(tags.first(), Some(&"join"), "{tags:?}");
     assert_eq!(tags[1], "stats");
@@ -363,9 +447,15 @@ fn any_snapshot_restarts_the_duration_clock() {
     h.subscribe(&mut c, "com.a"); // SUBSCRIBE and SUBSCRIBED: two rated snapshots
     h.take(&mut m);
     h.advance(Duration::from_millis(1000));
-    assert!(stats_for(&meta_events(&h.take(&mut m), &subs), sid).is_empty(), "clock restarted");
+    assert!(
+        stats_for(&meta_events(&h.take(&mut m), &subs), sid).is_empty(),
+        "clock restarted"
+    );
     h.advance(Duration::from_millis(1000));
-    assert_eq!(stats_for(&meta_events(&h.take(&mut m), &subs), sid).len(), 1);
+    assert_eq!(
+        stats_for(&meta_events(&h.take(&mut m), &subs), sid).len(),
+        1
+    );
 }
 
 /// §3 feedback guard: a monitor subscribed to on_stats under threshold 1 does not trigger
@@ -381,7 +471,16 @@ fn feedback_guard_stops_self_triggering() {
     // on_join EVENT only, never by the on_stats EVENTs it received.
     let own = stats_for(&events, m.session);
     assert!(own.len() <= 2, "monitor triggered itself: {own:?}");
-    h.send(&mut m, Message::Publish { request: 99, options: Dict::new(), topic: "com.x".into(), args: None, kwargs: None });
+    h.send(
+        &mut m,
+        Message::Publish {
+            request: 99,
+            options: Dict::new(),
+            topic: "com.x".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
     let own_after = stats_for(&meta_events(&h.take(&mut m), &subs), m.session);
     assert_eq!(own_after.len(), 1, "the next other message triggers");
 }
@@ -394,7 +493,13 @@ fn rejoin_on_the_same_connection_starts_new_cycles() {
     let (mut m, subs) = monitor(&mut h);
     let mut c = h.connect(Serializer::Cbor);
     let first = h.join(&mut c);
-    h.send(&mut c, Message::Goodbye { details: Dict::new(), reason: uris::CLOSE_NORMAL.into() });
+    h.send(
+        &mut c,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_NORMAL.into(),
+        },
+    );
     assert!(matches!(
         h.take(&mut c).as_slice(),
         [Message::Goodbye { reason, .. }] if reason == uris::CLOSE_GOODBYE_AND_OUT
@@ -405,7 +510,10 @@ fn rejoin_on_the_same_connection_starts_new_cycles() {
     assert_ne!(first, second);
     let events = meta_events(&h.take(&mut m), &subs);
     let old = stats_for(&events, first);
-    assert_eq!(old.iter().map(|s| int(s, "messages")).sum::<u64>(), old_totals.0);
+    assert_eq!(
+        old.iter().map(|s| int(s, "messages")).sum::<u64>(),
+        old_totals.0
+    );
     assert_eq!(old.last().unwrap()["last"], Value::Bool(true));
     let new = stats_for(&events, second);
     assert_eq!(int(&new[0], "cycle"), 1);
@@ -423,7 +531,10 @@ fn trigger_switches_and_no_stats_section() {
     h.realm.handle_disconnected(c.conn, h.now);
     let cycles = stats_for(&meta_events(&h.take(&mut m), &subs), sid);
     assert_eq!(cycles.len(), 1);
-    assert_eq!((cycles[0]["first"].clone(), cycles[0]["last"].clone()), (Value::Bool(true), Value::Bool(true)));
+    assert_eq!(
+        (cycles[0]["first"].clone(), cycles[0]["last"].clone()),
+        (Value::Bool(true), Value::Bool(true))
+    );
     assert_eq!(int(&cycles[0], "messages"), 2);
 
     let mut h = Harness::new(realm_config(stats(|s| s.trigger_on_leave = false)));
@@ -463,12 +574,25 @@ fn kill_and_shutdown_count_the_goodbye_exchange() {
     };
     h.send(&mut m, kill);
     let got = h.take(&mut c);
-    assert!(matches!(got.as_slice(), [Message::Goodbye { reason, .. }] if reason == uris::CLOSE_KILLED));
-    h.send(&mut c, Message::Goodbye { details: Dict::new(), reason: uris::CLOSE_GOODBYE_AND_OUT.into() });
+    assert!(
+        matches!(got.as_slice(), [Message::Goodbye { reason, .. }] if reason == uris::CLOSE_KILLED)
+    );
+    h.send(
+        &mut c,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_GOODBYE_AND_OUT.into(),
+        },
+    );
     let msgs = h.take(&mut m);
-    assert!(msgs.iter().any(|x| matches!(x, Message::Result { request: 5, .. })));
+    assert!(msgs
+        .iter()
+        .any(|x| matches!(x, Message::Result { request: 5, .. })));
     let cycles = stats_for(&meta_events(&msgs, &subs), sid);
-    assert_eq!(cycles.iter().map(|s| int(s, "messages")).sum::<u64>(), c.totals().0);
+    assert_eq!(
+        cycles.iter().map(|s| int(s, "messages")).sum::<u64>(),
+        c.totals().0
+    );
     assert_eq!(c.totals().0, 4);
 
     // Shutdown: every session gets GOODBYE system_shutdown; one answers, one never does.
@@ -476,10 +600,21 @@ fn kill_and_shutdown_count_the_goodbye_exchange() {
     let aid = h.join(&mut a);
     h.take(&mut m);
     h.realm.handle_shutdown(h.now);
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Goodbye { reason, .. }] if reason == uris::CLOSE_SYSTEM_SHUTDOWN));
-    h.send(&mut a, Message::Goodbye { details: Dict::new(), reason: uris::CLOSE_GOODBYE_AND_OUT.into() });
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Goodbye { reason, .. }] if reason == uris::CLOSE_SYSTEM_SHUTDOWN)
+    );
+    h.send(
+        &mut a,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_GOODBYE_AND_OUT.into(),
+        },
+    );
     h.pump(&mut a);
-    assert!(a.closed, "the connection closes after the GOODBYE exchange at shutdown");
+    assert!(
+        a.closed,
+        "the connection closes after the GOODBYE exchange at shutdown"
+    );
     let cycles = stats_for(&meta_events(&h.take(&mut m), &subs), aid);
     // The join snapshot (HELLO, WELCOME) was read before; the final one holds both GOODBYEs.
     assert_eq!(cycles.len(), 1);
@@ -496,7 +631,10 @@ fn kill_and_shutdown_count_the_goodbye_exchange() {
 #[test]
 fn routing_basics() {
     let mut config = realm_config(None);
-    config.roles.push(RoleConfig { name: "nothing".into(), permissions: vec![] });
+    config.roles.push(RoleConfig {
+        name: "nothing".into(),
+        permissions: vec![],
+    });
     let mut h = Harness::new(config);
     let mut a = h.connect(Serializer::Json);
     let mut b = h.connect(Serializer::MsgPack);
@@ -504,39 +642,176 @@ fn routing_basics() {
     h.join(&mut b);
     let sub = h.subscribe(&mut a, "com.t");
     h.subscribe(&mut b, "com.t");
-    h.send(&mut a, Message::Publish { request: 2, options: dict! {"acknowledge" => true}, topic: "com.t".into(), args: Some(vec![Value::from(1)]), kwargs: None });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Published { request: 2, .. }]), "exclude_me defaults to true");
+    h.send(
+        &mut a,
+        Message::Publish {
+            request: 2,
+            options: dict! {"acknowledge" => true},
+            topic: "com.t".into(),
+            args: Some(vec![Value::from(1)]),
+            kwargs: None,
+        },
+    );
+    assert!(
+        matches!(
+            h.take(&mut a).as_slice(),
+            [Message::Published { request: 2, .. }]
+        ),
+        "exclude_me defaults to true"
+    );
     assert!(matches!(h.take(&mut b).as_slice(), [Message::Event { .. }]));
-    h.send(&mut b, Message::Publish { request: 3, options: dict! {"acknowledge" => true}, topic: "wamp.x".into(), args: None, kwargs: None });
-    assert!(matches!(h.take(&mut b).as_slice(), [Message::Error { error, .. }] if error == uris::INVALID_URI));
-    h.send(&mut a, Message::Unsubscribe { request: 4, subscription: sub });
-    h.send(&mut a, Message::Unsubscribe { request: 5, subscription: sub });
+    h.send(
+        &mut b,
+        Message::Publish {
+            request: 3,
+            options: dict! {"acknowledge" => true},
+            topic: "wamp.x".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(
+        matches!(h.take(&mut b).as_slice(), [Message::Error { error, .. }] if error == uris::INVALID_URI)
+    );
+    h.send(
+        &mut a,
+        Message::Unsubscribe {
+            request: 4,
+            subscription: sub,
+        },
+    );
+    h.send(
+        &mut a,
+        Message::Unsubscribe {
+            request: 5,
+            subscription: sub,
+        },
+    );
     let got = h.take(&mut a);
     assert!(matches!(got[0], Message::Unsubscribed { request: 4, .. }));
     assert!(matches!(&got[1], Message::Error { error, .. } if error == uris::NO_SUCH_SUBSCRIPTION));
 
     // RPC
-    h.send(&mut b, Message::Register { request: 6, options: Dict::new(), procedure: "com.echo".into() });
-    assert!(matches!(h.take(&mut b).as_slice(), [Message::Registered { .. }]));
-    h.send(&mut a, Message::Register { request: 7, options: Dict::new(), procedure: "com.echo".into() });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Error { error, .. }] if error == uris::PROCEDURE_ALREADY_EXISTS));
-    h.send(&mut a, Message::Call { request: 8, options: Dict::new(), procedure: "com.echo".into(), args: Some(vec![Value::Bytes(vec![0, 1, 2])]), kwargs: Some(dict! {"k" => "v"}) });
-    let Some(Message::Invocation { request: inv, args, kwargs, .. }) = h.take(&mut b).pop() else { panic!() };
-    h.send(&mut b, Message::Yield { request: inv, options: Dict::new(), args, kwargs });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Result { request: 8, args: Some(a), kwargs: Some(_), .. }] if a[0] == Value::Bytes(vec![0, 1, 2])));
-    h.send(&mut a, Message::Call { request: 9, options: Dict::new(), procedure: "com.echo".into(), args: None, kwargs: None });
-    let Some(Message::Invocation { request: inv, .. }) = h.take(&mut b).pop() else { panic!() };
-    h.send(&mut b, Message::Error { request_type: code::INVOCATION, request: inv, details: Dict::new(), error: "com.err".into(), args: Some(vec![Value::from("why")]), kwargs: None });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Error { request: 9, error, args: Some(_), .. }] if error == "com.err"));
-    h.send(&mut a, Message::Call { request: 10, options: Dict::new(), procedure: "com.echo".into(), args: None, kwargs: None });
+    h.send(
+        &mut b,
+        Message::Register {
+            request: 6,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+        },
+    );
+    assert!(matches!(
+        h.take(&mut b).as_slice(),
+        [Message::Registered { .. }]
+    ));
+    h.send(
+        &mut a,
+        Message::Register {
+            request: 7,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+        },
+    );
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Error { error, .. }] if error == uris::PROCEDURE_ALREADY_EXISTS)
+    );
+    h.send(
+        &mut a,
+        Message::Call {
+            request: 8,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+            args: Some(vec![Value::Bytes(vec![0, 1, 2])]),
+            kwargs: Some(dict! {"k" => "v"}),
+        },
+    );
+    let Some(Message::Invocation {
+        request: inv,
+        args,
+        kwargs,
+        ..
+    }) = h.take(&mut b).pop()
+    else {
+        panic!()
+    };
+    h.send(
+        &mut b,
+        Message::Yield {
+            request: inv,
+            options: Dict::new(),
+            args,
+            kwargs,
+        },
+    );
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Result { request: 8, args: Some(a), kwargs: Some(_), .. }] if a[0] == Value::Bytes(vec![0, 1, 2]))
+    );
+    h.send(
+        &mut a,
+        Message::Call {
+            request: 9,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    let Some(Message::Invocation { request: inv, .. }) = h.take(&mut b).pop() else {
+        panic!()
+    };
+    h.send(
+        &mut b,
+        Message::Error {
+            request_type: code::INVOCATION,
+            request: inv,
+            details: Dict::new(),
+            error: "com.err".into(),
+            args: Some(vec![Value::from("why")]),
+            kwargs: None,
+        },
+    );
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Error { request: 9, error, args: Some(_), .. }] if error == "com.err")
+    );
+    h.send(
+        &mut a,
+        Message::Call {
+            request: 10,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
     h.realm.handle_disconnected(b.conn, h.now);
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Error { request: 10, error, .. }] if error == uris::CANCELED));
-    h.send(&mut a, Message::Call { request: 11, options: Dict::new(), procedure: "com.echo".into(), args: None, kwargs: None });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Error { request: 11, error, .. }] if error == uris::NO_SUCH_PROCEDURE));
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Error { request: 10, error, .. }] if error == uris::CANCELED)
+    );
+    h.send(
+        &mut a,
+        Message::Call {
+            request: 11,
+            options: Dict::new(),
+            procedure: "com.echo".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Error { request: 11, error, .. }] if error == uris::NO_SUCH_PROCEDURE)
+    );
 
     // A protocol violation ends the session and closes the connection.
-    h.send(&mut a, Message::Welcome { session: 1, details: Dict::new() });
-    assert!(matches!(h.take(&mut a).as_slice(), [Message::Abort { reason, .. }] if reason == uris::PROTOCOL_VIOLATION));
+    h.send(
+        &mut a,
+        Message::Welcome {
+            session: 1,
+            details: Dict::new(),
+        },
+    );
+    assert!(
+        matches!(h.take(&mut a).as_slice(), [Message::Abort { reason, .. }] if reason == uris::PROTOCOL_VIOLATION)
+    );
     assert!(a.closed);
 }
 
@@ -544,15 +819,52 @@ fn routing_basics() {
 #[test]
 fn denied_actions_get_not_authorized() {
     let mut config = realm_config(None);
-    config.roles = vec![RoleConfig { name: "anonymous".into(), permissions: vec![] }];
+    config.roles = vec![RoleConfig {
+        name: "anonymous".into(),
+        permissions: vec![],
+    }];
     let mut h = Harness::new(config);
     let mut a = h.connect(Serializer::Json);
     h.join(&mut a);
-    h.send(&mut a, Message::Subscribe { request: 1, options: Dict::new(), topic: "com.t".into() });
-    h.send(&mut a, Message::Publish { request: 2, options: dict! {"acknowledge" => true}, topic: "com.t".into(), args: None, kwargs: None });
-    h.send(&mut a, Message::Register { request: 3, options: Dict::new(), procedure: "com.p".into() });
-    h.send(&mut a, Message::Call { request: 4, options: Dict::new(), procedure: "com.p".into(), args: None, kwargs: None });
+    h.send(
+        &mut a,
+        Message::Subscribe {
+            request: 1,
+            options: Dict::new(),
+            topic: "com.t".into(),
+        },
+    );
+    h.send(
+        &mut a,
+        Message::Publish {
+            request: 2,
+            options: dict! {"acknowledge" => true},
+            topic: "com.t".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    h.send(
+        &mut a,
+        Message::Register {
+            request: 3,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+        },
+    );
+    h.send(
+        &mut a,
+        Message::Call {
+            request: 4,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
     let got = h.take(&mut a);
     assert_eq!(got.len(), 4);
-    assert!(got.iter().all(|m| matches!(m, Message::Error { error, .. } if error == uris::NOT_AUTHORIZED)));
+    assert!(got
+        .iter()
+        .all(|m| matches!(m, Message::Error { error, .. } if error == uris::NOT_AUTHORIZED)));
 }

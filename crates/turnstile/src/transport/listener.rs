@@ -92,10 +92,15 @@ impl Bound {
 /// Binds `endpoint`. The error says what failed, without naming the transport (the caller does).
 pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), String> {
     match endpoint {
-        Endpoint::Tcp { port, interface, version, backlog } => {
+        Endpoint::Tcp {
+            port,
+            interface,
+            version,
+            backlog,
+        } => {
             let addr = resolve(interface.as_deref(), *version, *port).await?;
-            let listener = listen_tcp(addr, *backlog)
-                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            let listener =
+                listen_tcp(addr, *backlog).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
             Ok((Bound::Tcp(TcpAccept { listener, local }), None))
         }
@@ -104,7 +109,13 @@ pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), St
             let listener = UnixListener::bind(path)
                 .map_err(|e| format!("cannot listen on unix socket {}: {e}", path.display()))?;
             let file = SocketFile(path.clone());
-            Ok((Bound::Unix(UnixAccept { listener, path: path.clone() }), Some(file)))
+            Ok((
+                Bound::Unix(UnixAccept {
+                    listener,
+                    path: path.clone(),
+                }),
+                Some(file),
+            ))
         }
     }
 }
@@ -112,11 +123,18 @@ pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), St
 /// The address to bind for `interface` (an IP address or a host name), default all interfaces.
 async fn resolve(interface: Option<&str>, version: u8, port: u16) -> Result<SocketAddr, String> {
     let Some(interface) = interface else {
-        let ip: IpAddr =
-            if version == 6 { Ipv6Addr::UNSPECIFIED.into() } else { Ipv4Addr::UNSPECIFIED.into() };
+        let ip: IpAddr = if version == 6 {
+            Ipv6Addr::UNSPECIFIED.into()
+        } else {
+            Ipv4Addr::UNSPECIFIED.into()
+        };
         return Ok(SocketAddr::new(ip, port));
     };
-    if let Ok(ip) = interface.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+    if let Ok(ip) = interface
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
         return Ok(SocketAddr::new(ip, port));
     }
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((interface, port))
@@ -125,14 +143,24 @@ async fn resolve(interface: Option<&str>, version: u8, port: u16) -> Result<Sock
         .collect();
     addrs
         .iter()
-        .find(|a| if version == 6 { a.is_ipv6() } else { a.is_ipv4() })
+        .find(|a| {
+            if version == 6 {
+                a.is_ipv6()
+            } else {
+                a.is_ipv4()
+            }
+        })
         .or(addrs.first())
         .copied()
         .ok_or_else(|| format!("interface \"{interface}\" has no address"))
 }
 
 fn listen_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv6() { TcpSocket::new_v6()? } else { TcpSocket::new_v4()? };
+    let socket = if addr.is_ipv6() {
+        TcpSocket::new_v6()?
+    } else {
+        TcpSocket::new_v4()?
+    };
     // As std's TcpListener::bind does: a restarted router can bind while old connections linger
     // in TIME_WAIT. (It does not allow two listeners on one port.)
     socket.set_reuseaddr(true)?;
@@ -149,10 +177,16 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     if !meta.file_type().is_socket() {
-        return Err(format!("{} exists and is not a socket; not removing it", path.display()));
+        return Err(format!(
+            "{} exists and is not a socket; not removing it",
+            path.display()
+        ));
     }
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
-        return Err(format!("unix socket {} is in use by another process", path.display()));
+        return Err(format!(
+            "unix socket {} is in use by another process",
+            path.display()
+        ));
     }
     debug!(path = %path.display(), "removing stale unix socket file");
     std::fs::remove_file(path).map_err(|e| format!("cannot remove {}: {e}", path.display()))

@@ -20,5 +20,8 @@ use crate::core::peer::AnonymousAuth;
 /// does not accept yet) maps to the default too.
 pub fn anonymous_auth(auth: Option<&turnstile_config::AuthConfig>) -> Option<AnonymousAuth> {
     let anonymous = auth?.anonymous.as_ref()?;
-    Some(AnonymousAuth { role: anonymous.role.clone(), authid: anonymous.authid.clone() })
+    Some(AnonymousAuth {
+        role: anonymous.role.clone(),
+        authid: anonymous.authid.clone(),
+    })
 }

@@ -43,7 +43,10 @@ pub struct RawSocketService {
 impl RawSocketService {
     /// `LLLL` of our handshake reply: the largest L with 2^(9+L) <= max_message_size.
     pub fn max_length_exponent(&self) -> u8 {
-        (0..=15u8).rev().find(|l| (1usize << (9 + l)) <= self.max_message_size).unwrap_or(0)
+        (0..=15u8)
+            .rev()
+            .find(|l| (1usize << (9 + l)) <= self.max_message_size)
+            .unwrap_or(0)
     }
 }
 
@@ -116,7 +119,12 @@ pub async fn serve_connection<R, W>(
             return;
         }
     };
-    let reply = [MAGIC, (service.max_length_exponent() << 4) | serializer.rawsocket_id(), 0, 0];
+    let reply = [
+        MAGIC,
+        (service.max_length_exponent() << 4) | serializer.rawsocket_id(),
+        0,
+        0,
+    ];
     if let Err(e) = write.write_all(&reply).await {
         debug!(conn = %label, error = %e, "rawsocket: connection lost during handshake");
         return;
@@ -133,7 +141,12 @@ pub async fn serve_connection<R, W>(
     };
     let (conn, rx) = router.connect(info);
     let sock = RawSocket {
-        reader: FramedRead::new(read, FrameDecoder { max_len: service.max_message_size }),
+        reader: FramedRead::new(
+            read,
+            FrameDecoder {
+                max_len: service.max_message_size,
+            },
+        ),
         writer: BufWriter::with_capacity(limits::RAWSOCKET_WRITE_BUFFER_SIZE, write),
         client_max_len,
     };
@@ -154,7 +167,10 @@ fn check_handshake(
         return Err(HandshakeError::BadMagic);
     }
     if hello[2] != 0 || hello[3] != 0 {
-        let why = format!("reserved octets are {:#04x} {:#04x}, must be 0", hello[2], hello[3]);
+        let why = format!(
+            "reserved octets are {:#04x} {:#04x}, must be 0",
+            hello[2], hello[3]
+        );
         return Err(HandshakeError::Refused(ERR_RESERVED_BITS, why));
     }
     let id = hello[1] & 0x0F;
@@ -167,7 +183,10 @@ fn check_handshake(
                 .iter()
                 .map(|s| format!("{} ({})", s.rawsocket_id(), s.name()))
                 .collect();
-            let why = format!("serializer {id} unsupported; this endpoint accepts {}", offered.join(", "));
+            let why = format!(
+                "serializer {id} unsupported; this endpoint accepts {}",
+                offered.join(", ")
+            );
             Err(HandshakeError::Refused(ERR_SERIALIZER_UNSUPPORTED, why))
         }
     }
@@ -225,7 +244,10 @@ impl Decoder for FrameDecoder {
             }
             // PING/PONG payloads are bounded by the same limit as messages.
             if len > self.max_len {
-                return Err(FrameError::TooLong { len, max: self.max_len });
+                return Err(FrameError::TooLong {
+                    len,
+                    max: self.max_len,
+                });
             }
             if src.len() < 4 + len {
                 src.reserve(4 + len - src.len());
@@ -265,7 +287,10 @@ where
 {
     async fn write_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), WriteError> {
         let io = |e: std::io::Error| WriteError::Gone(format!("write failed: {e}"));
-        self.writer.write_all(&frame_header(kind, payload.len())).await.map_err(io)?;
+        self.writer
+            .write_all(&frame_header(kind, payload.len()))
+            .await
+            .map_err(io)?;
         self.writer.write_all(payload).await.map_err(io)
     }
 }
@@ -318,7 +343,10 @@ where
     }
 
     async fn flush(&mut self) -> Result<(), String> {
-        self.writer.flush().await.map_err(|e| format!("write failed: {e}"))
+        self.writer
+            .flush()
+            .await
+            .map_err(|e| format!("write failed: {e}"))
     }
 
     async fn close(&mut self, _reason: &CloseReason) {

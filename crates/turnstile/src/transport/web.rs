@@ -33,7 +33,9 @@ pub fn web_app(
         let at = mount_point(key);
         app = match path {
             WebPath::WebSocket(service) => app.route(&at, ws_endpoint(service, router, conns)),
-            WebPath::Static { directory } if at == "/" => app.fallback_service(static_dir(directory)),
+            WebPath::Static { directory } if at == "/" => {
+                app.fallback_service(static_dir(directory))
+            }
             WebPath::Static { directory } => app.nest_service(&at, static_dir(directory)),
         };
     }
@@ -47,7 +49,11 @@ pub fn websocket_app(
     router: &Arc<Router>,
     conns: &Conns,
 ) -> axum::Router {
-    let at = if path.starts_with('/') { path.to_owned() } else { format!("/{path}") };
+    let at = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("/{path}")
+    };
     axum::Router::new().route(&at, ws_endpoint(service, router, conns))
 }
 
@@ -56,8 +62,12 @@ fn ws_endpoint(
     router: &Arc<Router>,
     conns: &Conns,
 ) -> axum::routing::MethodRouter {
-    Arc::new(WsEndpoint { router: router.clone(), service: service.clone(), conns: conns.clone() })
-        .route()
+    Arc::new(WsEndpoint {
+        router: router.clone(),
+        service: service.clone(),
+        conns: conns.clone(),
+    })
+    .route()
 }
 
 fn static_dir(directory: &Path) -> ServeDir {
@@ -72,8 +82,9 @@ where
     PeerAddr: for<'a> Connected<IncomingStream<'a, L>>,
 {
     let service = app.into_make_service_with_connect_info::<PeerAddr>();
-    let result =
-        axum::serve(listener, service).with_graceful_shutdown(stop.cancelled_owned()).await;
+    let result = axum::serve(listener, service)
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await;
     if let Err(e) = result {
         debug!(error = %e, "http server ended with an error");
     }

@@ -22,8 +22,8 @@ use wamp_proto::Serializer;
 use crate::core::peer::{CloseReason, Framing, TransportInfo};
 use crate::core::router::Router;
 use crate::limits;
-use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::anonymous_auth;
+use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
 
 /// A WebSocket service ready to be mounted on a path.
@@ -50,8 +50,12 @@ impl WsEndpoint {
 
     /// `wamp.2.json, wamp.2.msgpack`: what this endpoint accepts, in its order.
     fn accepted(&self) -> String {
-        let names: Vec<&str> =
-            self.service.serializers.iter().map(|s| s.ws_subprotocol()).collect();
+        let names: Vec<&str> = self
+            .service
+            .serializers
+            .iter()
+            .map(|s| s.ws_subprotocol())
+            .collect();
         names.join(", ")
     }
 
@@ -127,7 +131,11 @@ impl WsEndpoint {
             (StatusCode::UPGRADE_REQUIRED, upgrade, text).into_response()
         } else {
             let status = rejection.status();
-            (status, format!("{text}Upgrade refused: {}\n", rejection.body_text())).into_response()
+            (
+                status,
+                format!("{text}Upgrade refused: {}\n", rejection.body_text()),
+            )
+                .into_response()
         }
     }
 }
@@ -203,20 +211,35 @@ impl WsSocket {
         };
         match e {
             tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-                let option =
-                    if max_size == self.max_message_size { "max_message_size" } else { "max_frame_size" };
+                let option = if max_size == self.max_message_size {
+                    "max_message_size"
+                } else {
+                    "max_frame_size"
+                };
                 let text = format!(
                     "WebSocket message of {size} bytes exceeds this transport's {option} of {max_size} bytes"
                 );
-                Incoming::Violation { close: CloseReason { code: 1009, text: text.clone() }, text }
+                Incoming::Violation {
+                    close: CloseReason {
+                        code: 1009,
+                        text: text.clone(),
+                    },
+                    text,
+                }
             }
             tungstenite::Error::Utf8(why) => {
                 let text = format!("invalid UTF-8 in a WebSocket text message: {why}");
-                Incoming::Violation { close: CloseReason { code: 1007, text: text.clone() }, text }
+                Incoming::Violation {
+                    close: CloseReason {
+                        code: 1007,
+                        text: text.clone(),
+                    },
+                    text,
+                }
             }
-            tungstenite::Error::Protocol(p) => {
-                Incoming::Close(CloseReason::protocol_error(format!("WebSocket protocol error: {p}")))
-            }
+            tungstenite::Error::Protocol(p) => Incoming::Close(CloseReason::protocol_error(
+                format!("WebSocket protocol error: {p}"),
+            )),
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
                 Incoming::Gone("closed".into())
             }
@@ -291,20 +314,32 @@ impl WampSocket for WsSocket {
                 Ok(text) => Message::Text(text),
                 Err(_) => {
                     // The JSON serializer only produces UTF-8; never send a broken text frame.
-                    let reason = CloseReason { code: 1011, text: "internal error: non-UTF-8 JSON".into() };
+                    let reason = CloseReason {
+                        code: 1011,
+                        text: "internal error: non-UTF-8 JSON".into(),
+                    };
                     return Err(WriteError::Close(reason));
                 }
             }
         };
-        self.inner.feed(msg).await.map_err(|e| WriteError::Gone(format!("write failed: {e}")))
+        self.inner
+            .feed(msg)
+            .await
+            .map_err(|e| WriteError::Gone(format!("write failed: {e}")))
     }
 
     async fn flush(&mut self) -> Result<(), String> {
-        self.inner.flush().await.map_err(|e| format!("write failed: {e}"))
+        self.inner
+            .flush()
+            .await
+            .map_err(|e| format!("write failed: {e}"))
     }
 
     async fn close(&mut self, reason: &CloseReason) {
-        let frame = CloseFrame { code: reason.code, reason: Utf8Bytes::from(truncate(&reason.text, 123)) };
+        let frame = CloseFrame {
+            code: reason.code,
+            reason: Utf8Bytes::from(truncate(&reason.text, 123)),
+        };
         let handshake = async {
             if self.inner.send(Message::Close(Some(frame))).await.is_err() {
                 return;

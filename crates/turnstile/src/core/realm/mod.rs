@@ -1,0 +1,850 @@
+//! A realm: its sessions, broker, dealer, authorization, metering and meta API, driven by
+//! `handle_*` inputs and queueing serialized messages to the sessions' connections.
+//!
+//! Everything here runs on the realm's own task (see [`super::realm_task`]), so no state is shared
+//! and nothing is locked. Every message to a client goes through [`Realm::send`] or
+//! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
+//! the `handle_*` entry points, so each message is counted exactly once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tracing::{debug, info, warn};
+use turnstile_config::{RealmConfig, RealmOptions, StatsConfig};
+use wamp_proto::message::code;
+use wamp_proto::uri::is_valid_uri;
+use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
+
+use crate::core::authorization::{Action, Authorizer, TRUSTED_ROLE};
+use crate::core::broker::Broker;
+use crate::core::clock::Clock;
+use crate::core::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
+use crate::core::meter::{session_info, CountKind, Meter};
+use crate::core::peer::{CloseReason, PeerSender, SendError, TransportInfo};
+use crate::core::router::ConnId;
+use crate::core::session::{random_authid, Identity, Session, SessionState};
+use crate::core::timer::{Timer, TimerKind, TimerTable};
+use crate::limits;
+
+mod meta;
+mod options;
+mod pubsub;
+mod rpc;
+
+/// Topics of the session meta events.
+pub mod topic {
+    pub const ON_JOIN: &str = "wamp.session.on_join";
+    pub const ON_LEAVE: &str = "wamp.session.on_leave";
+    pub const ON_STATS: &str = "wamp.session.on_stats";
+    pub const SUB_ON_CREATE: &str = "wamp.subscription.on_create";
+    pub const SUB_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
+    pub const SUB_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
+    pub const SUB_ON_DELETE: &str = "wamp.subscription.on_delete";
+    pub const REG_ON_CREATE: &str = "wamp.registration.on_create";
+    pub const REG_ON_REGISTER: &str = "wamp.registration.on_register";
+    pub const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
+    pub const REG_ON_DELETE: &str = "wamp.registration.on_delete";
+}
+
+/// The authid of the realm's own service session, which publishes meta events.
+pub const SERVICE_AUTHID: &str = "turnstile-service";
+
+/// Why a session ended, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndCause {
+    /// The client said GOODBYE (and got our reply), or answered ours.
+    Goodbye,
+    ConnectionLost,
+    ProtocolViolation,
+    SlowConsumer,
+    GoodbyeTimeout,
+    ClientAbort,
+}
+
+impl EndCause {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndCause::Goodbye => "goodbye",
+            EndCause::ConnectionLost => "connection lost",
+            EndCause::ProtocolViolation => "protocol violation",
+            EndCause::SlowConsumer => "slow consumer",
+            EndCause::GoodbyeTimeout => "no reply to GOODBYE",
+            EndCause::ClientAbort => "client sent ABORT",
+        }
+    }
+}
+
+/// A request-scoped failure: answered with ERROR, the session goes on.
+#[derive(Debug)]
+struct RequestError {
+    uri: &'static str,
+    text: String,
+}
+
+impl RequestError {
+    fn new(uri: &'static str, text: impl Into<String>) -> Self {
+        Self {
+            uri,
+            text: text.into(),
+        }
+    }
+}
+
+/// One realm of the router.
+#[derive(Debug)]
+pub struct Realm {
+    name: String,
+    options: RealmOptions,
+    stats: Option<StatsConfig>,
+    authorizer: Authorizer,
+    clock: Clock,
+    /// The time of the input being handled.
+    now: Instant,
+    sessions: HashMap<ConnId, Session>,
+    by_session_id: HashMap<Id, ConnId>,
+    broker: Broker,
+    dealer: Dealer,
+    timers: TimerTable,
+    /// The session id of the realm's service session (publisher of meta events).
+    service_id: Id,
+    shutting_down: bool,
+    /// Sessions whose connection failed while something was queued for it; ended after the
+    /// current input, so that no handler sees a session vanish under it.
+    doomed: Vec<(ConnId, EndCause)>,
+    welcome_roles: Value,
+}
+
+impl Realm {
+    pub fn new(config: RealmConfig, now: Instant) -> Self {
+        let welcome_roles = Value::Dict(dict! {
+            "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
+            "dealer" => Value::Dict(dict! {"features" => Value::Dict(dealer_features(&config.options))}),
+        });
+        Self {
+            authorizer: Authorizer::new(&config.roles),
+            name: config.name,
+            options: config.options,
+            stats: config.stats,
+            clock: Clock::anchored(now),
+            now,
+            sessions: HashMap::new(),
+            by_session_id: HashMap::new(),
+            broker: Broker::default(),
+            dealer: Dealer::default(),
+            timers: TimerTable::default(),
+            service_id: random_id(),
+            shutting_down: false,
+            doomed: Vec::new(),
+            welcome_roles,
+        }
+    }
+
+    /// The realm's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Number of sessions (joined or closing).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Whether shutdown has completed: no session left.
+    pub fn is_drained(&self) -> bool {
+        self.shutting_down && self.sessions.is_empty()
+    }
+
+    // ===== inputs =====
+
+    /// A HELLO from a connection without a session.
+    pub fn handle_hello(
+        &mut self,
+        conn: ConnId,
+        peer: PeerSender,
+        info: Arc<TransportInfo>,
+        details: Dict,
+        len: usize,
+        now: Instant,
+    ) {
+        self.now = now;
+        if self.sessions.contains_key(&conn) {
+            self.protocol_violation(conn, "received HELLO while a session is open");
+            self.reap();
+            return;
+        }
+        // The session's accounting starts with its HELLO: cycle 1 starts now.
+        let mut meter = self.stats.as_ref().map(|s| Meter::new(s, now));
+        if let Some(m) = meter.as_mut() {
+            m.count(len, CountKind::Checked);
+        }
+        let refuse = |reason: &str, text: &str| {
+            abort_unjoined(&peer, &info, reason, text);
+        };
+        if self.shutting_down {
+            return refuse(uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
+        }
+        let client_roles = match details.get("roles") {
+            Some(Value::Dict(r)) if !r.is_empty() => r.clone(),
+            Some(other) => {
+                let text = format!(
+                    "HELLO.Details.roles must be a non-empty dict, found {}",
+                    other.type_name()
+                );
+                return refuse(uris::PROTOCOL_VIOLATION, &text);
+            }
+            None => return refuse(uris::PROTOCOL_VIOLATION, "HELLO.Details.roles is missing"),
+        };
+        let identity = match authenticate(&details, &info) {
+            Ok(identity) => identity,
+            Err((reason, text)) => return refuse(reason, &text),
+        };
+        if !self.authorizer.has_role(&identity.authrole) {
+            let text = format!(
+                "role \"{}\" does not exist on realm \"{}\"",
+                identity.authrole, self.name
+            );
+            return refuse(uris::NO_SUCH_ROLE, &text);
+        }
+        let id = loop {
+            let id = random_id();
+            if id != self.service_id && !self.by_session_id.contains_key(&id) {
+                break id;
+            }
+        };
+        let session = Session {
+            conn,
+            id,
+            state: SessionState::Joining,
+            peer,
+            info,
+            identity,
+            client_roles,
+            meter,
+            stats_timer: 0,
+            goodbye_timer: 0,
+            subscriptions: HashSet::new(),
+            registrations: HashSet::new(),
+            invocation_ids: Default::default(),
+            pending_invocations: HashSet::new(),
+            pending_calls: HashMap::new(),
+            doomed: false,
+        };
+        let mut welcome = dict! {
+            "realm" => self.name.as_str(),
+            "authid" => session.identity.authid.as_str(),
+            "authrole" => session.identity.authrole.as_str(),
+            "authmethod" => session.identity.authmethod.as_str(),
+            "authprovider" => session.identity.authprovider.as_str(),
+            "authextra" => Value::Dict(session.identity.authextra.clone()),
+        };
+        welcome.insert("roles".into(), self.welcome_roles.clone());
+        self.sessions.insert(conn, session);
+        self.by_session_id.insert(id, conn);
+        self.send(
+            conn,
+            &Message::Welcome {
+                session: id,
+                details: welcome,
+            },
+        );
+        self.after_join(conn);
+        self.reap();
+    }
+
+    /// Any message but the first HELLO from a connection in this realm.
+    pub fn handle_message(&mut self, conn: ConnId, msg: Message, len: usize, now: Instant) {
+        self.now = now;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            // A message that crossed the session's end (ABORT, kill, slow consumer): the
+            // connection is being closed; nothing to account it to.
+            debug!(
+                conn,
+                message = msg.name(),
+                "message for a connection without session"
+            );
+            return;
+        };
+        let due = session
+            .meter
+            .as_mut()
+            .is_some_and(|m| m.count(len, CountKind::Checked));
+        let state = session.state;
+        if due && state == SessionState::Joined {
+            self.take_snapshot(conn, false);
+        }
+        match state {
+            SessionState::Joined | SessionState::Joining => self.on_message(conn, msg),
+            SessionState::Closing => {
+                // After the router's GOODBYE only the client's GOODBYE matters.
+                if let Message::Goodbye { .. } = msg {
+                    self.end_session(conn, EndCause::Goodbye, None);
+                }
+            }
+        }
+        self.reap();
+    }
+
+    /// The connection received bytes it could not decode.
+    pub fn handle_protocol_violation(&mut self, conn: ConnId, text: &str, now: Instant) {
+        self.now = now;
+        self.protocol_violation(conn, text);
+        self.reap();
+    }
+
+    /// The connection is gone.
+    pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
+        self.now = now;
+        if self.sessions.contains_key(&conn) {
+            self.end_session(conn, EndCause::ConnectionLost, None);
+        }
+        self.reap();
+    }
+
+    /// The router is stopping: GOODBYE to every session, then wait (bounded) for the replies.
+    ///
+    /// Sessions that watch the session meta events (monitors, billing collectors) are told last,
+    /// once every other session has left, so that they receive everyone's final statistics and
+    /// `on_leave`.
+    pub fn handle_shutdown(&mut self, now: Instant) {
+        self.now = now;
+        self.shutting_down = true;
+        let conns: Vec<ConnId> = self
+            .sessions
+            .keys()
+            .copied()
+            .filter(|c| !self.is_session_monitor(*c))
+            .collect();
+        for conn in conns {
+            self.say_goodbye(
+                conn,
+                uris::CLOSE_SYSTEM_SHUTDOWN,
+                "the router is shutting down",
+            );
+        }
+        self.reap();
+    }
+
+    /// Whether the session subscribes to any `wamp.session.` meta topic.
+    fn is_session_monitor(&self, conn: ConnId) -> bool {
+        self.sessions[&conn].subscriptions.iter().any(|id| {
+            self.broker
+                .get(*id)
+                .is_some_and(|s| s.uri.starts_with("wamp.session."))
+        })
+    }
+
+    /// At shutdown, once only monitors are left, says GOODBYE to them too.
+    fn continue_shutdown(&mut self) {
+        if !self.shutting_down || self.sessions.keys().any(|c| !self.is_session_monitor(*c)) {
+            return;
+        }
+        let conns: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| s.state == SessionState::Joined)
+            .map(|s| s.conn)
+            .collect();
+        for conn in conns {
+            self.say_goodbye(
+                conn,
+                uris::CLOSE_SYSTEM_SHUTDOWN,
+                "the router is shutting down",
+            );
+        }
+    }
+
+    /// The earliest timer deadline, for the shell's sleep.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.timers.next_deadline()
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        while let Some(timer) = self.timers.pop_due(now) {
+            let Some(s) = self.sessions.get(&timer.conn) else {
+                continue;
+            };
+            match timer.kind {
+                TimerKind::StatsDuration => {
+                    if s.stats_timer == timer.generation && s.state == SessionState::Joined {
+                        self.take_snapshot(timer.conn, false);
+                    }
+                }
+                TimerKind::GoodbyeReply => {
+                    if s.goodbye_timer == timer.generation && s.state == SessionState::Closing {
+                        let reason = CloseReason::going_away("no reply to GOODBYE");
+                        self.end_session(timer.conn, EndCause::GoodbyeTimeout, Some(reason));
+                    }
+                }
+                TimerKind::Handshake => {}
+            }
+            self.reap();
+        }
+    }
+
+    // ===== session life cycle =====
+
+    /// What follows WELCOME: `on_join`, the join snapshot, the duration timer.
+    fn after_join(&mut self, conn: ConnId) {
+        let s = &self.sessions[&conn];
+        info!(
+            realm = %self.name,
+            session = s.id,
+            authid = %s.identity.authid,
+            authrole = %s.identity.authrole,
+            serializer = s.info.serializer.name(),
+            peer = %s.info.peer,
+            "session joined"
+        );
+        let details = s.details(&self.name);
+        self.publish_meta(
+            topic::ON_JOIN,
+            vec![Value::Dict(details)],
+            CountKind::Checked,
+        );
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.state = SessionState::Joined;
+        let Some(stats) = self.stats else { return };
+        let rated_due = s.meter.as_ref().is_some_and(Meter::rated_due);
+        if stats.trigger_on_join || rated_due {
+            // With the join trigger off, a handshake that already crossed the rated threshold is
+            // reported now: the threshold is not checked before the session has joined.
+            self.take_snapshot(conn, false);
+        } else {
+            self.arm_stats_timer(conn);
+        }
+    }
+
+    /// (Re)arms the session's duration trigger for its current cycle.
+    fn arm_stats_timer(&mut self, conn: ConnId) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.stats_timer += 1;
+        if let Some(at) = s.meter.as_ref().and_then(Meter::duration_deadline) {
+            self.timers.insert(Timer {
+                at,
+                conn,
+                kind: TimerKind::StatsDuration,
+                generation: s.stats_timer,
+            });
+        }
+    }
+
+    /// Closes the session's current cycle and publishes it as `wamp.session.on_stats`.
+    fn take_snapshot(&mut self, conn: ConnId, last: bool) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let Some(meter) = s.meter.as_mut() else {
+            return;
+        };
+        let snap = meter.snapshot(self.now, &self.clock, last);
+        let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
+        let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
+        self.arm_stats_timer(conn);
+        self.publish_meta(
+            topic::ON_STATS,
+            vec![info, stats],
+            CountKind::FeedbackGuarded,
+        );
+    }
+
+    /// Sends GOODBYE from the router and waits for the client's reply (bounded).
+    fn say_goodbye(&mut self, conn: ConnId, reason: &str, message: &str) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        if s.state != SessionState::Joined {
+            return;
+        }
+        self.send(
+            conn,
+            &Message::Goodbye {
+                details: dict! {"message" => message},
+                reason: reason.into(),
+            },
+        );
+        // No more events or invocations for it: it is leaving.
+        self.detach(conn);
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.state = SessionState::Closing;
+        s.goodbye_timer += 1;
+        self.timers.insert(Timer {
+            at: self.now + limits::GOODBYE_REPLY_TIMEOUT,
+            conn,
+            kind: TimerKind::GoodbyeReply,
+            generation: s.goodbye_timer,
+        });
+    }
+
+    /// ABORT `wamp.error.protocol_violation` (counted in the session), then the session ends and
+    /// the connection closes.
+    fn protocol_violation(&mut self, conn: ConnId, text: &str) {
+        if !self.sessions.contains_key(&conn) {
+            return;
+        }
+        debug!(conn, %text, "protocol violation");
+        self.send(
+            conn,
+            &Message::Abort {
+                details: dict! {"message" => text},
+                reason: uris::PROTOCOL_VIOLATION.into(),
+                args: None,
+                kwargs: None,
+            },
+        );
+        let reason = CloseReason::protocol_error(truncate(text, 120));
+        self.end_session(conn, EndCause::ProtocolViolation, Some(reason));
+    }
+
+    /// Removes the session from the broker and dealer: subscriptions and registrations go, calls
+    /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
+    /// meta events to publish once the session has left.
+    fn detach(&mut self, conn: ConnId) -> Vec<(&'static str, List)> {
+        let mut removal_events = Vec::new();
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return removal_events;
+        };
+        let session_id = s.id;
+        let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
+        let registrations: Vec<Id> = s.registrations.drain().collect();
+        let served: Vec<Id> = s.pending_invocations.drain().collect();
+        let made: Vec<(ConnId, Id)> = s.pending_calls.drain().map(|(_, v)| v).collect();
+        for sub in subscriptions {
+            let meta = self
+                .broker
+                .get(sub)
+                .is_some_and(|s| !s.uri.starts_with("wamp."));
+            if let Some(u) = self.broker.unsubscribe(conn, sub) {
+                if meta {
+                    let args = vec![Value::from(session_id), Value::from(sub)];
+                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
+                    if u.deleted {
+                        removal_events.push((topic::SUB_ON_DELETE, args));
+                    }
+                }
+            }
+        }
+        for reg in registrations {
+            if let Some(deleted) = self.dealer.unregister(conn, reg) {
+                let args = vec![Value::from(session_id), Value::from(reg)];
+                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
+                if deleted {
+                    removal_events.push((topic::REG_ON_DELETE, args));
+                }
+            }
+        }
+        for inv in served {
+            if let Some(call) = self.dealer.invocations.remove(&(conn, inv)) {
+                if let Some(caller) = self.sessions.get_mut(&call.caller) {
+                    caller.pending_calls.remove(&call.call_request);
+                }
+                self.send_error(
+                    call.caller,
+                    code::CALL,
+                    call.call_request,
+                    uris::CANCELED,
+                    "the callee left before it answered",
+                );
+            }
+        }
+        for (callee, inv) in made {
+            self.dealer.invocations.remove(&(callee, inv));
+            if let Some(c) = self.sessions.get_mut(&callee) {
+                c.pending_invocations.remove(&inv);
+            }
+        }
+        removal_events
+    }
+
+    /// Ends a session: it leaves the broker and dealer, its final statistics and `on_leave` are
+    /// published, then the removal meta events; `close` closes the connection too.
+    fn end_session(&mut self, conn: ConnId, cause: EndCause, close: Option<CloseReason>) {
+        let removal_events = self.detach(conn);
+        let Some(mut s) = self.sessions.remove(&conn) else {
+            return;
+        };
+        self.by_session_id.remove(&s.id);
+        if let (Some(meter), Some(stats)) = (s.meter.as_mut(), self.stats) {
+            if stats.trigger_on_leave {
+                let snap = meter.snapshot(self.now, &self.clock, true);
+                let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
+                let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
+                self.publish_meta(
+                    topic::ON_STATS,
+                    vec![info, stats],
+                    CountKind::FeedbackGuarded,
+                );
+            }
+        }
+        self.publish_meta(topic::ON_LEAVE, vec![Value::from(s.id)], CountKind::Checked);
+        for (topic, args) in removal_events {
+            self.publish_meta(topic, args, CountKind::Checked);
+        }
+        if let Some(reason) = close {
+            s.peer.close(reason);
+        } else if self.shutting_down {
+            s.peer
+                .close(CloseReason::going_away("the router is shutting down"));
+        }
+        info!(realm = %self.name, session = s.id, cause = cause.as_str(), "session left");
+    }
+
+    /// Ends the sessions whose connection failed during the last input.
+    fn reap(&mut self) {
+        while let Some((conn, cause)) = self.doomed.pop() {
+            if self.sessions.contains_key(&conn) {
+                self.end_session(conn, cause, None);
+            }
+        }
+        self.continue_shutdown();
+    }
+
+    // ===== sending =====
+
+    /// Serializes `msg` for the session's connection, queues and meters it.
+    fn send(&mut self, conn: ConnId, msg: &Message) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        match s.info.serializer.encode(msg) {
+            Ok(bytes) => self.send_bytes(conn, Bytes::from(bytes), CountKind::Checked),
+            Err(e) => warn!(session = s.id, error = %e, "cannot serialize a message"),
+        }
+    }
+
+    /// Queues already-serialized bytes (shared among receivers) and meters them.
+    fn send_bytes(&mut self, conn: ConnId, bytes: Bytes, kind: CountKind) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if s.doomed {
+            return;
+        }
+        let len = bytes.len();
+        if let Err(e) = s.peer.send(bytes) {
+            s.doomed = true;
+            let cause = match e {
+                SendError::QueueFull(_) => {
+                    warn!(session = s.id, peer = %s.info.peer, "disconnecting: {e}");
+                    s.peer.kill(CloseReason::policy(format!("{e}")));
+                    EndCause::SlowConsumer
+                }
+                SendError::Closed => EndCause::ConnectionLost,
+            };
+            self.doomed.push((conn, cause));
+            return;
+        }
+        let due = s.meter.as_mut().is_some_and(|m| m.count(len, kind));
+        if due && s.state == SessionState::Joined {
+            self.take_snapshot(conn, false);
+        }
+    }
+
+    fn send_error(&mut self, conn: ConnId, request_type: u64, request: Id, uri: &str, text: &str) {
+        self.send(
+            conn,
+            &Message::Error {
+                request_type,
+                request,
+                details: Dict::new(),
+                error: uri.into(),
+                args: Some(vec![Value::from(text)]),
+                kwargs: None,
+            },
+        );
+    }
+
+    // ===== dispatch =====
+
+    fn on_message(&mut self, conn: ConnId, msg: Message) {
+        match msg {
+            Message::Publish {
+                request,
+                options,
+                topic,
+                args,
+                kwargs,
+            } => self.on_publish(conn, request, options, topic, args, kwargs),
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => self.on_subscribe(conn, request, options, topic),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => self.on_unsubscribe(conn, request, subscription),
+            Message::Call {
+                request,
+                options,
+                procedure,
+                args,
+                kwargs,
+            } => self.on_call(conn, request, options, procedure, args, kwargs),
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.on_register(conn, request, options, procedure),
+            Message::Unregister {
+                request,
+                registration,
+            } => self.on_unregister(conn, request, registration),
+            Message::Yield {
+                request,
+                options,
+                args,
+                kwargs,
+            } => self.on_yield(conn, request, options, args, kwargs),
+            Message::Error {
+                request_type: code::INVOCATION,
+                request,
+                error,
+                args,
+                kwargs,
+                ..
+            } => self.on_invocation_error(conn, request, error, args, kwargs),
+            Message::Cancel { request, .. } => {
+                // Call canceling is not announced; a CANCEL is answered by nothing but a debug
+                // line rather than a protocol violation, as the call completes normally.
+                debug!(
+                    conn,
+                    request, "CANCEL ignored: call canceling is not supported"
+                );
+            }
+            Message::Goodbye { .. } => {
+                self.send(
+                    conn,
+                    &Message::Goodbye {
+                        details: Dict::new(),
+                        reason: uris::CLOSE_GOODBYE_AND_OUT.into(),
+                    },
+                );
+                self.end_session(conn, EndCause::Goodbye, None);
+            }
+            Message::Abort { .. } => {
+                let reason = CloseReason::normal("session aborted by the client");
+                self.end_session(conn, EndCause::ClientAbort, Some(reason));
+            }
+            other => {
+                let text = match &other {
+                    Message::Hello { .. } => "received HELLO while a session is open".to_owned(),
+                    Message::Error { request_type, .. } => {
+                        format!("received ERROR for request type {request_type}: only INVOCATION errors may be sent by a client")
+                    }
+                    m => format!(
+                        "received {} from a client: only a router sends it",
+                        m.name()
+                    ),
+                };
+                self.protocol_violation(conn, &text);
+            }
+        }
+    }
+
+    // ===== checks =====
+
+    fn check_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), RequestError> {
+        let allow_empty = policy != MatchPolicy::Exact;
+        if is_valid_uri(uri, self.options.uri_check, allow_empty) {
+            Ok(())
+        } else {
+            Err(RequestError::new(
+                uris::INVALID_URI,
+                format!("invalid URI \"{uri}\" (match policy {})", policy.as_str()),
+            ))
+        }
+    }
+}
+
+/// Establishes who the client is. Only anonymous authentication exists so far: the transport's
+/// `auth.anonymous` (role and optional authid), or Crossbar's default of role `anonymous`.
+fn authenticate(details: &Dict, info: &TransportInfo) -> Result<Identity, (&'static str, String)> {
+    let methods: Vec<&str> = match details.get("authmethods") {
+        None => vec!["anonymous"],
+        Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
+        Some(other) => {
+            return Err((
+                uris::PROTOCOL_VIOLATION,
+                format!(
+                    "HELLO.Details.authmethods must be a list, found {}",
+                    other.type_name()
+                ),
+            ))
+        }
+    };
+    if !methods.contains(&"anonymous") {
+        return Err((
+            uris::NO_MATCHING_AUTH_METHOD,
+            format!(
+                "none of the offered authentication methods {methods:?} is configured on this transport (available: anonymous)"
+            ),
+        ));
+    }
+    let (role, authid) = match &info.anonymous {
+        Some(a) => (a.role.clone(), a.authid.clone()),
+        None => ("anonymous".to_owned(), None),
+    };
+    Ok(Identity {
+        authid: authid.unwrap_or_else(random_authid),
+        authrole: role,
+        authmethod: "anonymous".into(),
+        authprovider: "static".into(),
+        authextra: Dict::new(),
+    })
+}
+
+/// ABORT to a client whose HELLO was refused, then close. Nothing is metered: no session exists.
+fn abort_unjoined(peer: &PeerSender, info: &TransportInfo, reason: &str, text: &str) {
+    debug!(peer = %info.peer, reason, text, "HELLO refused");
+    let abort = Message::Abort {
+        details: dict! {"message" => text},
+        reason: reason.into(),
+        args: None,
+        kwargs: None,
+    };
+    if let Ok(bytes) = info.serializer.encode(&abort) {
+        let _ = peer.send(Bytes::from(bytes));
+    }
+    peer.close(CloseReason::policy(truncate(text, 120)));
+}
+
+/// Features announced in WELCOME: exactly those that work.
+fn broker_features(options: &RealmOptions) -> Dict {
+    let mut f = dict! {
+        "publisher_exclusion" => true,
+        "publisher_identification" => true,
+        "subscriber_blackwhite_listing" => true,
+        "pattern_based_subscription" => true,
+    };
+    if options.enable_meta_api {
+        f.insert("session_meta_api".into(), Value::Bool(true));
+    }
+    f
+}
+
+fn dealer_features(options: &RealmOptions) -> Dict {
+    let mut f = dict! {
+        "caller_identification" => true,
+        "pattern_based_registration" => true,
+        "shared_registration" => true,
+        "progressive_call_results" => true,
+    };
+    if options.enable_meta_api {
+        f.insert("session_meta_api".into(), Value::Bool(true));
+    }
+    f
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    text.chars().take(max_chars).collect()
+}

@@ -1,0 +1,358 @@
+//! The realm's dealer side: REGISTER, UNREGISTER, CALL, YIELD, callee errors.
+
+use tracing::debug;
+use wamp_proto::message::code;
+use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
+
+use super::options::*;
+use super::*;
+
+impl Realm {
+    pub(super) fn on_register(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        options: Dict,
+        procedure: String,
+    ) {
+        match self.register(conn, &options, &procedure) {
+            Ok(outcome) => {
+                self.send(
+                    conn,
+                    &Message::Registered {
+                        request,
+                        registration: outcome.id,
+                    },
+                );
+                let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
+                if outcome.created {
+                    let info = self.dealer.get(outcome.id).map(registration_info);
+                    let args = vec![Value::from(session_id), Value::from(info)];
+                    self.publish_meta(topic::REG_ON_CREATE, args, CountKind::Checked);
+                }
+                let args = vec![Value::from(session_id), Value::from(outcome.id)];
+                self.publish_meta(topic::REG_ON_REGISTER, args, CountKind::Checked);
+            }
+            Err(e) => self.send_error(conn, code::REGISTER, request, e.uri, &e.text),
+        }
+    }
+
+    pub(super) fn register(
+        &mut self,
+        conn: ConnId,
+        options: &Dict,
+        procedure: &str,
+    ) -> Result<crate::core::dealer::Registered, RequestError> {
+        let policy = match_policy(options, "REGISTER")?;
+        self.check_uri(procedure, policy)?;
+        if procedure.starts_with("wamp.") {
+            return Err(RequestError::new(
+                uris::INVALID_URI,
+                format!("cannot register procedure \"{procedure}\": the wamp. prefix is reserved"),
+            ));
+        }
+        let invoke = match options.get("invoke") {
+            None => InvokePolicy::Single,
+            Some(Value::Str(s)) => InvokePolicy::parse(s).ok_or_else(|| {
+                RequestError::new(
+                    uris::INVALID_ARGUMENT,
+                    format!(
+                        "REGISTER option invoke must be one of single, roundrobin, random, first, last; found \"{s}\""
+                    ),
+                )
+            })?,
+            Some(other) => {
+                return Err(RequestError::new(
+                    uris::INVALID_ARGUMENT,
+                    format!("REGISTER option invoke must be a string, found {}", other.type_name()),
+                ))
+            }
+        };
+        let s = &self.sessions[&conn];
+        if !self
+            .authorizer
+            .authorize(&s.identity.authrole, procedure, Action::Register)
+            .allow
+        {
+            return Err(RequestError::new(
+                uris::NOT_AUTHORIZED,
+                format!(
+                    "session is not authorized to register procedure \"{procedure}\" (role \"{}\")",
+                    s.identity.authrole
+                ),
+            ));
+        }
+        let (clock, now) = (self.clock, self.now);
+        let outcome = self
+            .dealer
+            .register(conn, procedure, policy, invoke, || clock.iso8601(now))
+            .map_err(|e| match e {
+                RegisterError::AlreadyExists => RequestError::new(
+                    uris::PROCEDURE_ALREADY_EXISTS,
+                    format!("procedure \"{procedure}\" is already registered"),
+                ),
+                RegisterError::DifferentPolicy => RequestError::new(
+                    uris::PROCEDURE_ALREADY_EXISTS,
+                    format!(
+                        "procedure \"{procedure}\" is already registered with another invocation policy than \"{}\"",
+                        invoke.as_str()
+                    ),
+                ),
+            })?;
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.registrations.insert(outcome.id);
+        }
+        Ok(outcome)
+    }
+
+    pub(super) fn on_unregister(&mut self, conn: ConnId, request: Id, registration: Id) {
+        let is_mine = self.sessions[&conn].registrations.contains(&registration);
+        let deleted = if is_mine {
+            self.dealer.unregister(conn, registration)
+        } else {
+            None
+        };
+        let Some(deleted) = deleted else {
+            let text = format!("session has no registration with ID {registration}");
+            return self.send_error(
+                conn,
+                code::UNREGISTER,
+                request,
+                uris::NO_SUCH_REGISTRATION,
+                &text,
+            );
+        };
+        let session_id = match self.sessions.get_mut(&conn) {
+            Some(s) => {
+                s.registrations.remove(&registration);
+                s.id
+            }
+            None => return,
+        };
+        self.send(
+            conn,
+            &Message::Unregistered {
+                request,
+                details: None,
+            },
+        );
+        let args = vec![Value::from(session_id), Value::from(registration)];
+        self.publish_meta(topic::REG_ON_UNREGISTER, args.clone(), CountKind::Checked);
+        if deleted {
+            self.publish_meta(topic::REG_ON_DELETE, args, CountKind::Checked);
+        }
+    }
+
+    pub(super) fn on_call(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        options: Dict,
+        procedure: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        if let Err(e) = self.call(conn, request, options, &procedure, args, kwargs) {
+            self.send_error(conn, code::CALL, request, e.uri, &e.text);
+        }
+    }
+
+    pub(super) fn call(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        options: Dict,
+        procedure: &str,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) -> Result<(), RequestError> {
+        self.check_uri(procedure, MatchPolicy::Exact)?;
+        let s = &self.sessions[&conn];
+        let decision = self
+            .authorizer
+            .authorize(&s.identity.authrole, procedure, Action::Call);
+        if !decision.allow {
+            return Err(RequestError::new(
+                uris::NOT_AUTHORIZED,
+                format!(
+                    "session is not authorized to call procedure \"{procedure}\" (role \"{}\")",
+                    s.identity.authrole
+                ),
+            ));
+        }
+        if s.pending_calls.contains_key(&request) {
+            return Err(RequestError::new(
+                uris::INVALID_ARGUMENT,
+                format!("a call with request ID {request} is already in flight on this session"),
+            ));
+        }
+        if procedure.starts_with("wamp.") && self.options.enable_meta_api {
+            if let Some(result) = self.meta_call(conn, procedure, args, kwargs) {
+                let value = result?;
+                self.send(
+                    conn,
+                    &Message::Result {
+                        request,
+                        details: Dict::new(),
+                        args: Some(vec![value]),
+                        kwargs: None,
+                    },
+                );
+                return Ok(());
+            }
+            return Err(RequestError::new(
+                uris::NO_SUCH_PROCEDURE,
+                format!("no callee registered for procedure \"{procedure}\""),
+            ));
+        }
+        let receive_progress = opt_bool(&options, "receive_progress", "CALL")?.unwrap_or(false);
+        let disclose_me = opt_bool(&options, "disclose_me", "CALL")?.unwrap_or(false);
+        let no_callee = || {
+            RequestError::new(
+                uris::NO_SUCH_PROCEDURE,
+                format!("no callee registered for procedure \"{procedure}\""),
+            )
+        };
+        let registration = self.dealer.matching(procedure).ok_or_else(no_callee)?;
+        let callee = self
+            .dealer
+            .pick_callee(registration)
+            .ok_or_else(no_callee)?;
+        let reg = self.dealer.get(registration).expect("matched");
+        let mut details = Dict::new();
+        if reg.policy != MatchPolicy::Exact {
+            details.insert("procedure".into(), Value::from(procedure));
+        }
+        let caller = &self.sessions[&conn];
+        if disclose_me || decision.disclose {
+            details.insert("caller".into(), Value::from(caller.id));
+            details.insert(
+                "caller_authid".into(),
+                Value::from(caller.identity.authid.as_str()),
+            );
+            details.insert(
+                "caller_authrole".into(),
+                Value::from(caller.identity.authrole.as_str()),
+            );
+        }
+        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+            return Err(no_callee());
+        };
+        if receive_progress && callee_session.supports("callee", "progressive_call_results") {
+            details.insert("receive_progress".into(), Value::Bool(true));
+        }
+        let invocation_id = callee_session.invocation_ids.next();
+        callee_session.pending_invocations.insert(invocation_id);
+        self.dealer.invocations.insert(
+            (callee, invocation_id),
+            Invocation {
+                caller: conn,
+                call_request: request,
+                registration,
+                receive_progress,
+            },
+        );
+        if let Some(c) = self.sessions.get_mut(&conn) {
+            c.pending_calls.insert(request, (callee, invocation_id));
+        }
+        self.send(
+            callee,
+            &Message::Invocation {
+                request: invocation_id,
+                registration,
+                details,
+                args,
+                kwargs,
+            },
+        );
+        Ok(())
+    }
+
+    pub(super) fn on_yield(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        options: Dict,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        let progress = options
+            .get("progress")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+            // The caller left or the call was canceled: a late YIELD is dropped without harm.
+            debug!(conn, request, "YIELD for an invocation no longer pending");
+            return;
+        };
+        let (caller, call_request) = (call.caller, call.call_request);
+        let mut details = Dict::new();
+        if progress && call.receive_progress {
+            details.insert("progress".into(), Value::Bool(true));
+        } else {
+            if progress {
+                // The caller did not ask for progressive results: drop the progress.
+                return;
+            }
+            self.finish_invocation(conn, request);
+        }
+        self.send(
+            caller,
+            &Message::Result {
+                request: call_request,
+                details,
+                args,
+                kwargs,
+            },
+        );
+    }
+
+    pub(super) fn on_invocation_error(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        error: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+            debug!(conn, request, "ERROR for an invocation no longer pending");
+            return;
+        };
+        let (caller, call_request) = (call.caller, call.call_request);
+        self.finish_invocation(conn, request);
+        self.send(
+            caller,
+            &Message::Error {
+                request_type: code::CALL,
+                request: call_request,
+                details: Dict::new(),
+                error,
+                args,
+                kwargs,
+            },
+        );
+    }
+
+    /// Forgets a finished invocation on both sides.
+    pub(super) fn finish_invocation(&mut self, callee: ConnId, request: Id) {
+        if let Some(call) = self.dealer.invocations.remove(&(callee, request)) {
+            if let Some(c) = self.sessions.get_mut(&call.caller) {
+                c.pending_calls.remove(&call.call_request);
+            }
+        }
+        if let Some(c) = self.sessions.get_mut(&callee) {
+            c.pending_invocations.remove(&request);
+        }
+    }
+}
+
+pub(super) fn registration_info(r: &crate::core::dealer::Registration) -> Dict {
+    dict! {
+        "id" => r.id,
+        "created" => r.created.as_str(),
+        "uri" => r.uri.as_str(),
+        "match" => r.policy.as_str(),
+        "invoke" => r.invoke.as_str(),
+    }
+}

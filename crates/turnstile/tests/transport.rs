@@ -1,0 +1,754 @@
+//! Transport and server tests against a real server on ephemeral ports: the RawSocket handshake
+//! and framing, WebSocket subprotocol negotiation and limits, static files on a `web` transport,
+//! Unix sockets, bind errors, and the first WAMP exchange (ABORT before a session, WELCOME,
+//! GOODBYE at shutdown).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use turnstile::server::Server;
+use turnstile::transport::LocalAddr;
+use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
+
+/// Upper bound for anything a test waits for.
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------------------------------------
+// Harness
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "turnstile-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Validates a JSON configuration (as if it were `dir/config.json`) and moves every TCP
+/// endpoint to 127.0.0.1 port 0, so tests never use fixed ports.
+fn config(json: &Value, dir: &Path) -> NodeConfig {
+    let text = serde_json::to_string_pretty(json).unwrap();
+    let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
+        .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    for worker in &mut config.workers {
+        for transport in &mut worker.transports {
+            let endpoint = match transport {
+                TransportConfig::WebSocket { endpoint, .. }
+                | TransportConfig::Web { endpoint, .. }
+                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
+            };
+            if let Endpoint::Tcp {
+                port, interface, ..
+            } = endpoint
+            {
+                *port = 0;
+                *interface = Some("127.0.0.1".into());
+            }
+        }
+    }
+    config
+}
+
+/// A node config with realm `realm1` (anonymous may do everything) and `transports`.
+fn node(transports: Value) -> Value {
+    json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "realms": [{
+                "name": "realm1",
+                "roles": [{
+                    "name": "anonymous",
+                    "permissions": [{
+                        "uri": "", "match": "prefix",
+                        "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                        "disclose": {"caller": false, "publisher": false},
+                        "cache": true
+                    }]
+                }]
+            }],
+            "transports": transports
+        }]
+    })
+}
+
+fn tcp(port: u16) -> Value {
+    json!({"type": "tcp", "port": port})
+}
+
+fn rawsocket(port: u16, serializers: &[&str], max_message_size: usize) -> Value {
+    json!({
+        "type": "rawsocket",
+        "endpoint": tcp(port),
+        "serializers": serializers,
+        "max_message_size": max_message_size
+    })
+}
+
+fn ws_path(serializers: &[&str], max_message_size: usize) -> Value {
+    json!({
+        "type": "websocket",
+        "serializers": serializers,
+        "options": {"max_message_size": max_message_size}
+    })
+}
+
+/// A server running in the background.
+struct Running {
+    addrs: Vec<LocalAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+    _dir: TempDir,
+}
+
+impl Running {
+    async fn start(json: Value) -> Running {
+        let dir = TempDir::new();
+        Running::start_in(json, dir).await
+    }
+
+    async fn start_in(json: Value, dir: TempDir) -> Running {
+        let server = Server::bind(config(&json, dir.path())).await.expect("bind");
+        let addrs = server.local_addrs();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Running {
+            addrs,
+            stop: Some(tx),
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// The TCP address of transport `i` of worker 0.
+    fn tcp(&self, i: usize) -> std::net::SocketAddr {
+        self.addrs[i].tcp().expect("a TCP transport")
+    }
+
+    /// Shuts the server down and checks that it stops in time and cleanly.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let task = &mut self.task;
+        tokio::time::timeout(WAIT, task)
+            .await
+            .expect("server stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn read_exact_timeout<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(WAIT, r.read_exact(&mut buf))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    buf
+}
+
+/// Reads until the peer closes; returns what came.
+async fn read_to_eof<R: AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, r.read_to_end(&mut buf))
+        .await
+        .expect("connection closed in time")
+        .expect("read");
+    buf
+}
+
+// ---------------------------------------------------------------------------------------------
+// RawSocket
+
+/// Handshake with `serializer` id (JSON = 1), asking for 16 MiB messages; returns the reply.
+async fn rs_handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, serializer: u8) -> [u8; 4] {
+    s.write_all(&[0x7F, 0xF0 | serializer, 0, 0]).await.unwrap();
+    read_exact_timeout(s, 4).await.try_into().unwrap()
+}
+
+async fn rs_send<S: AsyncWrite + Unpin>(s: &mut S, kind: u8, payload: &[u8]) {
+    let len = payload.len();
+    s.write_all(&[kind, (len >> 16) as u8, (len >> 8) as u8, len as u8])
+        .await
+        .unwrap();
+    s.write_all(payload).await.unwrap();
+}
+
+/// Reads one frame: (type, payload).
+async fn rs_recv<S: AsyncRead + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
+    let h = read_exact_timeout(s, 4).await;
+    let len = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
+    (h[0], read_exact_timeout(s, len).await)
+}
+
+async fn rs_recv_json<S: AsyncRead + Unpin>(s: &mut S) -> Value {
+    let (kind, payload) = rs_recv(s).await;
+    assert_eq!(kind, 0, "a message frame");
+    serde_json::from_slice(&payload).expect("JSON message")
+}
+
+fn assert_abort(msg: &Value, reason: &str) {
+    assert_eq!(msg[0], json!(3), "ABORT expected, got {msg}");
+    assert_eq!(msg[2], json!(reason), "ABORT reason in {msg}");
+    assert!(
+        msg[1]["message"].is_string(),
+        "ABORT explains itself: {msg}"
+    );
+}
+
+#[tokio::test]
+async fn rawsocket_handshake_echoes_serializer_and_max_length() {
+    let server = Running::start(node(json!([rawsocket(1, &["json", "msgpack"], 65536)]))).await;
+    let addr = server.tcp(0);
+
+    // 65536 = 2^(9+7): our length nibble is 7.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(rs_handshake(&mut s, 2).await, [0x7F, 0x72, 0, 0]);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(rs_handshake(&mut s, 1).await, [0x7F, 0x71, 0, 0]);
+
+    // A max length that is not a power of two rounds down: 100000 -> 65536.
+    let server2 = Running::start(node(json!([rawsocket(1, &["json"], 100_000)]))).await;
+    let mut s2 = TcpStream::connect(server2.tcp(0)).await.unwrap();
+    assert_eq!(rs_handshake(&mut s2, 1).await, [0x7F, 0x71, 0, 0]);
+
+    drop((s, s2));
+    server.stop().await;
+    server2.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_refuses_unsupported_serializer() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    for serializer in [2u8, 3, 5, 0] {
+        let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+        assert_eq!(
+            rs_handshake(&mut s, serializer).await,
+            [0x7F, 0x10, 0, 0],
+            "serializer {serializer}"
+        );
+        assert!(
+            read_to_eof(&mut s).await.is_empty(),
+            "closed after the refusal"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_refuses_reserved_bits_and_bad_magic() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    s.write_all(&[0x7F, 0xF1, 0x00, 0x01]).await.unwrap();
+    assert_eq!(read_exact_timeout(&mut s, 4).await, [0x7F, 0x30, 0, 0]);
+    assert!(read_to_eof(&mut s).await.is_empty());
+
+    // Not RawSocket at all (an HTTP request): closed without a reply.
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    assert!(read_to_eof(&mut s).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_ping_gets_pong_with_same_payload() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    rs_send(&mut s, 1, b"are you there?").await;
+    assert_eq!(rs_recv(&mut s).await, (2, b"are you there?".to_vec()));
+    rs_send(&mut s, 1, b"").await;
+    assert_eq!(rs_recv(&mut s).await, (2, Vec::new()));
+    // An unsolicited PONG is ignored; the connection still works.
+    rs_send(&mut s, 2, b"x").await;
+    rs_send(&mut s, 1, b"again").await;
+    assert_eq!(rs_recv(&mut s).await, (2, b"again".to_vec()));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_oversized_frame_fails_the_connection() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 1024)]))).await;
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    // Announce 4096 bytes but send only a few: the router must not wait for the rest.
+    s.write_all(&[0, 0, 0x10, 0x00]).await.unwrap();
+    s.write_all(b"[1,\"realm1\"").await.unwrap();
+    let rest = read_to_eof(&mut s).await;
+    // What came before the close is an ABORT protocol_violation naming the limit.
+    let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+    let abort: Value = serde_json::from_slice(&rest[4..4 + len]).unwrap();
+    assert_abort(&abort, "wamp.error.protocol_violation");
+    assert!(
+        abort[1]["message"].as_str().unwrap().contains("1024"),
+        "{abort}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_hello_for_unknown_realm_gets_no_such_realm() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    rs_send(&mut s, 0, br#"[1,"no.such.realm",{"roles":{"caller":{}}}]"#).await;
+    assert_abort(&rs_recv_json(&mut s).await, "wamp.error.no_such_realm");
+    assert!(read_to_eof(&mut s).await.is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_garbage_before_hello_is_a_protocol_violation() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    for garbage in [
+        &b"this is not JSON"[..],
+        br#"[32,1,{},"com.example.topic"]"#,
+    ] {
+        let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+        rs_handshake(&mut s, 1).await;
+        rs_send(&mut s, 0, garbage).await;
+        assert_abort(&rs_recv_json(&mut s).await, "wamp.error.protocol_violation");
+        assert!(read_to_eof(&mut s).await.is_empty());
+    }
+    // Bad framing: reserved bits in a frame header.
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    s.write_all(&[0x80, 0, 0, 2, b'[', b']']).await.unwrap();
+    let rest = read_to_eof(&mut s).await;
+    let abort: Value = serde_json::from_slice(&rest[4..]).unwrap();
+    assert_abort(&abort, "wamp.error.protocol_violation");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_hello_gets_welcome() {
+    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    rs_send(&mut s, 0, br#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
+    let welcome = rs_recv_json(&mut s).await;
+    assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rawsocket_over_unix_socket_replaces_stale_file_and_cleans_up() {
+    let dir = TempDir::new();
+    let sock = dir.path().join("rs.sock");
+    // A socket file left by a process that is gone.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    assert!(sock.exists());
+    let transports = json!([{
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": "rs.sock"},
+        "serializers": ["json"],
+        "max_message_size": 65536
+    }]);
+    let server = Running::start_in(node(transports), dir).await;
+    assert_eq!(server.addrs[0], LocalAddr::Unix(sock.clone()));
+    let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
+    assert_eq!(rs_handshake(&mut s, 1).await, [0x7F, 0x71, 0, 0]);
+    rs_send(&mut s, 1, b"ping").await;
+    assert_eq!(rs_recv(&mut s).await, (2, b"ping".to_vec()));
+    drop(s);
+    // The TempDir is still held by the server handle, so the file's absence is the server's work.
+    let path = sock.clone();
+    let Running {
+        addrs: _,
+        stop,
+        task,
+        _dir,
+    } = server;
+    let _ = stop.unwrap().send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!path.exists(), "socket file removed at shutdown");
+    drop(_dir);
+}
+
+#[tokio::test]
+async fn unix_socket_that_is_not_a_socket_is_refused() {
+    let dir = TempDir::new();
+    std::fs::write(dir.path().join("rs.sock"), b"precious").unwrap();
+    let transports = json!([{
+        "type": "rawsocket",
+        "endpoint": {"type": "unix", "path": "rs.sock"},
+        "serializers": ["json"]
+    }]);
+    let err = Server::bind(config(&node(transports), dir.path()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("workers[0].transports[0]") && err.contains("not a socket"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("rs.sock")).unwrap(),
+        b"precious"
+    );
+}
+
+#[tokio::test]
+async fn port_in_use_names_the_transport_and_address() {
+    let dir = TempDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let json = node(json!([
+        rawsocket(1, &["json"], 65536),
+        rawsocket(2, &["json"], 65536),
+    ]));
+    let mut config = config(&json, dir.path());
+    if let TransportConfig::RawSocket {
+        endpoint: Endpoint::Tcp { port: p, .. },
+        ..
+    } = &mut config.workers[0].transports[1]
+    {
+        *p = port;
+    }
+    let err = Server::bind(config).await.unwrap_err().to_string();
+    assert!(err.contains("workers[0].transports[1]"), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP and WebSocket
+
+/// A minimal HTTP/1.1 exchange: returns (status, lower-cased head, body).
+async fn http(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("connection"))
+    {
+        req.push_str("Connection: close\r\n");
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "response head incomplete: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    if body.len() < len {
+        body.extend(read_exact_timeout(&mut s, len - body.len()).await);
+    }
+    (status, head, String::from_utf8_lossy(&body).into_owned())
+}
+
+const UPGRADE: [(&str, &str); 4] = [
+    ("Connection", "Upgrade"),
+    ("Upgrade", "websocket"),
+    ("Sec-WebSocket-Version", "13"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+];
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Connects offering `protocols`; returns the socket and the protocol the server chose.
+async fn ws_connect(url: &str, protocols: &str) -> (Ws, Option<String>) {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(protocols).unwrap(),
+    );
+    let (ws, resp) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .unwrap()
+        .expect("websocket connect");
+    let chosen = resp
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (ws, chosen)
+}
+
+/// The next data message as JSON (text frames only: the JSON serializer uses them).
+async fn ws_recv_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match msg {
+            WsMessage::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the close frame; returns it (code, reason).
+async fn ws_recv_close(ws: &mut Ws) -> (CloseCode, String) {
+    loop {
+        let msg = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let WsMessage::Close(frame) = msg {
+            let frame = frame.expect("a close frame with a code");
+            return (frame.code, frame.reason.as_str().to_owned());
+        }
+    }
+}
+
+fn web(port: u16, paths: Value) -> Value {
+    json!({"type": "web", "endpoint": tcp(port), "paths": paths})
+}
+
+#[tokio::test]
+async fn websocket_without_wamp_subprotocol_is_refused_with_explanation() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json", "msgpack"], 65536)})
+    )])))
+    .await;
+    let addr = server.tcp(0);
+
+    let (status, _, body) = http(addr, "/ws", &UPGRADE).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("no supported WAMP subprotocol offered: offered []"),
+        "{body}"
+    );
+    assert!(
+        body.contains("this endpoint accepts wamp.2.json, wamp.2.msgpack"),
+        "{body}"
+    );
+
+    let mut headers = UPGRADE.to_vec();
+    headers.push(("Sec-WebSocket-Protocol", "wamp.2.cbor, graphql-ws"));
+    let (status, _, body) = http(addr, "/ws", &headers).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("offered [wamp.2.cbor, graphql-ws]"), "{body}");
+
+    // A plain GET is told what the path is.
+    let (status, _, body) = http(addr, "/ws", &[]).await;
+    assert_eq!(status, 426);
+    assert!(body.contains("WAMP WebSocket endpoint"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_chooses_the_clients_first_supported_subprotocol() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json", "msgpack"], 65536)})
+    )])))
+    .await;
+    let url = format!("ws://{}/ws", server.tcp(0));
+
+    let (_ws, chosen) = ws_connect(&url, "wamp.2.json").await;
+    assert_eq!(chosen.as_deref(), Some("wamp.2.json"));
+    let (_ws2, chosen) = ws_connect(&url, "wamp.2.cbor, wamp.2.msgpack, wamp.2.json").await;
+    assert_eq!(chosen.as_deref(), Some("wamp.2.msgpack"));
+    drop((_ws, _ws2));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_first_messages_get_abort_or_welcome() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json"], 65536)})
+    )])))
+    .await;
+    let url = format!("ws://{}/ws", server.tcp(0));
+
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    ws.send(WsMessage::text(
+        r#"[1,"no.such.realm",{"roles":{"caller":{}}}]"#,
+    ))
+    .await
+    .unwrap();
+    assert_abort(&ws_recv_json(&mut ws).await, "wamp.error.no_such_realm");
+    ws_recv_close(&mut ws).await;
+
+    // Garbage in a binary frame: frames of either type are accepted and decoded.
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    ws.send(WsMessage::binary(b"\x00\x01 not json".to_vec()))
+        .await
+        .unwrap();
+    assert_abort(
+        &ws_recv_json(&mut ws).await,
+        "wamp.error.protocol_violation",
+    );
+    ws_recv_close(&mut ws).await;
+
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    ws.send(WsMessage::text(r#"[1,"realm1",{"roles":{"caller":{}}}]"#))
+        .await
+        .unwrap();
+    let welcome = ws_recv_json(&mut ws).await;
+    assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_oversized_message_closes_with_1009() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json"], 1024)})
+    )])))
+    .await;
+    let url = format!("ws://{}/ws", server.tcp(0));
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    let big = format!(r#"[1,"realm1",{{"x":"{}"}}]"#, "a".repeat(4000));
+    ws.send(WsMessage::text(big)).await.unwrap();
+    // An ABORT may come first; then the close frame with 1009 naming the limit.
+    let (code, reason) = ws_recv_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Size);
+    assert!(reason.contains("1024"), "{reason}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn web_transport_serves_static_files_beside_websocket() {
+    let dir = TempDir::new();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("sub")).unwrap();
+    std::fs::write(www.join("index.html"), "<h1>turnstile</h1>").unwrap();
+    std::fs::write(www.join("hello.txt"), "hello, static").unwrap();
+    std::fs::write(www.join("sub/index.html"), "sub index").unwrap();
+    let paths = json!({
+        "/": {"type": "static", "directory": "www"},
+        "ws": ws_path(&["json"], 65536),
+    });
+    let server = Running::start_in(node(json!([web(1, paths)])), dir).await;
+    let addr = server.tcp(0);
+
+    let (status, _, body) = http(addr, "/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "<h1>turnstile</h1>"));
+    let (status, head, body) = http(addr, "/hello.txt", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "hello, static"));
+    assert!(head.contains("content-type: text/plain"), "{head}");
+    let (status, _, body) = http(addr, "/sub/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "sub index"));
+    let (status, _, _) = http(addr, "/missing.txt", &[]).await;
+    assert_eq!(status, 404);
+    // The WebSocket service shares the port.
+    let (status, _, _) = http(addr, "/ws", &[]).await;
+    assert_eq!(status, 426);
+    let (_ws, chosen) = ws_connect(&format!("ws://{addr}/ws"), "wamp.2.json").await;
+    assert_eq!(chosen.as_deref(), Some("wamp.2.json"));
+    drop(_ws);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_transport_serves_its_path_only() {
+    let transports = json!([{
+        "type": "websocket",
+        "endpoint": tcp(1),
+        "url": "ws://localhost:1/wamp",
+        "serializers": ["json"]
+    }]);
+    let server = Running::start(node(transports)).await;
+    let addr = server.tcp(0);
+    let (_ws, chosen) = ws_connect(&format!("ws://{addr}/wamp"), "wamp.2.json").await;
+    assert_eq!(chosen.as_deref(), Some("wamp.2.json"));
+    assert_eq!(http(addr, "/", &[]).await.0, 404);
+    assert_eq!(http(addr, "/ws", &UPGRADE).await.0, 404);
+    drop(_ws);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_says_goodbye_to_sessions() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json"], 65536)})
+    )])))
+    .await;
+    let (mut ws, _) = ws_connect(&format!("ws://{}/ws", server.tcp(0)), "wamp.2.json").await;
+    ws.send(WsMessage::text(
+        r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ws_recv_json(&mut ws).await[0], json!(2));
+
+    let Running {
+        addrs: _,
+        stop,
+        task,
+        _dir,
+    } = server;
+    let _ = stop.unwrap().send(());
+    let goodbye = ws_recv_json(&mut ws).await;
+    assert_eq!(goodbye[0], json!(6), "GOODBYE expected, got {goodbye}");
+    assert_eq!(goodbye[2], json!("wamp.close.system_shutdown"));
+    ws.send(WsMessage::text(r#"[6,{},"wamp.close.goodbye_and_out"]"#))
+        .await
+        .unwrap();
+    ws_recv_close(&mut ws).await;
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
