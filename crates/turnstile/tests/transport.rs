@@ -359,6 +359,7 @@ async fn rawsocket_hello_gets_welcome() {
     rs_send(&mut s, 0, br#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     let welcome = rs_recv_json(&mut s).await;
     assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
+    drop(s);
     server.stop().await;
 }
 
@@ -645,6 +646,7 @@ async fn websocket_first_messages_get_abort_or_welcome() {
         .unwrap();
     let welcome = ws_recv_json(&mut ws).await;
     assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
+    drop(ws);
     server.stop().await;
 }
 
@@ -663,6 +665,45 @@ async fn websocket_oversized_message_closes_with_1009() {
     let (code, reason) = ws_recv_close(&mut ws).await;
     assert_eq!(code, CloseCode::Size);
     assert!(reason.contains("1024"), "{reason}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_auto_ping_keeps_live_peers_and_drops_silent_ones() {
+    let service = json!({
+        "type": "websocket",
+        "serializers": ["json"],
+        "options": {"auto_ping_interval": 100, "auto_ping_timeout": 200}
+    });
+    let server = Running::start(node(json!([web(1, json!({"ws": service}))]))).await;
+    let addr = server.tcp(0);
+
+    // A client that reads answers the pings (tungstenite does) and stays connected.
+    let (mut ws, _) = ws_connect(&format!("ws://{addr}/ws"), "wamp.2.json").await;
+    let mut pings = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(700);
+    while let Ok(msg) = tokio::time::timeout_at(deadline, ws.next()).await {
+        match msg.expect("open").expect("no error") {
+            WsMessage::Ping(_) => pings += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(pings >= 3, "{pings} pings in 700 ms at a 100 ms interval");
+
+    // A client that never reads (so never answers) is closed.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: wamp.2.json\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let all = read_to_eof(&mut s).await;
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(ws);
     server.stop().await;
 }
 

@@ -74,7 +74,41 @@ pub struct Invocation {
     pub caller: ConnId,
     pub call_request: Id,
     pub registration: Id,
+    /// The caller asked for progressive results.
     pub receive_progress: bool,
+    /// The caller is still sending progressive CALLs for this invocation.
+    pub caller_progress: bool,
+    /// An INTERRUPT was sent (cancel mode `kill`): the callee's answer still goes to the caller.
+    pub interrupted: bool,
+}
+
+/// How a CANCEL treats the invocation (`CANCEL.Options.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    /// Answer the caller at once; the callee is not told and its answer is dropped.
+    Skip,
+    /// INTERRUPT the callee and pass on whatever it answers.
+    Kill,
+    /// INTERRUPT the callee and answer the caller at once.
+    KillNoWait,
+}
+
+impl CancelMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "skip" => Self::Skip,
+            "kill" => Self::Kill,
+            "killnowait" => Self::KillNoWait,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Kill => "kill",
+            Self::KillNoWait => "killnowait",
+        }
+    }
 }
 
 /// All registrations and calls in flight of a realm.

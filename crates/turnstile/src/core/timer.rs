@@ -16,6 +16,9 @@ pub enum TimerKind {
     GoodbyeReply,
     /// The client did not finish the opening handshake (HELLO to WELCOME) in time.
     Handshake,
+    /// A call's `timeout` expired; `conn` is the callee and `generation` the INVOCATION request
+    /// id (unique per callee session, so never stale by accident).
+    CallTimeout,
 }
 
 /// A deadline for one session. `generation` makes re-armed timers cheap: the session keeps the

@@ -380,6 +380,7 @@ impl Realm {
                     }
                 }
                 TimerKind::Handshake => {}
+                TimerKind::CallTimeout => self.handle_call_timeout(timer.conn, timer.generation),
             }
             self.reap();
         }
@@ -713,14 +714,7 @@ impl Realm {
                 kwargs,
                 ..
             } => self.on_invocation_error(conn, request, error, args, kwargs),
-            Message::Cancel { request, .. } => {
-                // Call canceling is not announced; a CANCEL is answered by nothing but a debug
-                // line rather than a protocol violation, as the call completes normally.
-                debug!(
-                    conn,
-                    request, "CANCEL ignored: call canceling is not supported"
-                );
-            }
+            Message::Cancel { request, options } => self.on_cancel(conn, request, options),
             Message::Goodbye { .. } => {
                 self.send(
                     conn,

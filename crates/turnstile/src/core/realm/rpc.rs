@@ -5,6 +5,8 @@ use wamp_proto::message::code;
 use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
+use crate::core::dealer::CancelMode;
+use crate::core::timer::{Timer, TimerKind};
 use super::*;
 
 impl Realm {
@@ -180,11 +182,9 @@ impl Realm {
                 ),
             ));
         }
-        if s.pending_calls.contains_key(&request) {
-            return Err(RequestError::new(
-                uris::INVALID_ARGUMENT,
-                format!("a call with request ID {request} is already in flight on this session"),
-            ));
+        let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
+        if let Some(&(callee, invocation)) = s.pending_calls.get(&request) {
+            return self.continue_progressive_call(conn, request, callee, invocation, progress, args, kwargs);
         }
         if procedure.starts_with("wamp.") && self.options.enable_meta_api {
             if let Some(result) = self.meta_call(conn, procedure, args, kwargs) {
@@ -207,6 +207,18 @@ impl Realm {
         }
         let receive_progress = opt_bool(&options, "receive_progress", "CALL")?.unwrap_or(false);
         let disclose_me = opt_bool(&options, "disclose_me", "CALL")?.unwrap_or(false);
+        let timeout_ms = match options.get("timeout") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().ok_or_else(|| {
+                RequestError::new(
+                    uris::INVALID_ARGUMENT,
+                    format!(
+                        "CALL option timeout must be a non-negative integer (milliseconds), found {}",
+                        v.type_name()
+                    ),
+                )
+            })?,
+        };
         let no_callee = || {
             RequestError::new(
                 uris::NO_SUCH_PROCEDURE,
@@ -241,6 +253,20 @@ impl Realm {
         if receive_progress && callee_session.supports("callee", "progressive_call_results") {
             details.insert("receive_progress".into(), Value::Bool(true));
         }
+        if progress {
+            if !callee_session.supports("callee", "progressive_call_invocations") {
+                return Err(RequestError::new(
+                    uris::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "the callee of \"{procedure}\" does not support progressive call invocations"
+                    ),
+                ));
+            }
+            details.insert("progress".into(), Value::Bool(true));
+        }
+        if timeout_ms > 0 {
+            details.insert("timeout".into(), Value::from(timeout_ms));
+        }
         let invocation_id = callee_session.invocation_ids.next();
         callee_session.pending_invocations.insert(invocation_id);
         self.dealer.invocations.insert(
@@ -250,10 +276,20 @@ impl Realm {
                 call_request: request,
                 registration,
                 receive_progress,
+                caller_progress: progress,
+                interrupted: false,
             },
         );
         if let Some(c) = self.sessions.get_mut(&conn) {
             c.pending_calls.insert(request, (callee, invocation_id));
+        }
+        if timeout_ms > 0 {
+            self.timers.insert(Timer {
+                at: self.now + std::time::Duration::from_millis(timeout_ms),
+                conn: callee,
+                kind: TimerKind::CallTimeout,
+                generation: invocation_id,
+            });
         }
         self.send(
             callee,
@@ -266,6 +302,108 @@ impl Realm {
             },
         );
         Ok(())
+    }
+
+    /// A further CALL with the request id of a progressive call invocation in flight: forwarded
+    /// as an INVOCATION with the same id; the one without `progress` is the last.
+    #[allow(clippy::too_many_arguments)]
+    fn continue_progressive_call(
+        &mut self,
+        conn: ConnId,
+        request: Id,
+        callee: ConnId,
+        invocation: Id,
+        progress: bool,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) -> Result<(), RequestError> {
+        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+            return Err(RequestError::new(
+                uris::INVALID_ARGUMENT,
+                format!("a call with request ID {request} is already in flight on this session"),
+            ));
+        };
+        if !inv.caller_progress || inv.caller != conn {
+            return Err(RequestError::new(
+                uris::INVALID_ARGUMENT,
+                format!(
+                    "a call with request ID {request} is already in flight on this session and is not a progressive call invocation"
+                ),
+            ));
+        }
+        inv.caller_progress = progress;
+        let registration = inv.registration;
+        let mut details = Dict::new();
+        if progress {
+            details.insert("progress".into(), Value::Bool(true));
+        }
+        self.send(
+            callee,
+            &Message::Invocation { request: invocation, registration, details, args, kwargs },
+        );
+        Ok(())
+    }
+
+    /// CANCEL from a caller.
+    pub(super) fn on_cancel(&mut self, conn: ConnId, request: Id, options: Dict) {
+        let mode = match options.get("mode") {
+            None | Some(Value::Null) => CancelMode::KillNoWait,
+            Some(Value::Str(m)) => match CancelMode::parse(m) {
+                Some(mode) => mode,
+                None => {
+                    let text = format!("CANCEL option mode must be skip, kill or killnowait; found \"{m}\"");
+                    return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
+                }
+            },
+            Some(other) => {
+                let text = format!("CANCEL option mode must be a string, found {}", other.type_name());
+                return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
+            }
+        };
+        let Some(&(callee, invocation)) = self.sessions[&conn].pending_calls.get(&request) else {
+            // The call has just finished (its answer crossed the CANCEL): nothing to do.
+            debug!(conn, request, "CANCEL for a call no longer in flight");
+            return;
+        };
+        let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
+            s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
+        });
+        // A callee that cannot be interrupted gets the skip treatment.
+        let mode = if callee_cancels { mode } else { CancelMode::Skip };
+        self.cancel_invocation(callee, invocation, mode, "the call was canceled by the caller");
+    }
+
+    /// Cancels an invocation in flight: INTERRUPT for the callee unless `skip`, and ERROR
+    /// `wamp.error.canceled` for the caller now unless `kill` (then the callee's answer goes on).
+    pub(super) fn cancel_invocation(&mut self, callee: ConnId, invocation: Id, mode: CancelMode, text: &str) {
+        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else { return };
+        if inv.interrupted {
+            return;
+        }
+        inv.interrupted = true;
+        let (caller, call_request) = (inv.caller, inv.call_request);
+        if mode != CancelMode::Skip {
+            let interrupt = Message::Interrupt {
+                request: invocation,
+                options: dict! {"mode" => mode.as_str(), "reason" => uris::CANCELED},
+            };
+            self.send(callee, &interrupt);
+        }
+        if mode != CancelMode::Kill {
+            self.finish_invocation(callee, invocation);
+            self.send_error(caller, code::CALL, call_request, uris::CANCELED, text);
+        }
+    }
+
+    /// A call's `timeout` expired.
+    pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
+        let Some(inv) = self.dealer.invocations.get(&(callee, invocation)) else { return };
+        let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
+            s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
+        });
+        let mode = if callee_cancels { CancelMode::KillNoWait } else { CancelMode::Skip };
+        let _ = inv;
+        self.cancel_invocation(callee, invocation, mode, "the call timed out");
     }
 
     pub(super) fn on_yield(
