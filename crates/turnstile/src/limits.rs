@@ -53,3 +53,7 @@ pub const RAWSOCKET_WRITE_BUFFER_SIZE: usize = 16 << 10;
 /// How long an accept loop pauses after an accept error that is not about one connection (for
 /// example out of file descriptors), so the error cannot spin a core. Logged at error level.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(500);
+
+/// Topics whose last `retain` event a realm keeps. Beyond this the topic retained longest ago
+/// is forgotten, so retention cannot make memory grow without bound.
+pub const MAX_RETAINED_TOPICS: usize = 10_000;

@@ -3,7 +3,11 @@
 
 use std::collections::HashMap;
 
-use wamp_proto::{random_id, Id, MatchPolicy};
+use std::collections::VecDeque;
+
+use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
+
+use crate::limits;
 
 use crate::core::router::ConnId;
 
@@ -36,9 +40,74 @@ pub struct Unsubscribed {
     pub deleted: bool,
 }
 
+/// The last event published with `retain` on a topic, for subscribers asking `get_retained`.
+#[derive(Debug, Clone)]
+pub struct RetainedEvent {
+    pub publication: Id,
+    /// Publisher disclosure and pass-through keys, as in the original EVENTs.
+    pub details: Dict,
+    pub args: Option<List>,
+    pub kwargs: Option<Dict>,
+    /// The publication's black- and whitelists (not the publisher exclusion).
+    pub eligibility: Eligibility,
+}
+
+/// Black- and whitelists of a publication (`exclude`, `eligible`, ... options).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Eligibility {
+    pub exclude_conn: Option<ConnId>,
+    pub exclude: Option<Vec<Id>>,
+    pub exclude_authid: Option<Vec<String>>,
+    pub exclude_authrole: Option<Vec<String>>,
+    pub eligible: Option<Vec<Id>>,
+    pub eligible_authid: Option<Vec<String>>,
+    pub eligible_authrole: Option<Vec<String>>,
+}
+
+impl Eligibility {
+    /// Whether a receiver with this identity may get the publication.
+    pub fn admits(&self, conn: ConnId, id: Id, authid: &str, authrole: &str) -> bool {
+        let has =
+            |l: &Option<Vec<String>>, v: &str| l.as_ref().is_some_and(|l| l.iter().any(|x| x == v));
+        let allows =
+            |l: &Option<Vec<String>>, v: &str| l.as_ref().is_none_or(|l| l.iter().any(|x| x == v));
+        self.exclude_conn != Some(conn)
+            && !self.exclude.as_ref().is_some_and(|l| l.contains(&id))
+            && !has(&self.exclude_authid, authid)
+            && !has(&self.exclude_authrole, authrole)
+            && self.eligible.as_ref().is_none_or(|l| l.contains(&id))
+            && allows(&self.eligible_authid, authid)
+            && allows(&self.eligible_authrole, authrole)
+    }
+}
+
+/// One stored event of an event history.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub timestamp: String,
+    pub publication: Id,
+    pub topic: String,
+    pub args: Option<List>,
+    pub kwargs: Option<Dict>,
+}
+
+/// The event history of one (URI, match policy), bounded to `limit` events.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub uri: String,
+    pub policy: MatchPolicy,
+    pub limit: usize,
+    pub events: VecDeque<StoredEvent>,
+}
+
 /// All subscriptions of a realm.
 #[derive(Debug, Default)]
 pub struct Broker {
+    /// Retained events by topic, with their insertion order for eviction.
+    retained: HashMap<String, RetainedEvent>,
+    retained_order: VecDeque<String>,
+    /// Configured event histories (realm `store.event-history`).
+    pub histories: Vec<History>,
     by_uri: HashMap<(MatchPolicy, String), Id>,
     subscriptions: HashMap<Id, Subscription>,
     /// Prefix and wildcard subscriptions, checked against every publication.
@@ -137,5 +206,58 @@ impl Broker {
 
     pub fn iter(&self) -> impl Iterator<Item = &Subscription> {
         self.subscriptions.values()
+    }
+
+    /// Keeps `event` as the retained event of `topic`, evicting the oldest topic's beyond
+    /// [`limits::MAX_RETAINED_TOPICS`].
+    pub fn retain(&mut self, topic: &str, event: RetainedEvent) {
+        if self.retained.insert(topic.to_owned(), event).is_none() {
+            self.retained_order.push_back(topic.to_owned());
+            while self.retained_order.len() > limits::MAX_RETAINED_TOPICS {
+                if let Some(old) = self.retained_order.pop_front() {
+                    self.retained.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The retained events whose topic `policy`/`uri` matches, as (topic, event).
+    pub fn retained_matching(
+        &self,
+        uri: &str,
+        policy: MatchPolicy,
+    ) -> Vec<(String, RetainedEvent)> {
+        match policy {
+            MatchPolicy::Exact => self
+                .retained
+                .get(uri)
+                .map(|e| vec![(uri.to_owned(), e.clone())])
+                .unwrap_or_default(),
+            _ => self
+                .retained_order
+                .iter()
+                .filter(|t| policy.matches(uri, t))
+                .filter_map(|t| self.retained.get(t).map(|e| (t.clone(), e.clone())))
+                .collect(),
+        }
+    }
+
+    /// Records a publication in every configured history whose pattern matches its topic.
+    pub fn record_history(&mut self, event: &StoredEvent) {
+        for h in &mut self.histories {
+            if h.policy.matches(&h.uri, &event.topic) {
+                h.events.push_back(event.clone());
+                while h.events.len() > h.limit {
+                    h.events.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The history kept for exactly (`uri`, `policy`), if configured.
+    pub fn history(&self, uri: &str, policy: MatchPolicy) -> Option<&History> {
+        self.histories
+            .iter()
+            .find(|h| h.uri == uri && h.policy == policy)
     }
 }

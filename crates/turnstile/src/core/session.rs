@@ -61,6 +61,28 @@ pub struct Session {
     pub pending_calls: std::collections::HashMap<Id, (ConnId, Id)>,
     /// Set when queueing to the connection failed: the session is ended after the current input.
     pub doomed: bool,
+    /// Publications to make when the session ends (`wamp.session.add_testament`).
+    pub testaments: Vec<Testament>,
+}
+
+/// When a testament is published. Without session resumption a session is detached and
+/// destroyed at the same moment, so both scopes publish when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestamentScope {
+    Destroyed,
+    Detached,
+}
+
+/// A publication a session asked the router to make on its behalf when it ends.
+#[derive(Debug, Clone)]
+pub struct Testament {
+    pub id: wamp_proto::Id,
+    pub topic: String,
+    pub args: Option<wamp_proto::List>,
+    pub kwargs: Option<Dict>,
+    /// PUBLISH options (black/white lists, `disclose_me`).
+    pub options: Dict,
+    pub scope: TestamentScope,
 }
 
 impl Session {

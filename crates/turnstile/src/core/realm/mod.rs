@@ -230,6 +230,7 @@ impl Realm {
             pending_invocations: HashSet::new(),
             pending_calls: HashMap::new(),
             doomed: false,
+            testaments: Vec::new(),
         };
         let mut welcome = dict! {
             "realm" => self.name.as_str(),
@@ -574,6 +575,9 @@ impl Realm {
             return;
         };
         self.by_session_id.remove(&s.id);
+        for t in std::mem::take(&mut s.testaments) {
+            self.publish_testament(&s, t);
+        }
         if let (Some(meter), Some(stats)) = (s.meter.as_mut(), self.stats) {
             if stats.trigger_on_leave {
                 let snap = meter.snapshot(self.now, &self.clock, true);

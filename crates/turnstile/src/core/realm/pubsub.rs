@@ -10,6 +10,7 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Va
 
 use super::options::*;
 use super::*;
+use crate::core::broker::{Eligibility, RetainedEvent, StoredEvent};
 
 impl Realm {
     /// Publishes an event from the realm's service session, if the meta API is on.
@@ -30,6 +31,72 @@ impl Realm {
             &Eligibility::default(),
             kind,
         );
+    }
+
+    /// Publishes a testament of a session that has just ended, as it would have published it.
+    pub(super) fn publish_testament(&mut self, s: &Session, t: crate::core::session::Testament) {
+        let Ok(eligibility) = eligibility_from_options(&t.options) else {
+            return;
+        };
+        let decision = self
+            .authorizer
+            .authorize(&s.identity.authrole, &t.topic, Action::Publish);
+        let mut details = Dict::new();
+        copy_passthru(&t.options, &mut details);
+        if t.options
+            .get("disclose_me")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || decision.disclose
+        {
+            details.insert("publisher".into(), Value::from(s.id));
+            details.insert(
+                "publisher_authid".into(),
+                Value::from(s.identity.authid.as_str()),
+            );
+            details.insert(
+                "publisher_authrole".into(),
+                Value::from(s.identity.authrole.as_str()),
+            );
+        }
+        debug!(session = s.id, topic = %t.topic, "publishing testament");
+        self.dispatch_event(
+            &t.topic,
+            details,
+            t.args,
+            t.kwargs,
+            &eligibility,
+            CountKind::Checked,
+        );
+    }
+
+    /// Sends `conn` the retained events matching its new subscription `sub` (`get_retained`).
+    fn send_retained(&mut self, conn: ConnId, sub: Id) {
+        let Some(subscription) = self.broker.get(sub) else {
+            return;
+        };
+        let policy = subscription.policy;
+        for (topic, event) in self
+            .broker
+            .retained_matching(&subscription.uri.clone(), policy)
+        {
+            if !admits(&event.eligibility, conn, &self.sessions) {
+                continue;
+            }
+            let mut details = event.details;
+            details.insert("retained".into(), Value::Bool(true));
+            if policy != MatchPolicy::Exact {
+                details.insert("topic".into(), Value::from(topic));
+            }
+            let msg = Message::Event {
+                subscription: sub,
+                publication: event.publication,
+                details,
+                args: event.args,
+                kwargs: event.kwargs,
+            };
+            self.send(conn, &msg);
+        }
     }
 
     /// Delivers one publication to every eligible subscriber of every matching subscription,
@@ -56,7 +123,7 @@ impl Realm {
                 .subscribers
                 .iter()
                 .copied()
-                .filter(|c| eligibility.admits(*c, &self.sessions))
+                .filter(|c| admits(eligibility, *c, &self.sessions))
                 .collect();
             if receivers.is_empty() {
                 continue;
@@ -159,11 +226,10 @@ impl Realm {
         }
         let exclude_me = opt_bool(options, "exclude_me", "PUBLISH")?.unwrap_or(true);
         let disclose_me = opt_bool(options, "disclose_me", "PUBLISH")?.unwrap_or(false);
-        let mut eligibility = Eligibility::from_options(options)?;
-        if exclude_me {
-            eligibility.exclude_conn = Some(conn);
-        }
+        let retain = opt_bool(options, "retain", "PUBLISH")?.unwrap_or(false);
+        let mut eligibility = eligibility_from_options(options)?;
         let mut details = Dict::new();
+        copy_passthru(options, &mut details);
         if disclose_me || decision.disclose {
             details.insert("publisher".into(), Value::from(s.id));
             details.insert(
@@ -175,17 +241,57 @@ impl Realm {
                 Value::from(s.identity.authrole.as_str()),
             );
         }
-        Ok(self.dispatch_event(
+        let history = self
+            .broker
+            .histories
+            .iter()
+            .any(|h| h.policy.matches(&h.uri, topic));
+        let keep = (retain || history).then(|| (details.clone(), args.clone(), kwargs.clone()));
+        let retained_eligibility = eligibility.clone();
+        if exclude_me {
+            eligibility.exclude_conn = Some(conn);
+        }
+        let publication = self.dispatch_event(
             topic,
             details,
             args,
             kwargs,
             &eligibility,
             CountKind::Checked,
-        ))
+        );
+        if let Some((details, args, kwargs)) = keep {
+            if history {
+                let stored = StoredEvent {
+                    timestamp: self.clock.iso8601(self.now),
+                    publication,
+                    topic: topic.to_owned(),
+                    args: args.clone(),
+                    kwargs: kwargs.clone(),
+                };
+                self.broker.record_history(&stored);
+            }
+            if retain {
+                let eligibility = retained_eligibility;
+                self.broker.retain(
+                    topic,
+                    RetainedEvent {
+                        publication,
+                        details,
+                        args,
+                        kwargs,
+                        eligibility,
+                    },
+                );
+            }
+        }
+        Ok(publication)
     }
 
     pub(super) fn on_subscribe(&mut self, conn: ConnId, request: Id, options: Dict, topic: String) {
+        let get_retained = match opt_bool(&options, "get_retained", "SUBSCRIBE") {
+            Ok(g) => g.unwrap_or(false),
+            Err(e) => return self.send_error(conn, code::SUBSCRIBE, request, e.uri, &e.text),
+        };
         match self.subscribe(conn, &options, &topic) {
             Ok(outcome) => {
                 self.send(
@@ -205,6 +311,9 @@ impl Realm {
                     }
                     let args = vec![Value::from(session_id), Value::from(outcome.id)];
                     self.publish_meta(topic::SUB_ON_SUBSCRIBE, args, CountKind::Checked);
+                }
+                if get_retained {
+                    self.send_retained(conn, outcome.id);
                 }
             }
             Err(e) => self.send_error(conn, code::SUBSCRIBE, request, e.uri, &e.text),
@@ -288,64 +397,39 @@ impl Realm {
     }
 }
 
-/// Who receives a publication: black- and whitelists from PUBLISH options, and publisher
-/// exclusion.
-#[derive(Debug, Default)]
-pub(super) struct Eligibility {
-    exclude_conn: Option<ConnId>,
-    exclude: Option<Vec<Id>>,
-    exclude_authid: Option<Vec<String>>,
-    exclude_authrole: Option<Vec<String>>,
-    eligible: Option<Vec<Id>>,
-    eligible_authid: Option<Vec<String>>,
-    eligible_authrole: Option<Vec<String>>,
+/// The black- and whitelists of PUBLISH options.
+pub(super) fn eligibility_from_options(options: &Dict) -> Result<Eligibility, RequestError> {
+    Ok(Eligibility {
+        exclude_conn: None,
+        exclude: opt_ids(options, "exclude")?,
+        exclude_authid: opt_strings(options, "exclude_authid")?,
+        exclude_authrole: opt_strings(options, "exclude_authrole")?,
+        eligible: opt_ids(options, "eligible")?,
+        eligible_authid: opt_strings(options, "eligible_authid")?,
+        eligible_authrole: opt_strings(options, "eligible_authrole")?,
+    })
 }
 
-impl Eligibility {
-    fn from_options(options: &Dict) -> Result<Self, RequestError> {
-        Ok(Self {
-            exclude_conn: None,
-            exclude: opt_ids(options, "exclude")?,
-            exclude_authid: opt_strings(options, "exclude_authid")?,
-            exclude_authrole: opt_strings(options, "exclude_authrole")?,
-            eligible: opt_ids(options, "eligible")?,
-            eligible_authid: opt_strings(options, "eligible_authid")?,
-            eligible_authrole: opt_strings(options, "eligible_authrole")?,
-        })
-    }
+/// Whether the session on `conn` is joined and admitted by `eligibility`.
+pub(super) fn admits(
+    eligibility: &Eligibility,
+    conn: ConnId,
+    sessions: &HashMap<ConnId, Session>,
+) -> bool {
+    let Some(s) = sessions.get(&conn) else {
+        return false;
+    };
+    s.state == SessionState::Joined
+        && eligibility.admits(conn, s.id, &s.identity.authid, &s.identity.authrole)
+}
 
-    fn admits(&self, conn: ConnId, sessions: &HashMap<ConnId, Session>) -> bool {
-        if self.exclude_conn == Some(conn) {
-            return false;
+/// Copies the payload pass-through keys (`ppt_*`, `enc_algo`) from a request's options into the
+/// details of what is forwarded, so end-to-end encrypted payloads pass unchanged.
+pub(super) fn copy_passthru(from: &Dict, to: &mut Dict) {
+    for (k, v) in from {
+        if k.starts_with("ppt_") || k == "enc_algo" || k == "enc_key" || k == "enc_serializer" {
+            to.insert(k.clone(), v.clone());
         }
-        let Some(s) = sessions.get(&conn) else {
-            return false;
-        };
-        if s.state != SessionState::Joined {
-            return false;
-        }
-        let (id, authid, authrole) = (s.id, &s.identity.authid, &s.identity.authrole);
-        if self.exclude.as_ref().is_some_and(|l| l.contains(&id))
-            || self
-                .exclude_authid
-                .as_ref()
-                .is_some_and(|l| l.contains(authid))
-            || self
-                .exclude_authrole
-                .as_ref()
-                .is_some_and(|l| l.contains(authrole))
-        {
-            return false;
-        }
-        self.eligible.as_ref().is_none_or(|l| l.contains(&id))
-            && self
-                .eligible_authid
-                .as_ref()
-                .is_none_or(|l| l.contains(authid))
-            && self
-                .eligible_authrole
-                .as_ref()
-                .is_none_or(|l| l.contains(authrole))
     }
 }
 

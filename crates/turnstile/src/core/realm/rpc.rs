@@ -5,9 +5,9 @@ use wamp_proto::message::code;
 use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
+use super::*;
 use crate::core::dealer::CancelMode;
 use crate::core::timer::{Timer, TimerKind};
-use super::*;
 
 impl Realm {
     pub(super) fn on_register(
@@ -184,7 +184,9 @@ impl Realm {
         }
         let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
         if let Some(&(callee, invocation)) = s.pending_calls.get(&request) {
-            return self.continue_progressive_call(conn, request, callee, invocation, progress, args, kwargs);
+            return self.continue_progressive_call(
+                conn, request, callee, invocation, progress, args, kwargs,
+            );
         }
         if procedure.starts_with("wamp.") && self.options.enable_meta_api {
             if let Some(result) = self.meta_call(conn, procedure, args, kwargs) {
@@ -339,7 +341,13 @@ impl Realm {
         }
         self.send(
             callee,
-            &Message::Invocation { request: invocation, registration, details, args, kwargs },
+            &Message::Invocation {
+                request: invocation,
+                registration,
+                details,
+                args,
+                kwargs,
+            },
         );
         Ok(())
     }
@@ -351,12 +359,23 @@ impl Realm {
             Some(Value::Str(m)) => match CancelMode::parse(m) {
                 Some(mode) => mode,
                 None => {
-                    let text = format!("CANCEL option mode must be skip, kill or killnowait; found \"{m}\"");
-                    return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
+                    let text = format!(
+                        "CANCEL option mode must be skip, kill or killnowait; found \"{m}\""
+                    );
+                    return self.send_error(
+                        conn,
+                        code::CANCEL,
+                        request,
+                        uris::INVALID_ARGUMENT,
+                        &text,
+                    );
                 }
             },
             Some(other) => {
-                let text = format!("CANCEL option mode must be a string, found {}", other.type_name());
+                let text = format!(
+                    "CANCEL option mode must be a string, found {}",
+                    other.type_name()
+                );
                 return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
             }
         };
@@ -369,14 +388,31 @@ impl Realm {
             s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
         });
         // A callee that cannot be interrupted gets the skip treatment.
-        let mode = if callee_cancels { mode } else { CancelMode::Skip };
-        self.cancel_invocation(callee, invocation, mode, "the call was canceled by the caller");
+        let mode = if callee_cancels {
+            mode
+        } else {
+            CancelMode::Skip
+        };
+        self.cancel_invocation(
+            callee,
+            invocation,
+            mode,
+            "the call was canceled by the caller",
+        );
     }
 
     /// Cancels an invocation in flight: INTERRUPT for the callee unless `skip`, and ERROR
     /// `wamp.error.canceled` for the caller now unless `kill` (then the callee's answer goes on).
-    pub(super) fn cancel_invocation(&mut self, callee: ConnId, invocation: Id, mode: CancelMode, text: &str) {
-        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else { return };
+    pub(super) fn cancel_invocation(
+        &mut self,
+        callee: ConnId,
+        invocation: Id,
+        mode: CancelMode,
+        text: &str,
+    ) {
+        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+            return;
+        };
         if inv.interrupted {
             return;
         }
@@ -397,11 +433,17 @@ impl Realm {
 
     /// A call's `timeout` expired.
     pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
-        let Some(inv) = self.dealer.invocations.get(&(callee, invocation)) else { return };
+        let Some(inv) = self.dealer.invocations.get(&(callee, invocation)) else {
+            return;
+        };
         let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
             s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
         });
-        let mode = if callee_cancels { CancelMode::KillNoWait } else { CancelMode::Skip };
+        let mode = if callee_cancels {
+            CancelMode::KillNoWait
+        } else {
+            CancelMode::Skip
+        };
         let _ = inv;
         self.cancel_invocation(callee, invocation, mode, "the call timed out");
     }
