@@ -12,7 +12,7 @@
 //!   arrive while a reply is awaited are kept in an inbox, never lost.
 //! - [`traffic`]: [`Traffic`], the log of sent and received messages and their lengths.
 //! - [`rawsocket`]: the RawSocket handshake and framing, as pure functions.
-//! - [`error`]: [`Error`].
+//! - [`error`]: the [`Error`] type.
 //!
 //! # Example
 //! ```no_run

@@ -108,9 +108,8 @@ pub fn parse_handshake_reply(reply: [u8; 4]) -> Result<HandshakeReply> {
             reply[2], reply[3]
         )));
     }
-    let serializer = Serializer::from_rawsocket_id(low).ok_or_else(|| {
-        Error::Framing(format!("handshake reply names unknown serializer {low}"))
-    })?;
+    let serializer = Serializer::from_rawsocket_id(low)
+        .ok_or_else(|| Error::Framing(format!("handshake reply names unknown serializer {low}")))?;
     Ok(HandshakeReply::Accepted {
         serializer,
         max_message_size: max_message_size(high),
@@ -121,7 +120,9 @@ pub fn parse_handshake_reply(reply: [u8; 4]) -> Result<HandshakeReply> {
 /// purpose) carrying `len` bytes.
 pub fn frame_header(frame_type: u8, len: usize) -> Result<[u8; 4]> {
     if frame_type > 7 {
-        return Err(Error::Framing(format!("frame type {frame_type} is not 0..=7")));
+        return Err(Error::Framing(format!(
+            "frame type {frame_type} is not 0..=7"
+        )));
     }
     if len > MAX_FRAME_LEN {
         return Err(Error::Framing(format!(
@@ -192,10 +193,7 @@ mod tests {
 
     #[test]
     fn handshake_request_packs_length_and_serializer() {
-        assert_eq!(
-            handshake_request(15, Serializer::Json),
-            [0x7F, 0xF1, 0, 0]
-        );
+        assert_eq!(handshake_request(15, Serializer::Json), [0x7F, 0xF1, 0, 0]);
         assert_eq!(
             handshake_request(0, Serializer::MsgPack),
             [0x7F, 0x02, 0, 0]
@@ -238,7 +236,7 @@ mod tests {
     #[test]
     fn frame_headers() {
         assert_eq!(frame_header(0, 0).unwrap(), [0, 0, 0, 0]);
-        assert_eq!(frame_header(1, 0x0102_03).unwrap(), [1, 1, 2, 3]);
+        assert_eq!(frame_header(1, 0x01_0203).unwrap(), [1, 1, 2, 3]);
         assert_eq!(frame_header(2, 0xFF_FFFF).unwrap(), [2, 0xFF, 0xFF, 0xFF]);
         // Exactly 16 MiB uses the X bit.
         assert_eq!(frame_header(0, 1 << 24).unwrap(), [0x08, 0, 0, 0]);

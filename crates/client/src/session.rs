@@ -618,7 +618,12 @@ impl Session {
     }
 
     /// Answers invocation `request` with ERROR `error`.
-    pub async fn yield_error(&mut self, request: Id, error: &str, args: Option<List>) -> Result<()> {
+    pub async fn yield_error(
+        &mut self,
+        request: Id,
+        error: &str,
+        args: Option<List>,
+    ) -> Result<()> {
         self.send(&Message::Error {
             request_type: code::INVOCATION,
             request,

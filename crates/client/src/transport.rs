@@ -142,7 +142,9 @@ impl Transport {
                 Target::RawTcp(addr) => {
                     let stream = TcpStream::connect(&addr).await?;
                     stream.set_nodelay(true)?;
-                    Inner::RawSocket(rawsocket_handshake(Box::new(stream), serializer, options).await?)
+                    Inner::RawSocket(
+                        rawsocket_handshake(Box::new(stream), serializer, options).await?,
+                    )
                 }
                 Target::RawUnix(path) => {
                     let stream = connect_unix(&path).await?;
@@ -219,7 +221,8 @@ impl Transport {
     pub async fn send(&mut self, msg: &Message) -> Result<()> {
         let bytes = self.serializer.encode(msg)?;
         self.write_payload(&bytes).await?;
-        self.traffic.record(Direction::Sent, msg.code(), bytes.len());
+        self.traffic
+            .record(Direction::Sent, msg.code(), bytes.len());
         Ok(())
     }
 
@@ -234,7 +237,9 @@ impl Transport {
     /// not recorded.
     pub async fn send_raw_frame(&mut self, frame_type: u8, payload: &[u8]) -> Result<()> {
         let Inner::RawSocket(r) = &mut self.inner else {
-            return Err(Error::Unsupported("RawSocket frames on a WebSocket connection"));
+            return Err(Error::Unsupported(
+                "RawSocket frames on a WebSocket connection",
+            ));
         };
         let header = rawsocket::frame_header(frame_type, payload.len())?;
         r.stream.write_all(&header).await?;
@@ -329,10 +334,7 @@ async fn connect_ws(
     let mut request = url.into_client_request()?;
     let protocol = serializer.ws_subprotocol();
     let headers = request.headers_mut();
-    headers.insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(protocol),
-    );
+    headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static(protocol));
     for (name, value) in &options.http_headers {
         let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|e| Error::Handshake(format!("bad header name {name:?}: {e}")))?;

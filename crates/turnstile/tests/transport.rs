@@ -718,6 +718,7 @@ async fn web_transport_serves_static_files_beside_websocket() {
     let paths = json!({
         "/": {"type": "static", "directory": "www"},
         "ws": ws_path(&["json"], 65536),
+        "docs": {"type": "static", "directory": "www/sub"},
     });
     let server = Running::start_in(node(json!([web(1, paths)])), dir).await;
     let addr = server.tcp(0);
@@ -728,6 +729,11 @@ async fn web_transport_serves_static_files_beside_websocket() {
     assert_eq!((status, body.as_str()), (200, "hello, static"));
     assert!(head.contains("content-type: text/plain"), "{head}");
     let (status, _, body) = http(addr, "/sub/", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "sub index"));
+    // A static directory mounted on a path.
+    let (status, _, body) = http(addr, "/docs/index.html", &[]).await;
+    assert_eq!((status, body.as_str()), (200, "sub index"));
+    let (status, _, body) = http(addr, "/docs/", &[]).await;
     assert_eq!((status, body.as_str()), (200, "sub index"));
     let (status, _, _) = http(addr, "/missing.txt", &[]).await;
     assert_eq!(status, 404);
@@ -792,4 +798,41 @@ async fn shutdown_says_goodbye_to_sessions() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn session_details_describe_the_transport() {
+    let server = Running::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(&["json"], 65536)})
+    )])))
+    .await;
+    let (mut ws, _) = ws_connect(&format!("ws://{}/ws", server.tcp(0)), "wamp.2.json").await;
+    ws.send(WsMessage::text(r#"[1,"realm1",{"roles":{"caller":{}}}]"#))
+        .await
+        .unwrap();
+    let welcome = ws_recv_json(&mut ws).await;
+    let session = welcome[1].clone();
+    let call = json!([48, 1, {}, "wamp.session.get", [session]]);
+    ws.send(WsMessage::text(call.to_string())).await.unwrap();
+    let result = ws_recv_json(&mut ws).await;
+    assert_eq!(result[0], json!(50), "RESULT expected, got {result}");
+    let transport = &result[3][0]["transport"];
+    assert_eq!(transport["channel_type"], json!("tcp"), "{transport}");
+    assert_eq!(
+        transport["channel_framing"],
+        json!("websocket"),
+        "{transport}"
+    );
+    let peer = transport["peer"].as_str().unwrap();
+    assert!(peer.starts_with("tcp4:127.0.0.1:"), "{peer}");
+    let headers = &transport["http_headers_received"];
+    assert_eq!(
+        headers["sec-websocket-protocol"],
+        json!("wamp.2.json"),
+        "{headers}"
+    );
+    assert_eq!(headers["upgrade"], json!("websocket"), "{headers}");
+    drop(ws);
+    server.stop().await;
 }

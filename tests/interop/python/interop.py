@@ -508,7 +508,9 @@ class RawConn:
     async def expect_abort(self, reason: str = "wamp.error.protocol_violation") -> list:
         """The next message is ABORT `reason` with a non-empty details.message, and then the
         connection closes."""
-        msg = await self.recv_msg()
+        data = await self.recv_payload()
+        assert data is not None, f"connection closed without ABORT {reason}"
+        msg = decode(self.serializer, data)
         assert isinstance(msg, list) and msg and msg[0] == 3, f"expected ABORT, got {msg!r}"
         assert len(msg) >= 3, f"short ABORT {msg!r}"
         assert isinstance(msg[1], dict), f"ABORT details not a dict: {msg!r}"

@@ -70,8 +70,8 @@ async def test_unknown_realm_aborts(router, clients, ts):
 
 
 async def test_client_goodbye_is_answered(router, clients, ts):
-    """A client GOODBYE is answered with GOODBYE wamp.close.goodbye_and_out, and the router then
-    closes the connection."""
+    """A client GOODBYE is answered with GOODBYE wamp.close.goodbye_and_out (autobahn then closes
+    the connection itself)."""
     s = await clients.connect(router, *ts)
     await within(s.leave(), what="leave()")
     details = await within(s.left, what="GOODBYE reply")

@@ -71,15 +71,17 @@ enum End {
     Gone(String),
 }
 
-/// Runs one connection until it is closed. `label` names it in logs.
+/// Runs one connection until it is closed. `opened` is when the client connected (the HELLO
+/// deadline counts from then); `label` names the connection in logs.
 pub async fn drive<S: WampSocket>(
     mut sock: S,
     mut conn: Connection,
     mut rx: PeerReceiver,
     closing: CancellationToken,
+    opened: tokio::time::Instant,
     label: String,
 ) {
-    let hello_deadline = tokio::time::sleep(limits::HANDSHAKE_TIMEOUT);
+    let hello_deadline = tokio::time::sleep_until(opened + limits::HANDSHAKE_TIMEOUT);
     tokio::pin!(hello_deadline);
     let mut joined = false;
     let end = loop {

@@ -88,9 +88,13 @@ pub async fn serve_connection<R, W>(
     R: tokio::io::AsyncRead + Unpin + Send,
     W: AsyncWrite + Unpin + Send,
 {
+    let opened = tokio::time::Instant::now();
     let label = peer.peer_string();
     let mut hello = [0u8; 4];
-    let read_hello = tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, read.read_exact(&mut hello));
+    let read_hello = tokio::time::timeout_at(
+        opened + limits::HANDSHAKE_TIMEOUT,
+        read.read_exact(&mut hello),
+    );
     let handshake = tokio::select! {
         r = read_hello => r,
         _ = closing.cancelled() => return,
@@ -110,12 +114,14 @@ pub async fn serve_connection<R, W>(
         Ok(v) => v,
         Err(HandshakeError::BadMagic) => {
             debug!(conn = %label, first = hello[0], "rawsocket: not a RawSocket handshake; closing");
+            linger_close(&mut read, &mut write).await;
             return;
         }
         Err(HandshakeError::Refused(code, why)) => {
             debug!(conn = %label, "rawsocket: handshake refused: {why}");
-            let _ = write.write_all(&[MAGIC, code << 4, 0, 0]).await;
-            let _ = write.shutdown().await;
+            let reply = [MAGIC, code << 4, 0, 0];
+            let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, write.write_all(&reply)).await;
+            linger_close(&mut read, &mut write).await;
             return;
         }
     };
@@ -150,7 +156,15 @@ pub async fn serve_connection<R, W>(
         writer: BufWriter::with_capacity(limits::RAWSOCKET_WRITE_BUFFER_SIZE, write),
         client_max_len,
     };
-    drive(sock, conn, rx, closing, format!("rawsocket {label}")).await;
+    drive(
+        sock,
+        conn,
+        rx,
+        closing,
+        opened,
+        format!("rawsocket {label}"),
+    )
+    .await;
 }
 
 enum HandshakeError {
@@ -350,6 +364,33 @@ where
     }
 
     async fn close(&mut self, _reason: &CloseReason) {
-        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.writer.shutdown()).await;
+        linger_close(self.reader.get_mut(), &mut self.writer).await;
     }
+}
+
+/// Bytes read and discarded, at most, while closing gracefully.
+const LINGER_MAX_BYTES: usize = 64 << 10;
+
+/// Closes our side (FIN) and reads, discarding, until the client closes too (bounded in time and
+/// bytes). Closing a socket with unread input makes the kernel send a reset, which can destroy
+/// our last words (a handshake refusal, an ABORT) before the client reads them.
+async fn linger_close<R, W>(read: &mut R, write: &mut W)
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let linger = async {
+        if write.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        let mut discarded = 0;
+        while discarded < LINGER_MAX_BYTES {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => discarded += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, linger).await;
 }

@@ -84,6 +84,7 @@ impl WsEndpoint {
             return (StatusCode::BAD_REQUEST, text).into_response();
         };
         ws.set_selected_protocol(HeaderValue::from_static(serializer.ws_subprotocol()));
+        let opened = tokio::time::Instant::now();
         let options = &self.service.options;
         let token = self.conns.tracker.token();
         let label = peer.peer_string();
@@ -107,7 +108,7 @@ impl WsEndpoint {
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
                 let (conn, rx) = self.router.connect(info);
                 let sock = WsSocket::new(socket, serializer, &self.service.options);
-                drive(sock, conn, rx, self.conns.closing.clone(), format!("websocket {label}"))
+                drive(sock, conn, rx, self.conns.closing.clone(), opened, format!("websocket {label}"))
                     .await;
                 drop(token);
             })

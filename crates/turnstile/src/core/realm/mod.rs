@@ -823,9 +823,14 @@ fn broker_features(options: &RealmOptions) -> Dict {
         "publisher_identification" => true,
         "subscriber_blackwhite_listing" => true,
         "pattern_based_subscription" => true,
+        "event_retention" => true,
+        "subscription_revocation" => true,
+        "payload_passthru_mode" => true,
     };
     if options.enable_meta_api {
-        f.insert("session_meta_api".into(), Value::Bool(true));
+        for feature in ["session_meta_api", "subscription_meta_api", "event_history"] {
+            f.insert(feature.into(), Value::Bool(true));
+        }
     }
     f
 }
@@ -836,9 +841,16 @@ fn dealer_features(options: &RealmOptions) -> Dict {
         "pattern_based_registration" => true,
         "shared_registration" => true,
         "progressive_call_results" => true,
+        "progressive_call_invocations" => true,
+        "call_timeout" => true,
+        "call_canceling" => true,
+        "registration_revocation" => true,
+        "payload_passthru_mode" => true,
     };
     if options.enable_meta_api {
-        f.insert("session_meta_api".into(), Value::Bool(true));
+        for feature in ["session_meta_api", "registration_meta_api", "testament_meta_api"] {
+            f.insert(feature.into(), Value::Bool(true));
+        }
     }
     f
 }

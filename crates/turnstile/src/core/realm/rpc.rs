@@ -234,6 +234,7 @@ impl Realm {
             .ok_or_else(no_callee)?;
         let reg = self.dealer.get(registration).expect("matched");
         let mut details = Dict::new();
+        super::pubsub::copy_passthru(&options, &mut details);
         if reg.policy != MatchPolicy::Exact {
             details.insert("procedure".into(), Value::from(procedure));
         }
@@ -467,6 +468,7 @@ impl Realm {
         };
         let (caller, call_request) = (call.caller, call.call_request);
         let mut details = Dict::new();
+        super::pubsub::copy_passthru(&options, &mut details);
         if progress && call.receive_progress {
             details.insert("progress".into(), Value::Bool(true));
         } else {
