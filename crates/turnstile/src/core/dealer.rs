@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use wamp_proto::{random_id, Id, MatchPolicy};
+use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
 
 use crate::core::router::ConnId;
 
@@ -67,6 +67,27 @@ pub struct Registered {
     pub id: Id,
     pub created: bool,
 }
+
+/// The `caller` of an invocation made by the router itself (connections are numbered from 1).
+pub const INTERNAL_CALLER: ConnId = 0;
+
+/// A successful answer to a call the router made: the RESULT's payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallReturn {
+    pub args: Option<List>,
+    pub kwargs: Option<Dict>,
+}
+
+/// A failed call the router made: the ERROR's URI and payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallFailure {
+    pub error: String,
+    pub args: Option<List>,
+    pub kwargs: Option<Dict>,
+}
+
+/// What a call the router made came to.
+pub type InternalCallOutcome = Result<CallReturn, CallFailure>;
 
 /// A call in flight, keyed by (callee connection, INVOCATION request id).
 #[derive(Debug, Clone)]

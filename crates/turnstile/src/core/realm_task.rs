@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use turnstile_config::RealmConfig;
-use wamp_proto::{Dict, Message};
+use wamp_proto::{Dict, List, Message};
+
+use crate::core::dealer::InternalCallOutcome;
 
 use crate::core::peer::{PeerSender, TransportInfo};
 use crate::core::realm::Realm;
@@ -38,6 +40,14 @@ pub enum RealmInput {
     Disconnected { conn: ConnId },
     /// Say GOODBYE to every session; answer `done` when the last one has left.
     Shutdown { done: oneshot::Sender<()> },
+    /// Call a procedure registered in this realm on the router's behalf (dynamic authenticators
+    /// and authorizers, possibly for another realm).
+    InternalCall {
+        procedure: String,
+        args: List,
+        kwargs: Option<Dict>,
+        reply: oneshot::Sender<InternalCallOutcome>,
+    },
 }
 
 /// A connection's way into a realm.
@@ -109,6 +119,12 @@ fn dispatch(realm: &mut Realm, input: RealmInput, waiters: &mut Vec<oneshot::Sen
             realm.handle_protocol_violation(conn, &text, now)
         }
         RealmInput::Disconnected { conn } => realm.handle_disconnected(conn, now),
+        RealmInput::InternalCall {
+            procedure,
+            args,
+            kwargs,
+            reply,
+        } => realm.handle_internal_call(&procedure, args, kwargs, reply, now),
         RealmInput::Shutdown { done } => {
             realm.handle_shutdown(now);
             waiters.push(done);

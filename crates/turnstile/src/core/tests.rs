@@ -868,3 +868,437 @@ fn denied_actions_get_not_authorized() {
         .iter()
         .all(|m| matches!(m, Message::Error { error, .. } if error == uris::NOT_AUTHORIZED)));
 }
+
+fn callee_roles() -> Dict {
+    dict! {"roles" => Value::Dict(dict! {
+        "caller" => Value::Dict(dict!{"features" => Value::Dict(dict!{"call_canceling" => true, "progressive_call_results" => true})}),
+        "callee" => Value::Dict(dict!{"features" => Value::Dict(dict!{
+            "call_canceling" => true,
+            "progressive_call_results" => true,
+            "progressive_call_invocations" => true,
+        })}),
+        "subscriber" => Value::Dict(Dict::new()),
+        "publisher" => Value::Dict(Dict::new()),
+    })}
+}
+
+impl Harness {
+    /// Joins with roles announcing the advanced RPC features.
+    fn join_advanced(&mut self, c: &mut Client) -> Id {
+        let hello = Message::Hello {
+            realm: "realm1".into(),
+            details: callee_roles(),
+        };
+        let bytes = c.serializer.encode(&hello).unwrap();
+        self.realm.handle_hello(
+            c.conn,
+            c.peer.clone(),
+            Self::info(c.serializer),
+            callee_roles(),
+            bytes.len(),
+            self.now,
+        );
+        match self.take(c).first() {
+            Some(Message::Welcome { session, .. }) => {
+                c.session = *session;
+                *session
+            }
+            other => panic!("no WELCOME: {other:?}"),
+        }
+    }
+
+    fn register(&mut self, c: &mut Client, procedure: &str) -> Id {
+        self.send(
+            c,
+            Message::Register {
+                request: 1,
+                options: Dict::new(),
+                procedure: procedure.into(),
+            },
+        );
+        match self.take(c).pop() {
+            Some(Message::Registered { registration, .. }) => registration,
+            other => panic!("no REGISTERED: {other:?}"),
+        }
+    }
+
+    fn call(
+        &mut self,
+        c: &mut Client,
+        request: Id,
+        procedure: &str,
+        options: Dict,
+        args: Option<List>,
+    ) {
+        self.send(
+            c,
+            Message::Call {
+                request,
+                options,
+                procedure: procedure.into(),
+                args,
+                kwargs: None,
+            },
+        );
+    }
+}
+
+/// Call timeout: the caller gets wamp.error.canceled and the callee an INTERRUPT; a late YIELD
+/// is dropped.
+#[test]
+fn call_timeout_cancels_and_interrupts() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.slow");
+    h.call(&mut caller, 7, "com.slow", dict! {"timeout" => 500}, None);
+    let Some(Message::Invocation {
+        request: inv,
+        details,
+        ..
+    }) = h.take(&mut callee).pop()
+    else {
+        panic!()
+    };
+    assert_eq!(details.get("timeout"), Some(&Value::from(500)));
+    h.advance(Duration::from_millis(499));
+    assert!(h.take(&mut caller).is_empty());
+    h.advance(Duration::from_millis(1));
+    assert!(
+        matches!(h.take(&mut caller).as_slice(), [Message::Error { request: 7, error, .. }] if error == uris::CANCELED)
+    );
+    assert!(
+        matches!(h.take(&mut callee).as_slice(), [Message::Interrupt { request, .. }] if *request == inv)
+    );
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: inv,
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(h.take(&mut caller).is_empty(), "late YIELD dropped");
+}
+
+/// Call canceling: skip answers at once without INTERRUPT, kill waits for the callee, killnowait
+/// interrupts and answers at once.
+#[test]
+fn cancel_modes() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut caller, mut callee) = (h.connect(Serializer::MsgPack), h.connect(Serializer::Cbor));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    for (req, mode) in [(1, "skip"), (2, "kill"), (3, "killnowait")] {
+        h.call(&mut caller, req, "com.work", Dict::new(), None);
+        let Some(Message::Invocation { request: inv, .. }) = h.take(&mut callee).pop() else {
+            panic!()
+        };
+        h.send(
+            &mut caller,
+            Message::Cancel {
+                request: req,
+                options: dict! {"mode" => mode},
+            },
+        );
+        let to_caller = h.take(&mut caller);
+        let to_callee = h.take(&mut callee);
+        match mode {
+            "skip" => {
+                assert!(
+                    matches!(to_caller.as_slice(), [Message::Error { error, .. }] if error == uris::CANCELED)
+                );
+                assert!(to_callee.is_empty());
+            }
+            "kill" => {
+                assert!(to_caller.is_empty(), "kill waits for the callee");
+                assert!(matches!(to_callee.as_slice(), [Message::Interrupt { .. }]));
+                h.send(
+                    &mut callee,
+                    Message::Error {
+                        request_type: code::INVOCATION,
+                        request: inv,
+                        details: Dict::new(),
+                        error: uris::CANCELED.into(),
+                        args: None,
+                        kwargs: None,
+                    },
+                );
+                assert!(
+                    matches!(h.take(&mut caller).as_slice(), [Message::Error { request: 2, error, .. }] if error == uris::CANCELED)
+                );
+            }
+            _ => {
+                assert!(
+                    matches!(to_caller.as_slice(), [Message::Error { error, .. }] if error == uris::CANCELED)
+                );
+                assert!(matches!(to_callee.as_slice(), [Message::Interrupt { .. }]));
+            }
+        }
+    }
+}
+
+/// Progressive call results and progressive call invocations on one request.
+#[test]
+fn progressive_results_and_invocations() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.stream");
+    h.call(
+        &mut caller,
+        5,
+        "com.stream",
+        dict! {"progress" => true, "receive_progress" => true},
+        Some(vec![Value::from(1)]),
+    );
+    h.call(
+        &mut caller,
+        5,
+        "com.stream",
+        dict! {"progress" => true},
+        Some(vec![Value::from(2)]),
+    );
+    h.call(
+        &mut caller,
+        5,
+        "com.stream",
+        Dict::new(),
+        Some(vec![Value::from(3)]),
+    );
+    let invs = h.take(&mut callee);
+    assert_eq!(invs.len(), 3);
+    let ids: Vec<(Id, bool)> = invs
+        .iter()
+        .map(|m| match m {
+            Message::Invocation {
+                request, details, ..
+            } => (
+                *request,
+                details.get("progress") == Some(&Value::Bool(true)),
+            ),
+            _ => panic!(),
+        })
+        .collect();
+    assert!(ids.iter().all(|(i, _)| *i == ids[0].0), "one invocation id");
+    assert_eq!(
+        ids.iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    let inv = ids[0].0;
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: inv,
+            options: dict! {"progress" => true},
+            args: Some(vec![Value::from("a")]),
+            kwargs: None,
+        },
+    );
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: inv,
+            options: Dict::new(),
+            args: Some(vec![Value::from("b")]),
+            kwargs: None,
+        },
+    );
+    let results = h.take(&mut caller);
+    assert!(
+        matches!(&results[0], Message::Result { request: 5, details, .. } if details.get("progress") == Some(&Value::Bool(true)))
+    );
+    assert!(
+        matches!(&results[1], Message::Result { request: 5, details, .. } if details.is_empty())
+    );
+}
+
+/// Event retention: the last retained event of a topic reaches later subscribers asking for it,
+/// marked `retained`.
+#[test]
+fn retained_events_reach_late_subscribers() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut p, mut s) = (h.connect(Serializer::Json), h.connect(Serializer::Cbor));
+    h.join(&mut p);
+    h.join(&mut s);
+    for i in 0..3 {
+        h.send(
+            &mut p,
+            Message::Publish {
+                request: i + 1,
+                options: dict! {"retain" => true},
+                topic: "com.state".into(),
+                args: Some(vec![Value::from(i)]),
+                kwargs: None,
+            },
+        );
+    }
+    h.send(
+        &mut s,
+        Message::Subscribe {
+            request: 9,
+            options: dict! {"get_retained" => true},
+            topic: "com.state".into(),
+        },
+    );
+    let got = h.take(&mut s);
+    assert!(matches!(got[0], Message::Subscribed { .. }));
+    assert!(
+        matches!(&got[1], Message::Event { details, args: Some(a), .. } if details.get("retained") == Some(&Value::Bool(true)) && a[0] == Value::from(2))
+    );
+    assert_eq!(got.len(), 2, "only the last retained event");
+}
+
+/// Testaments are published when the session ends; flushed ones are not.
+#[test]
+fn testaments_publish_at_leave() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut a, mut b) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join(&mut a);
+    h.join(&mut b);
+    h.subscribe(&mut b, "com.gone");
+    let add = |topic: &str| Message::Call {
+        request: 3,
+        options: Dict::new(),
+        procedure: "wamp.session.add_testament".into(),
+        args: Some(vec![
+            Value::from(topic),
+            Value::List(vec![Value::from("bye")]),
+            Value::Dict(Dict::new()),
+        ]),
+        kwargs: None,
+    };
+    h.send(&mut a, add("com.gone"));
+    assert!(matches!(
+        h.take(&mut a).as_slice(),
+        [Message::Result { .. }]
+    ));
+    h.realm.handle_disconnected(a.conn, h.now);
+    assert!(
+        matches!(h.take(&mut b).as_slice(), [Message::Event { args: Some(x), .. }] if x[0] == Value::from("bye"))
+    );
+}
+
+/// Subscription meta procedures: list, lookup, match, get, list/count subscribers, and the
+/// wamp.-URI hiding for non-trusted callers.
+#[test]
+fn subscription_meta_procedures() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut a, mut b) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join(&mut a);
+    let bid = h.join(&mut b);
+    let sub = h.subscribe(&mut b, "com.x");
+    h.subscribe(&mut b, "wamp.session.on_join");
+    let mut ask = |h: &mut Harness, proc_: &str, args: Vec<Value>| {
+        h.send(
+            &mut a,
+            Message::Call {
+                request: 1,
+                options: Dict::new(),
+                procedure: proc_.into(),
+                args: Some(args),
+                kwargs: None,
+            },
+        );
+        match h.take(&mut a).pop() {
+            Some(Message::Result {
+                args: Some(mut r), ..
+            }) => Ok(r.remove(0)),
+            Some(Message::Error { error, .. }) => Err(error),
+            other => panic!("{other:?}"),
+        }
+    };
+    let list = ask(&mut h, "wamp.subscription.list", vec![]).unwrap();
+    assert_eq!(
+        list.as_dict().unwrap()["exact"],
+        Value::List(vec![Value::from(sub)]),
+        "wamp. subscriptions hidden"
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.subscription.lookup", vec!["com.x".into()]).unwrap(),
+        Value::from(sub)
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.subscription.match", vec!["com.x".into()]).unwrap(),
+        Value::List(vec![Value::from(sub)])
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.subscription.match", vec!["com.y".into()]).unwrap(),
+        Value::Null
+    );
+    assert_eq!(
+        ask(
+            &mut h,
+            "wamp.subscription.list_subscribers",
+            vec![sub.into()]
+        )
+        .unwrap(),
+        Value::List(vec![Value::from(bid)])
+    );
+    assert_eq!(
+        ask(
+            &mut h,
+            "wamp.subscription.count_subscribers",
+            vec![sub.into()]
+        )
+        .unwrap(),
+        Value::from(1)
+    );
+    let got = ask(&mut h, "wamp.subscription.get", vec![sub.into()]).unwrap();
+    assert_eq!(got.as_dict().unwrap()["uri"], Value::from("com.x"));
+    assert_eq!(
+        ask(&mut h, "wamp.subscription.get", vec![12345.into()]),
+        Err(uris::NO_SUCH_SUBSCRIPTION.to_owned())
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.subscription.get_events", vec![sub.into()]),
+        Err("wamp.error.history_unavailable".to_owned())
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.session.get", vec!["x".into()]),
+        Err(uris::INVALID_ARGUMENT.to_owned())
+    );
+    assert_eq!(
+        ask(&mut h, "wamp.session.count", vec![]).unwrap(),
+        Value::from(2)
+    );
+}
+
+/// A call made by the router itself (dynamic authenticators) reaches the callee and its answer
+/// comes back; no callee gets no_such_procedure at once.
+#[test]
+fn internal_calls_reach_callees_and_come_back() {
+    let mut h = Harness::new(realm_config(None));
+    let mut callee = h.connect(Serializer::Json);
+    h.join(&mut callee);
+    h.register(&mut callee, "com.auth");
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.realm
+        .handle_internal_call("com.auth", vec![Value::from("realm1")], None, tx, h.now);
+    let Some(Message::Invocation { request, args, .. }) = h.take(&mut callee).pop() else {
+        panic!()
+    };
+    assert_eq!(args, Some(vec![Value::from("realm1")]));
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request,
+            options: Dict::new(),
+            args: Some(vec![Value::from("role1")]),
+            kwargs: None,
+        },
+    );
+    let got = rx.try_recv().unwrap().unwrap();
+    assert_eq!(got.args, Some(vec![Value::from("role1")]));
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    h.realm
+        .handle_internal_call("com.none", vec![], None, tx, h.now);
+    assert_eq!(
+        rx.try_recv().unwrap().unwrap_err().error,
+        uris::NO_SUCH_PROCEDURE
+    );
+}

@@ -114,6 +114,9 @@ pub struct Realm {
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
     welcome_roles: Value,
+    /// Waiters of calls the router made itself, by the call's token (its `call_request`).
+    internal_calls:
+        HashMap<Id, tokio::sync::oneshot::Sender<crate::core::dealer::InternalCallOutcome>>,
 }
 
 impl Realm {
@@ -138,6 +141,7 @@ impl Realm {
             shutting_down: false,
             doomed: Vec::new(),
             welcome_roles,
+            internal_calls: HashMap::new(),
         }
     }
 
@@ -549,13 +553,9 @@ impl Realm {
                 if let Some(caller) = self.sessions.get_mut(&call.caller) {
                     caller.pending_calls.remove(&call.call_request);
                 }
-                self.send_error(
-                    call.caller,
-                    code::CALL,
-                    call.call_request,
-                    uris::CANCELED,
-                    "the callee left before it answered",
-                );
+                let text = "the callee left before it answered";
+                let error = rpc::call_error(call.call_request, uris::CANCELED, text);
+                self.reply_to_caller(call.caller, error);
             }
         }
         for (callee, inv) in made {
@@ -848,7 +848,11 @@ fn dealer_features(options: &RealmOptions) -> Dict {
         "payload_passthru_mode" => true,
     };
     if options.enable_meta_api {
-        for feature in ["session_meta_api", "registration_meta_api", "testament_meta_api"] {
+        for feature in [
+            "session_meta_api",
+            "registration_meta_api",
+            "testament_meta_api",
+        ] {
             f.insert(feature.into(), Value::Bool(true));
         }
     }

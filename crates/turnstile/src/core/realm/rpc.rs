@@ -7,7 +7,9 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 use super::options::*;
 use super::*;
 use crate::core::dealer::CancelMode;
+use crate::core::dealer::{CallFailure, CallReturn, InternalCallOutcome, INTERNAL_CALLER};
 use crate::core::timer::{Timer, TimerKind};
+use tokio::sync::oneshot;
 
 impl Realm {
     pub(super) fn on_register(
@@ -428,7 +430,7 @@ impl Realm {
         }
         if mode != CancelMode::Kill {
             self.finish_invocation(callee, invocation);
-            self.send_error(caller, code::CALL, call_request, uris::CANCELED, text);
+            self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
         }
     }
 
@@ -478,9 +480,9 @@ impl Realm {
             }
             self.finish_invocation(conn, request);
         }
-        self.send(
+        self.reply_to_caller(
             caller,
-            &Message::Result {
+            Message::Result {
                 request: call_request,
                 details,
                 args,
@@ -503,9 +505,9 @@ impl Realm {
         };
         let (caller, call_request) = (call.caller, call.call_request);
         self.finish_invocation(conn, request);
-        self.send(
+        self.reply_to_caller(
             caller,
-            &Message::Error {
+            Message::Error {
                 request_type: code::CALL,
                 request: call_request,
                 details: Dict::new(),
@@ -514,6 +516,113 @@ impl Realm {
                 kwargs,
             },
         );
+    }
+
+    /// Sends a RESULT or ERROR to the caller of an invocation: a session, or the router itself
+    /// for an internal call (a dynamic authenticator or authorizer), whose waiter gets it.
+    pub(super) fn reply_to_caller(&mut self, caller: ConnId, msg: Message) {
+        if caller != INTERNAL_CALLER {
+            return self.send(caller, &msg);
+        }
+        let (request, outcome) = match msg {
+            Message::Result {
+                request,
+                details,
+                args,
+                kwargs,
+            } => {
+                if details.get("progress").and_then(Value::as_bool) == Some(true) {
+                    return;
+                }
+                (request, Ok(CallReturn { args, kwargs }))
+            }
+            Message::Error {
+                request,
+                error,
+                args,
+                kwargs,
+                ..
+            } => (
+                request,
+                Err(CallFailure {
+                    error,
+                    args,
+                    kwargs,
+                }),
+            ),
+            _ => return,
+        };
+        if let Some(waiter) = self.internal_calls.remove(&request) {
+            let _ = waiter.send(outcome);
+        }
+    }
+
+    /// A call made by the router itself (from this or another realm): routed like a CALL; the
+    /// answer goes to `reply`. No callee: answered at once with `wamp.error.no_such_procedure`.
+    pub fn handle_internal_call(
+        &mut self,
+        procedure: &str,
+        args: List,
+        kwargs: Option<Dict>,
+        reply: oneshot::Sender<InternalCallOutcome>,
+        now: std::time::Instant,
+    ) {
+        self.now = now;
+        let target = self
+            .dealer
+            .matching(procedure)
+            .and_then(|reg| self.dealer.pick_callee(reg).map(|callee| (reg, callee)));
+        let Some((registration, callee)) = target else {
+            let _ = reply.send(Err(CallFailure {
+                error: uris::NO_SUCH_PROCEDURE.into(),
+                args: Some(vec![Value::from(format!(
+                    "no callee registered for procedure \"{procedure}\""
+                ))]),
+                kwargs: None,
+            }));
+            return;
+        };
+        let token = loop {
+            let t = random_id();
+            if !self.internal_calls.contains_key(&t) {
+                break t;
+            }
+        };
+        self.internal_calls.insert(token, reply);
+        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+            return;
+        };
+        let invocation_id = callee_session.invocation_ids.next();
+        callee_session.pending_invocations.insert(invocation_id);
+        self.dealer.invocations.insert(
+            (callee, invocation_id),
+            Invocation {
+                caller: INTERNAL_CALLER,
+                call_request: token,
+                registration,
+                receive_progress: false,
+                caller_progress: false,
+                interrupted: false,
+            },
+        );
+        let mut details = dict! {
+            "caller" => self.service_id,
+            "caller_authid" => SERVICE_AUTHID,
+            "caller_authrole" => TRUSTED_ROLE,
+        };
+        let reg = self.dealer.get(registration).expect("matched");
+        if reg.policy != MatchPolicy::Exact {
+            details.insert("procedure".into(), Value::from(procedure));
+        }
+        let msg = Message::Invocation {
+            request: invocation_id,
+            registration,
+            details,
+            args: Some(args),
+            kwargs,
+        };
+        self.send(callee, &msg);
+        self.reap();
     }
 
     /// Forgets a finished invocation on both sides.
@@ -536,5 +645,17 @@ pub(super) fn registration_info(r: &crate::core::dealer::Registration) -> Dict {
         "uri" => r.uri.as_str(),
         "match" => r.policy.as_str(),
         "invoke" => r.invoke.as_str(),
+    }
+}
+
+/// An ERROR answering a CALL.
+pub(super) fn call_error(request: Id, uri: &str, text: &str) -> Message {
+    Message::Error {
+        request_type: code::CALL,
+        request,
+        details: Dict::new(),
+        error: uri.into(),
+        args: Some(vec![Value::from(text)]),
+        kwargs: None,
     }
 }
