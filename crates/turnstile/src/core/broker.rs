@@ -108,7 +108,8 @@ pub struct Broker {
     retained_order: VecDeque<String>,
     /// Configured event histories (realm `store.event-history`).
     pub histories: Vec<History>,
-    by_uri: HashMap<(MatchPolicy, String), Id>,
+    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
+    by_uri: [HashMap<String, Id>; 3],
     subscriptions: HashMap<Id, Subscription>,
     /// Prefix and wildcard subscriptions, checked against every publication.
     patterns: Vec<Id>,
@@ -123,8 +124,7 @@ impl Broker {
         policy: MatchPolicy,
         created_at: impl FnOnce() -> String,
     ) -> Subscribed {
-        let key = (policy, uri.to_owned());
-        if let Some(&id) = self.by_uri.get(&key) {
+        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
             let sub = self
                 .subscriptions
                 .get_mut(&id)
@@ -145,7 +145,7 @@ impl Broker {
                 break id;
             }
         };
-        self.by_uri.insert(key, id);
+        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
         if policy != MatchPolicy::Exact {
             self.patterns.push(id);
         }
@@ -172,7 +172,7 @@ impl Broker {
         let deleted = sub.subscribers.is_empty();
         if deleted {
             let sub = self.subscriptions.remove(&id).expect("present");
-            self.by_uri.remove(&(sub.policy, sub.uri));
+            self.by_uri[policy_index(sub.policy)].remove(&sub.uri);
             self.patterns.retain(|&p| p != id);
         }
         Some(Unsubscribed { id, deleted })
@@ -184,15 +184,15 @@ impl Broker {
 
     /// The subscription of exactly (`uri`, `policy`), if any.
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
-        self.by_uri
-            .get(&(policy, uri.to_owned()))
+        self.by_uri[policy_index(policy)]
+            .get(uri)
             .and_then(|id| self.subscriptions.get(id))
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
     pub fn matching(&self, topic: &str) -> Vec<Id> {
         let mut out = Vec::with_capacity(1);
-        if let Some(&id) = self.by_uri.get(&(MatchPolicy::Exact, topic.to_owned())) {
+        if let Some(&id) = self.by_uri[0].get(topic) {
             out.push(id);
         }
         for &id in &self.patterns {
@@ -259,5 +259,14 @@ impl Broker {
         self.histories
             .iter()
             .find(|h| h.uri == uri && h.policy == policy)
+    }
+}
+
+/// The slot of a match policy in per-policy tables.
+pub(crate) fn policy_index(policy: MatchPolicy) -> usize {
+    match policy {
+        MatchPolicy::Exact => 0,
+        MatchPolicy::Prefix => 1,
+        MatchPolicy::Wildcard => 2,
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
 
+use crate::core::broker::policy_index;
 use crate::core::router::ConnId;
 
 /// How a shared registration picks a callee.
@@ -135,7 +136,8 @@ impl CancelMode {
 /// All registrations and calls in flight of a realm.
 #[derive(Debug, Default)]
 pub struct Dealer {
-    by_uri: HashMap<(MatchPolicy, String), Id>,
+    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
+    by_uri: [HashMap<String, Id>; 3],
     registrations: HashMap<Id, Registration>,
     patterns: Vec<Id>,
     pub invocations: HashMap<(ConnId, Id), Invocation>,
@@ -150,8 +152,7 @@ impl Dealer {
         invoke: InvokePolicy,
         created_at: impl FnOnce() -> String,
     ) -> Result<Registered, RegisterError> {
-        let key = (policy, uri.to_owned());
-        if let Some(&id) = self.by_uri.get(&key) {
+        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
             let reg = self
                 .registrations
                 .get_mut(&id)
@@ -174,7 +175,7 @@ impl Dealer {
                 break id;
             }
         };
-        self.by_uri.insert(key, id);
+        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
         if policy != MatchPolicy::Exact {
             self.patterns.push(id);
         }
@@ -199,7 +200,7 @@ impl Dealer {
         let deleted = reg.callees.is_empty();
         if deleted {
             let reg = self.registrations.remove(&id).expect("present");
-            self.by_uri.remove(&(reg.policy, reg.uri));
+            self.by_uri[policy_index(reg.policy)].remove(&reg.uri);
             self.patterns.retain(|&p| p != id);
         }
         Some(deleted)
@@ -210,8 +211,8 @@ impl Dealer {
     }
 
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
-        self.by_uri
-            .get(&(policy, uri.to_owned()))
+        self.by_uri[policy_index(policy)]
+            .get(uri)
             .and_then(|id| self.registrations.get(id))
     }
 
@@ -222,7 +223,7 @@ impl Dealer {
     /// The registration a CALL of `procedure` goes to: exact, else the longest matching prefix,
     /// else the matching wildcard with the most fixed components.
     pub fn matching(&self, procedure: &str) -> Option<Id> {
-        if let Some(&id) = self.by_uri.get(&(MatchPolicy::Exact, procedure.to_owned())) {
+        if let Some(&id) = self.by_uri[0].get(procedure) {
             return Some(id);
         }
         let mut best: Option<(Id, (u8, usize, usize))> = None;
