@@ -29,8 +29,8 @@ impl Record {
     }
 }
 
-/// A position in the log, from [`crate::Transport::mark`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A position in the log, from [`crate::Transport::mark`]; the default is the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TrafficMark(pub(crate) usize);
 
 /// Totals and the per-message log.

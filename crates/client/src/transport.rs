@@ -314,7 +314,7 @@ impl Transport {
         self.closed = true;
         match &mut self.inner {
             Inner::WebSocket(ws) => {
-                let _ = ws.close(None).await;
+                let _ = WebSocketStream::close(ws, None).await;
                 let drain = async { while let Some(Ok(_)) = ws.next().await {} };
                 let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
             }

@@ -132,6 +132,7 @@ mod tests {
         Authorizer::new(&[RoleConfig {
             name: "r".into(),
             permissions: perms,
+            authorizer: None,
         }])
     }
 

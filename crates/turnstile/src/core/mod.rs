@@ -5,6 +5,7 @@
 //! [`realm_task`] is the async shell that drives it; [`connection`] decodes on the connection's
 //! own task.
 
+pub mod auth;
 pub mod authorization;
 pub mod broker;
 pub mod clock;

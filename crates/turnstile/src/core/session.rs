@@ -63,6 +63,9 @@ pub struct Session {
     pub doomed: bool,
     /// Publications to make when the session ends (`wamp.session.add_testament`).
     pub testaments: Vec<Testament>,
+    /// Subscription/registration removal meta events of a detached session, published after
+    /// its `on_leave`.
+    pub removal_events: Vec<(&'static str, wamp_proto::List)>,
 }
 
 /// When a testament is published. Without session resumption a session is detached and

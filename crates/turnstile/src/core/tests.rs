@@ -66,6 +66,7 @@ fn allow_all_role(name: &str) -> RoleConfig {
             disclose: Disclose::default(),
             cache: true,
         }],
+        authorizer: None,
     }
 }
 
@@ -634,6 +635,7 @@ fn routing_basics() {
     config.roles.push(RoleConfig {
         name: "nothing".into(),
         permissions: vec![],
+        authorizer: None,
     });
     let mut h = Harness::new(config);
     let mut a = h.connect(Serializer::Json);
@@ -822,6 +824,7 @@ fn denied_actions_get_not_authorized() {
     config.roles = vec![RoleConfig {
         name: "anonymous".into(),
         permissions: vec![],
+        authorizer: None,
     }];
     let mut h = Harness::new(config);
     let mut a = h.connect(Serializer::Json);

@@ -235,6 +235,7 @@ impl Realm {
             pending_calls: HashMap::new(),
             doomed: false,
             testaments: Vec::new(),
+            removal_events: Vec::new(),
         };
         let mut welcome = dict! {
             "realm" => self.name.as_str(),
@@ -469,6 +470,9 @@ impl Realm {
         if s.state != SessionState::Joined {
             return;
         }
+        // No more events or invocations for it: it is leaving. Detached before the GOODBYE so
+        // that nothing (not even its own statistics) reaches it after the GOODBYE.
+        self.detach(conn);
         self.send(
             conn,
             &Message::Goodbye {
@@ -476,8 +480,6 @@ impl Realm {
                 reason: reason.into(),
             },
         );
-        // No more events or invocations for it: it is leaving.
-        self.detach(conn);
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
@@ -498,6 +500,7 @@ impl Realm {
             return;
         }
         debug!(conn, %text, "protocol violation");
+        self.detach(conn);
         self.send(
             conn,
             &Message::Abort {
@@ -514,10 +517,10 @@ impl Realm {
     /// Removes the session from the broker and dealer: subscriptions and registrations go, calls
     /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
     /// meta events to publish once the session has left.
-    fn detach(&mut self, conn: ConnId) -> Vec<(&'static str, List)> {
+    fn detach(&mut self, conn: ConnId) {
         let mut removal_events = Vec::new();
         let Some(s) = self.sessions.get_mut(&conn) else {
-            return removal_events;
+            return;
         };
         let session_id = s.id;
         let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
@@ -564,16 +567,19 @@ impl Realm {
                 c.pending_invocations.remove(&inv);
             }
         }
-        removal_events
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.removal_events.extend(removal_events);
+        }
     }
 
     /// Ends a session: it leaves the broker and dealer, its final statistics and `on_leave` are
     /// published, then the removal meta events; `close` closes the connection too.
     fn end_session(&mut self, conn: ConnId, cause: EndCause, close: Option<CloseReason>) {
-        let removal_events = self.detach(conn);
+        self.detach(conn);
         let Some(mut s) = self.sessions.remove(&conn) else {
             return;
         };
+        let removal_events = std::mem::take(&mut s.removal_events);
         self.by_session_id.remove(&s.id);
         for t in std::mem::take(&mut s.testaments) {
             self.publish_testament(&s, t);
@@ -720,6 +726,8 @@ impl Realm {
             } => self.on_invocation_error(conn, request, error, args, kwargs),
             Message::Cancel { request, options } => self.on_cancel(conn, request, options),
             Message::Goodbye { .. } => {
+                // Detached first: its last message is the GOODBYE reply.
+                self.detach(conn);
                 self.send(
                     conn,
                     &Message::Goodbye {

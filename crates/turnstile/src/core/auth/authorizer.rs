@@ -1,0 +1,156 @@
+//! Dynamic authorizers, as in Crossbar.io: a role configured with `"authorizer": URI` instead of
+//! `permissions` has each action of its sessions decided by calling that procedure on the realm
+//! with `(session_details, uri, action, options)`.
+//!
+//! The realm does the calling; this module builds the arguments ([`call_args`]), reads the
+//! answer ([`parse_result`]) and keeps the per-session cache of decisions the authorizer allowed
+//! to be cached ([`DecisionCache`]). Any error, timeout or malformed answer means "denied".
+
+use std::collections::HashMap;
+
+use wamp_proto::{Dict, List, Value};
+
+use crate::core::authorization::{Action, Decision};
+
+/// The keys of the session details Crossbar passes to an authorizer.
+const DETAIL_KEYS: &[&str] = &[
+    "session",
+    "authid",
+    "authrole",
+    "authmethod",
+    "authprovider",
+    "authextra",
+    "transport",
+];
+
+/// What an authorizer answered: a decision, and whether the router may reuse it for the same
+/// URI and action of the same session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AuthorizerDecision {
+    pub allow: bool,
+    /// Disclose the caller (for `call`) or publisher (for `publish`).
+    pub disclose: bool,
+    pub cache: bool,
+}
+
+impl AuthorizerDecision {
+    pub fn decision(self) -> Decision {
+        Decision {
+            allow: self.allow,
+            disclose: self.disclose,
+        }
+    }
+}
+
+/// The positional arguments of the authorizer call: `[session_details, uri, action, options]`.
+/// `session_details` is the session's details dict (as in `wamp.session.get`), of which the keys
+/// Crossbar passes are kept: `session`, `authid`, `authrole`, `authmethod`, `authprovider`,
+/// `authextra`, `transport`.
+pub fn call_args(session_details: &Dict, uri: &str, action: Action, options: &Dict) -> List {
+    let details: Dict = session_details
+        .iter()
+        .filter(|(k, _)| DETAIL_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vec![
+        Value::Dict(details),
+        Value::from(uri),
+        Value::from(action.as_str()),
+        Value::Dict(options.clone()),
+    ]
+}
+
+/// Reads the authorizer's answer (the first positional argument of its RESULT): `true`/`false`,
+/// or a dict `{"allow": bool, "disclose": bool?, "cache": bool?}` (Crossbar also accepts
+/// `validate` and `meta`, dicts or null, which are ignored). Anything else is an error, which the
+/// realm treats as a denial.
+pub fn parse_result(result: &Value) -> Result<AuthorizerDecision, String> {
+    match result {
+        Value::Bool(allow) => Ok(AuthorizerDecision {
+            allow: *allow,
+            ..AuthorizerDecision::default()
+        }),
+        Value::Dict(d) => {
+            for (key, value) in d {
+                match key.as_str() {
+                    "allow" | "disclose" | "cache" if value.as_bool().is_none() => {
+                        return Err(format!(
+                            "the authorizer's \"{key}\" must be true or false, found {}",
+                            value.type_name()
+                        ))
+                    }
+                    "allow" | "disclose" | "cache" => {}
+                    "validate" | "meta" if !matches!(value, Value::Dict(_) | Value::Null) => {
+                        return Err(format!(
+                            "the authorizer's \"{key}\" must be a dict or null, found {}",
+                            value.type_name()
+                        ))
+                    }
+                    "validate" | "meta" => {}
+                    other => {
+                        return Err(format!(
+                            "the authorizer returned an unknown key \"{other}\""
+                        ))
+                    }
+                }
+            }
+            let flag = |k: &str| d.get(k).and_then(Value::as_bool).unwrap_or(false);
+            match d.get("allow") {
+                Some(_) => Ok(AuthorizerDecision {
+                    allow: flag("allow"),
+                    disclose: flag("disclose"),
+                    cache: flag("cache"),
+                }),
+                None => Err("the authorizer's answer has no \"allow\"".to_owned()),
+            }
+        }
+        other => Err(format!(
+            "the authorizer must return a bool or a dict, found {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// A session's cached authorizer decisions, by URI and action. Bounded: when it holds
+/// [`DecisionCache::CAPACITY`] entries, it is emptied before the next one goes in, so a session
+/// using ever new URIs cannot grow it without limit.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionCache {
+    entries: HashMap<(String, &'static str), Decision>,
+}
+
+impl DecisionCache {
+    pub const CAPACITY: usize = 4096;
+
+    /// The cached decision for `action` on `uri`, if any.
+    pub fn get(&self, uri: &str, action: Action) -> Option<Decision> {
+        // A borrowed key needs an owned String; cheap next to an authorizer round trip.
+        self.entries
+            .get(&(uri.to_owned(), action.as_str()))
+            .copied()
+    }
+
+    /// Remembers `decision` if the authorizer allowed caching it.
+    pub fn insert(&mut self, uri: &str, action: Action, decision: AuthorizerDecision) {
+        if !decision.cache {
+            return;
+        }
+        if self.entries.len() >= Self::CAPACITY {
+            self.entries.clear();
+        }
+        self.entries
+            .insert((uri.to_owned(), action.as_str()), decision.decision());
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
