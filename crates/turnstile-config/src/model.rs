@@ -63,11 +63,16 @@ impl Default for RealmOptions {
     }
 }
 
-/// A role with static permissions (`realms[j].roles[k]`).
+/// A role (`realms[j].roles[k]`): static `permissions`, or a dynamic `authorizer` (exactly one of
+/// the two is given in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleConfig {
     pub name: String,
+    /// The static permissions; empty when the role has an `authorizer`.
     pub permissions: Vec<Permission>,
+    /// `authorizer`: the URI of a procedure (on the role's realm) that decides each action of
+    /// the role's sessions, called with `(session_details, uri, action, options)`.
+    pub authorizer: Option<String>,
 }
 
 /// One permission of a role.
@@ -177,14 +182,24 @@ impl TransportConfig {
     }
 }
 
-/// A transport's (or WebSocket service's) `auth` section. Without it (`None` where it is held),
-/// Crossbar's default applies: anonymous authentication with authrole `anonymous`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A transport's (or WebSocket service's) `auth` section: the authentication methods it offers,
+/// each `static` (principals from the configuration) or `dynamic` (a procedure decides). A client
+/// gets the first of its HELLO `authmethods` that is offered here. Without the section (`None`
+/// where it is held), Crossbar's default applies: anonymous authentication with authrole
+/// `anonymous`. The loader accepts only sections with at least one method.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthConfig {
-    /// `auth.anonymous` (`"type": "static"`): anonymous sessions get this role. `None`: anonymous
-    /// authentication is not offered. (Today the loader only accepts `auth` sections that have
-    /// it, so it is always `Some`; other methods come later.)
+    /// `auth.anonymous` with `"type": "static"`.
     pub anonymous: Option<AnonymousAuth>,
+    /// `auth.anonymous` with `"type": "dynamic"`: the authenticator decides the role (and may set
+    /// the authid). At most one of `anonymous` and `anonymous_dynamic` is set.
+    pub anonymous_dynamic: Option<DynamicAuth>,
+    /// `auth.ticket`.
+    pub ticket: Option<TicketAuth>,
+    /// `auth.wampcra`.
+    pub wampcra: Option<WampCraAuth>,
+    /// `auth.cryptosign`.
+    pub cryptosign: Option<CryptosignAuth>,
 }
 
 /// `auth.anonymous` with `"type": "static"`.
@@ -194,6 +209,124 @@ pub struct AnonymousAuth {
     pub role: String,
     /// `authid`: the authid given to anonymous sessions; `None`: the router generates one.
     pub authid: Option<String>,
+}
+
+/// A method with `"type": "dynamic"`: `authenticator` is the URI of a procedure registered by a
+/// component, called with `(realm, authid, details)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicAuth {
+    /// `authenticator`: the procedure URI.
+    pub authenticator: String,
+    /// `authenticator-realm`: the realm the procedure is registered on; `None`: the realm the
+    /// client asks to join.
+    pub authenticator_realm: Option<String>,
+}
+
+/// `auth.ticket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketAuth {
+    /// `"type": "static"`: `principals`, by authid (at least one).
+    Static {
+        principals: BTreeMap<String, TicketPrincipal>,
+    },
+    /// `"type": "dynamic"`: the authenticator gets the ticket in `details.ticket`.
+    Dynamic(DynamicAuth),
+}
+
+/// `auth.ticket.principals[authid]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TicketPrincipal {
+    /// `ticket`: what the client must send in AUTHENTICATE.
+    pub ticket: Secret,
+    /// `role`: the authrole of the principal's sessions.
+    pub role: String,
+    /// `realm`: if given, the only realm the principal may join.
+    pub realm: Option<String>,
+}
+
+/// `auth.wampcra`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WampCraAuth {
+    /// `"type": "static"`: `users`, by authid (at least one).
+    Static {
+        users: BTreeMap<String, WampCraUser>,
+    },
+    /// `"type": "dynamic"`: the authenticator returns the user's `secret` and `role` (and
+    /// `salt`, `iterations`, `keylen` for salted secrets).
+    Dynamic(DynamicAuth),
+}
+
+/// `auth.wampcra.users[authid]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WampCraUser {
+    /// `secret`: the HMAC-SHA256 key. For a salted user this is, as in Crossbar, the derived key
+    /// (`autobahn.wamp.auth.derive_key(password, salt, iterations, keylen)`, base64), which the
+    /// client derives from its password with the salt parameters sent in CHALLENGE.
+    pub secret: Secret,
+    /// `role`: the authrole of the user's sessions.
+    pub role: String,
+    /// `realm`: if given, the only realm the user may join.
+    pub realm: Option<String>,
+    /// `salt` (with `iterations`, `keylen`): `None` for a plain secret.
+    pub salt: Option<CraSalt>,
+}
+
+/// The PBKDF2 parameters of a salted WAMP-CRA secret, sent to the client in CHALLENGE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CraSalt {
+    /// `salt` (a string; the client uses its UTF-8 bytes).
+    pub salt: String,
+    /// `iterations`, default 1000 (Crossbar's).
+    pub iterations: u32,
+    /// `keylen` in bytes, default 32 (Crossbar's).
+    pub keylen: u32,
+}
+
+/// `auth.cryptosign`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CryptosignAuth {
+    /// `"type": "static"`: `principals`, by authid (at least one).
+    Static {
+        principals: BTreeMap<String, CryptosignPrincipal>,
+    },
+    /// `"type": "dynamic"`: the authenticator gets the client's `authextra` (with `pubkey`) and
+    /// returns the role (and optionally the `pubkey` to verify against).
+    Dynamic(DynamicAuth),
+}
+
+/// `auth.cryptosign.principals[authid]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptosignPrincipal {
+    /// `authorized_keys`: Ed25519 public keys, 64 hex characters each, stored in lower case. At
+    /// least one.
+    pub authorized_keys: Vec<String>,
+    /// `role`: the authrole of the principal's sessions.
+    pub role: String,
+    /// `realm`: if given, the only realm the principal may join.
+    pub realm: Option<String>,
+}
+
+/// A secret from the configuration (a ticket, a WAMP-CRA secret). `Debug` does not show it; read
+/// it with [`Secret::expose`]. `==` is for comparing configurations only: compare credentials in
+/// constant time.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Self {
+        Secret(secret.into())
+    }
+
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
 }
 
 /// A listening endpoint.
@@ -251,6 +384,9 @@ impl Default for WebSocketOptions {
 /// A service under a `web` transport's `paths`. The key `"/"` is the root; other keys are one
 /// path segment (`"ws"` mounts at `/ws`) matching `[A-Za-z0-9_-]+`. `"/"` cannot be a WebSocket
 /// service (as in Crossbar: use a `websocket` transport for that).
+// Built once at load and rarely copied: the size difference (the `auth` section) does not matter,
+// and boxing would only make matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebPath {
     WebSocket(WebSocketService),

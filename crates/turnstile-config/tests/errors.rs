@@ -196,7 +196,7 @@ fn missing_required_keys() {
     assert_eq!(
         at(&without("/workers/0/realms/0/roles/0/permissions")),
         "workers[0].realms[0].roles[0].permissions: missing required key, expected a list of \
-         permissions"
+         permissions (or \"authorizer\": the URI of a dynamic authorizer)"
     );
 }
 
@@ -255,14 +255,12 @@ fn rated_message_size_must_be_a_power_of_two() {
 
 #[test]
 fn unsupported_features() {
-    let ticket =
-        json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "secret123"}}}});
-    let message = at(&set("/workers/0/transports/1/auth", ticket));
+    let scram = json!({"scram": {"type": "static", "principals": {"joe": {"salt": "secret123"}}}});
+    let message = at(&set("/workers/0/transports/1/auth", scram));
     assert_eq!(
         message,
-        "workers[0].transports[1].auth.ticket: found {\"principals\": ..., \"type\": ...}: \
-         authentication configuration is not supported yet (only \"anonymous\" with \"type\": \
-         \"static\")"
+        "workers[0].transports[1].auth.scram: found {\"principals\": ..., \"type\": ...}: \
+         WAMP-SCRAM authentication is not supported yet"
     );
     assert!(
         !message.contains("secret123"),
@@ -296,14 +294,6 @@ fn unsupported_features() {
     );
     assert_eq!(
         at(&set(
-            "/workers/0/realms/0/roles/0",
-            json!({"name": "x", "authorizer": "com.authorize"})
-        )),
-        "workers[0].realms[0].roles[0].authorizer: found \"com.authorize\": dynamic authorizers \
-         are not supported yet"
-    );
-    assert_eq!(
-        at(&set(
             "/workers/0/transports/0/paths/ws/options",
             json!({"compression": {"deflate": {}}})
         )),
@@ -330,10 +320,10 @@ fn unsupported_features() {
     assert_eq!(
         at(&set(
             "/workers/0/transports/1/auth",
-            json!({"anonymous": {"type": "dynamic", "authenticator": "com.auth"}})
+            json!({"anonymous": {"type": "static"}, "tls": {"type": "static"}})
         )),
-        "workers[0].transports[1].auth.anonymous.type: found \"dynamic\": dynamic \
-         authenticators are not supported yet"
+        "workers[0].transports[1].auth.tls: found {\"type\": ...}: TLS client certificate \
+         authentication is not supported yet (it needs TLS)"
     );
     assert_eq!(
         at(&set("/workers/0/transports/1/debug", json!(true))),

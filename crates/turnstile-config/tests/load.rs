@@ -47,6 +47,7 @@ fn expected_example() -> NodeConfig {
                 disclose: Disclose::default(),
                 cache: true,
             }],
+            authorizer: None,
         }],
         options: RealmOptions::default(),
         stats: Some(StatsConfig {
@@ -465,7 +466,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                     anonymous: Some(AnonymousAuth {
                         role: "guest".into(),
                         authid: Some("anon".into())
-                    })
+                    }),
+                    ..AuthConfig::default()
                 }),
             },
         }
@@ -486,7 +488,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 anonymous: Some(AnonymousAuth {
                     role: "anonymous".into(),
                     authid: None
-                })
+                }),
+                ..AuthConfig::default()
             }),
         }
     );

@@ -57,3 +57,7 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 /// Topics whose last `retain` event a realm keeps. Beyond this the topic retained longest ago
 /// is forgotten, so retention cannot make memory grow without bound.
 pub const MAX_RETAINED_TOPICS: usize = 10_000;
+
+/// How long the router waits for a procedure it calls itself (a dynamic authenticator or
+/// authorizer) to answer; past it, the authentication fails or the action is denied.
+pub const ROUTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);

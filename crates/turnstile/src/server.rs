@@ -16,7 +16,7 @@ use crate::core::router::Router;
 use crate::limits;
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
-use crate::transport::{anonymous_auth, web, Conns, LocalAddr};
+use crate::transport::{transport_auth, web, Conns, LocalAddr};
 
 /// A node whose transports are bound (listening), ready to [`Server::run`].
 #[derive(Debug)]
@@ -123,7 +123,7 @@ impl Server {
                     let service = Arc::new(RawSocketService {
                         serializers: serializers.clone(),
                         max_message_size: *max_message_size,
-                        anonymous: anonymous_auth(auth.as_ref()),
+                        auth: transport_auth(auth.as_ref()),
                     });
                     let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
                     match t.bound {

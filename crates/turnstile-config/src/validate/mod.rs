@@ -1,9 +1,10 @@
 //! Validation of a parsed document into the [`NodeConfig`] model: the top level, the controller
-//! and the workers here; realms, transports and endpoints in their own modules. Each function
-//! takes a [`Node`] and returns the model value or the first problem found. Within an object,
-//! keys are checked first (sorted), then values in schema order, so the first error is
-//! deterministic.
+//! and the workers here; realms, transports, endpoints and transport `auth` sections in their own
+//! modules. Each function takes a [`Node`] and returns the model value or the first problem found.
+//! Within an object, keys are checked first (sorted), then values in schema order, so the first
+//! error is deterministic.
 
+mod auth;
 mod endpoint;
 mod realm;
 mod transport;

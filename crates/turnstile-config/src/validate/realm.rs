@@ -1,5 +1,5 @@
-//! Realms: names, options, roles with static permissions, and the `stats` section
-//! (`shared/spec/session-statistics.md` §5).
+//! Realms: names, options, roles (static permissions or a dynamic authorizer), and the `stats`
+//! section (`shared/spec/session-statistics.md` §5).
 
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{MatchPolicy, UriRules};
@@ -37,8 +37,8 @@ const REALM_OPTIONS: Keys = Keys {
 
 const ROLE: Keys = Keys {
     what: "a role",
-    allowed: &["name", "permissions"],
-    unsupported: &[("authorizer", "dynamic authorizers are not supported yet")],
+    allowed: &["name", "permissions", "authorizer"],
+    unsupported: &[],
 };
 
 const PERMISSION: Keys = Keys {
@@ -142,13 +142,52 @@ fn role<'v>(node: &Node<'v>, rules: UriRules) -> VResult<(RoleConfig, Node<'v>)>
     let obj = node.object(&ROLE)?;
     let name_node = obj.required("name", "the role name, such as \"anonymous\"")?;
     let name = name_node.non_empty_str("the role name")?.to_owned();
-    let permissions = obj
-        .required("permissions", "a list of permissions")?
-        .list("permissions")?
-        .iter()
-        .map(|p| permission(p, rules))
-        .collect::<VResult<Vec<_>>>()?;
-    Ok((RoleConfig { name, permissions }, name_node))
+    // Exactly one of `permissions` (static) and `authorizer` (dynamic).
+    let (permissions, authorizer) = match (obj.get("permissions"), obj.get("authorizer")) {
+        (Some(_), Some(a)) => {
+            return Err(a.conflict(
+                "a role has either \"permissions\" or a dynamic \"authorizer\", not both",
+            ))
+        }
+        (None, Some(a)) => {
+            let uri = a.str("the URI of the authorizer procedure")?;
+            if !is_valid_uri(uri, rules, false) {
+                return Err(a.invalid(format!(
+                    "a valid URI ({} rules) of the authorizer procedure, such as \
+                     \"com.example.authorize\"",
+                    rules_name(rules)
+                )));
+            }
+            (Vec::new(), Some(uri.to_owned()))
+        }
+        (_, None) => {
+            let permissions = obj
+                .required(
+                    "permissions",
+                    "a list of permissions (or \"authorizer\": the URI of a dynamic authorizer)",
+                )?
+                .list("permissions")?
+                .iter()
+                .map(|p| permission(p, rules))
+                .collect::<VResult<Vec<_>>>()?;
+            (permissions, None)
+        }
+    };
+    Ok((
+        RoleConfig {
+            name,
+            permissions,
+            authorizer,
+        },
+        name_node,
+    ))
+}
+
+fn rules_name(rules: UriRules) -> &'static str {
+    match rules {
+        UriRules::Loose => "loose",
+        UriRules::Strict => "strict",
+    }
 }
 
 fn permission(node: &Node, rules: UriRules) -> VResult<Permission> {
@@ -172,10 +211,7 @@ fn permission(node: &Node, rules: UriRules) -> VResult<Permission> {
     };
     let allow_empty = match_policy != MatchPolicy::Exact;
     if !is_valid_uri(&uri, rules, allow_empty) {
-        let rules = match rules {
-            UriRules::Loose => "loose",
-            UriRules::Strict => "strict",
-        };
+        let rules = rules_name(rules);
         let expected = match match_policy {
             MatchPolicy::Exact => format!(
                 "a valid URI ({rules} rules) for exact matching (use \"match\": \"prefix\" with \

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use wamp_proto::Serializer;
 
+use super::auth::auth;
 use super::endpoint::endpoint;
 use super::Ctx;
 use crate::cursor::{one_of, Keys, Node, Obj, VResult};
 use crate::error::Problem;
 use crate::load::resolve;
 use crate::model::{
-    AnonymousAuth, AuthConfig, TransportConfig, WebPath, WebSocketOptions, WebSocketService,
-    DEFAULT_MAX_MESSAGE_SIZE,
+    TransportConfig, WebPath, WebSocketOptions, WebSocketService, DEFAULT_MAX_MESSAGE_SIZE,
 };
 
 const SUPPORTED: &[&str] = &["websocket", "web", "rawsocket"];
@@ -181,30 +181,6 @@ const WEBSOCKET_OPTIONS: Keys = Keys {
     ],
 };
 
-const AUTH_NOT_SUPPORTED: &str =
-    "authentication configuration is not supported yet (only \"anonymous\" with \"type\": \"static\")";
-
-const AUTH: Keys = Keys {
-    what: "authentication methods",
-    allowed: &["anonymous"],
-    unsupported: &[
-        ("ticket", AUTH_NOT_SUPPORTED),
-        ("wampcra", AUTH_NOT_SUPPORTED),
-        ("cryptosign", AUTH_NOT_SUPPORTED),
-        ("cryptosign-proxy", AUTH_NOT_SUPPORTED),
-        ("anonymous-proxy", AUTH_NOT_SUPPORTED),
-        ("scram", AUTH_NOT_SUPPORTED),
-        ("tls", AUTH_NOT_SUPPORTED),
-        ("cookie", AUTH_NOT_SUPPORTED),
-    ],
-};
-
-const ANONYMOUS: Keys = Keys {
-    what: "anonymous authentication",
-    allowed: &["type", "role", "authid"],
-    unsupported: &[],
-};
-
 /// The largest WebSocket message or frame: 64 MiB (as in Crossbar).
 const MAX_WEBSOCKET_SIZE: u64 = 64 << 20;
 /// RawSocket message lengths are 2^(9+L), L in 0..=15: 512 bytes to 16 MiB.
@@ -366,57 +342,6 @@ fn websocket_options(node: &Node) -> VResult<WebSocketOptions> {
         auto_ping_interval_ms,
         auto_ping_timeout_ms,
     })
-}
-
-/// `auth`: only `{"anonymous": {"type": "static", "role": ..., "authid": ...}}` for now.
-fn auth(node: &Node) -> VResult<AuthConfig> {
-    // Refused methods may hold secrets: show their keys only, never their values.
-    for (key, message) in AUTH.unsupported {
-        if let Some(method) = node.get(key) {
-            return Err(method.fail(Problem::Unsupported {
-                found: keys_only(method.value()),
-                message: (*message).to_owned(),
-            }));
-        }
-    }
-    let obj = node.object(&AUTH)?;
-    let Some(anonymous_node) = obj.get("anonymous") else {
-        return Err(node.invalid(
-            "an object with an authentication method (only \"anonymous\" is supported yet)",
-        ));
-    };
-    let (type_node, ty) = anonymous_node.tagged("anonymous authentication")?;
-    match ty {
-        "static" => {}
-        "dynamic" => {
-            return Err(type_node.unsupported("dynamic authenticators are not supported yet"))
-        }
-        _ => return Err(type_node.invalid(one_of(&["static"]))),
-    }
-    let anon = anonymous_node.object(&ANONYMOUS)?;
-    let role = anon.opt_str("role", "the role of anonymous sessions")?;
-    let authid = anon.opt_str("authid", "the authid of anonymous sessions")?;
-    Ok(AuthConfig {
-        anonymous: Some(AnonymousAuth {
-            role: role.unwrap_or_else(|| "anonymous".to_owned()),
-            authid,
-        }),
-    })
-}
-
-/// An object shown by its keys only (`{"principals": ..., "type": ...}`), other values as is.
-fn keys_only(value: &Value) -> String {
-    match value {
-        Value::Object(map) => {
-            let keys: Vec<String> = map
-                .keys()
-                .map(|k| format!("{}: ...", Value::String(k.clone())))
-                .collect();
-            format!("{{{}}}", keys.join(", "))
-        }
-        Value::Array(_) => "[...]".to_owned(),
-        other => crate::cursor::shorten(other),
-    }
 }
 
 fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {

@@ -42,6 +42,8 @@ pub const TRUSTED_ROLE: &str = "trusted";
 #[derive(Debug, Clone, Default)]
 pub struct Authorizer {
     roles: HashMap<String, Vec<Permission>>,
+    /// Roles whose actions a dynamic authorizer decides: role to the authorizer's URI.
+    dynamic: HashMap<String, String>,
 }
 
 impl Authorizer {
@@ -51,15 +53,25 @@ impl Authorizer {
                 .iter()
                 .map(|r| (r.name.clone(), r.permissions.clone()))
                 .collect(),
+            dynamic: roles
+                .iter()
+                .filter_map(|r| Some((r.name.clone(), r.authorizer.clone()?)))
+                .collect(),
         }
     }
 
     /// Whether the realm knows `role` (the built-in `trusted` role always exists).
     pub fn has_role(&self, role: &str) -> bool {
-        role == TRUSTED_ROLE || self.roles.contains_key(role)
+        role == TRUSTED_ROLE || self.roles.contains_key(role) || self.dynamic.contains_key(role)
     }
 
-    /// Decides whether `role` may perform `action` on `uri`.
+    /// The dynamic authorizer of `role`, if its actions are decided by one.
+    pub fn dynamic_authorizer(&self, role: &str) -> Option<&str> {
+        self.dynamic.get(role).map(String::as_str)
+    }
+
+    /// Decides whether `role` may perform `action` on `uri` (static permissions only: a role with
+    /// a dynamic authorizer is denied here; the realm asks its authorizer).
     pub fn authorize(&self, role: &str, uri: &str, action: Action) -> Decision {
         if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
             return Decision {

@@ -80,17 +80,9 @@ pub struct TransportInfo {
     pub peer: String,
     /// The HTTP headers of the WebSocket upgrade request (lower-case names).
     pub http_headers: Option<BTreeMap<String, String>>,
-    /// The transport's anonymous authentication (`auth.anonymous`), or `None` for Crossbar's
-    /// default: anonymous access with role `anonymous` and a random authid.
-    pub anonymous: Option<AnonymousAuth>,
-}
-
-/// Anonymous access as a transport configures it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnonymousAuth {
-    pub role: String,
-    /// A fixed authid for every anonymous session, or a random one per session.
-    pub authid: Option<String>,
+    /// The transport's `auth` configuration; `None` is Crossbar's default: anonymous access
+    /// with role `anonymous` and a random authid.
+    pub auth: Option<Arc<turnstile_config::AuthConfig>>,
 }
 
 impl TransportInfo {

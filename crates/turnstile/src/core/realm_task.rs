@@ -9,7 +9,10 @@ use tokio::sync::{mpsc, oneshot};
 use turnstile_config::RealmConfig;
 use wamp_proto::{Dict, List, Message};
 
-use crate::core::dealer::InternalCallOutcome;
+use std::collections::HashMap;
+
+use crate::core::dealer::{CallFailure, InternalCallOutcome};
+use crate::core::realm::{CallPurpose, Effect};
 
 use crate::core::peer::{PeerSender, TransportInfo};
 use crate::core::realm::Realm;
@@ -40,6 +43,11 @@ pub enum RealmInput {
     Disconnected { conn: ConnId },
     /// Say GOODBYE to every session; answer `done` when the last one has left.
     Shutdown { done: oneshot::Sender<()> },
+    /// The answer to a call this realm asked its shell to make.
+    CallDone {
+        purpose: CallPurpose,
+        outcome: InternalCallOutcome,
+    },
     /// Call a procedure registered in this realm on the router's behalf (dynamic authenticators
     /// and authorizers, possibly for another realm).
     InternalCall {
@@ -56,18 +64,99 @@ pub struct RealmHandle {
     pub tx: mpsc::Sender<RealmInput>,
 }
 
-/// Starts the task of one realm.
-pub fn spawn_realm(config: RealmConfig) -> RealmHandle {
+/// The realms of a router worker by name, for calls from one realm into another.
+pub type RealmRegistry = Arc<HashMap<String, RealmHandle>>;
+
+/// Creates the inbox of a realm; the task is started by [`spawn_realm`] once every realm's
+/// inbox exists (so that realms can call each other).
+pub fn realm_inbox() -> (RealmHandle, mpsc::Receiver<RealmInput>) {
     let (tx, rx) = mpsc::channel(limits::REALM_INBOX_CAPACITY);
+    (RealmHandle { tx }, rx)
+}
+
+/// Starts the task of one realm.
+pub fn spawn_realm(
+    config: RealmConfig,
+    me: RealmHandle,
+    inbox: mpsc::Receiver<RealmInput>,
+    registry: RealmRegistry,
+) {
     let realm = Realm::new(config, Instant::now());
-    tokio::spawn(run(realm, rx));
-    RealmHandle { tx }
+    tokio::spawn(run(realm, inbox, Shell { me, registry }));
+}
+
+/// What the shell needs to carry out a realm's effects.
+struct Shell {
+    me: RealmHandle,
+    registry: RealmRegistry,
+}
+
+impl Shell {
+    /// Calls a procedure in a realm (maybe this one) without blocking this realm's task: the
+    /// outcome, or a timeout, comes back to this realm as [`RealmInput::CallDone`].
+    fn carry_out(&self, effect: Effect) {
+        let Effect::Call {
+            realm,
+            procedure,
+            args,
+            purpose,
+        } = effect;
+        let me = self.me.tx.clone();
+        let target = self.registry.get(&realm).map(|h| h.tx.clone());
+        tokio::spawn(async move {
+            let outcome = match target {
+                None => Err(failure(
+                    "wamp.error.no_such_realm",
+                    format!("no realm \"{realm}\" to call {procedure} in"),
+                )),
+                Some(target) => {
+                    let (reply, answer) = oneshot::channel();
+                    let call = RealmInput::InternalCall {
+                        procedure: procedure.clone(),
+                        args,
+                        kwargs: None,
+                        reply,
+                    };
+                    if target.send(call).await.is_err() {
+                        Err(failure(
+                            wamp_proto::uris::CANCELED,
+                            "the realm is shutting down".into(),
+                        ))
+                    } else {
+                        match tokio::time::timeout(limits::ROUTER_CALL_TIMEOUT, answer).await {
+                            Ok(Ok(outcome)) => outcome,
+                            Ok(Err(_)) => Err(failure(
+                                wamp_proto::uris::CANCELED,
+                                format!("{procedure} did not answer (its callee left)"),
+                            )),
+                            Err(_) => Err(failure(
+                                wamp_proto::uris::TIMEOUT,
+                                format!(
+                                    "{procedure} did not answer within {:?}",
+                                    limits::ROUTER_CALL_TIMEOUT
+                                ),
+                            )),
+                        }
+                    }
+                }
+            };
+            let _ = me.send(RealmInput::CallDone { purpose, outcome }).await;
+        });
+    }
+}
+
+fn failure(error: &str, text: String) -> CallFailure {
+    CallFailure {
+        error: error.into(),
+        args: Some(vec![wamp_proto::Value::from(text)]),
+        kwargs: None,
+    }
 }
 
 /// Inputs handled between two timer checks, so a busy realm still serves its timers.
 const INPUT_BATCH: usize = 256;
 
-async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>) {
+async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell) {
     let mut shutdown_waiters: Vec<oneshot::Sender<()>> = Vec::new();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
@@ -95,6 +184,9 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>) {
                 armed = None;
                 realm.handle_timeout(Instant::now());
             }
+        }
+        while let Some(effect) = realm.poll_effect() {
+            shell.carry_out(effect);
         }
         if !shutdown_waiters.is_empty() && realm.is_drained() {
             for w in shutdown_waiters.drain(..) {
@@ -125,6 +217,7 @@ fn dispatch(realm: &mut Realm, input: RealmInput, waiters: &mut Vec<oneshot::Sen
             kwargs,
             reply,
         } => realm.handle_internal_call(&procedure, args, kwargs, reply, now),
+        RealmInput::CallDone { purpose, outcome } => realm.handle_call_done(purpose, outcome, now),
         RealmInput::Shutdown { done } => {
             realm.handle_shutdown(now);
             waiters.push(done);

@@ -9,7 +9,7 @@ use turnstile_config::RouterWorker;
 
 use crate::core::connection::Connection;
 use crate::core::peer::{peer_channel, PeerReceiver, TransportInfo};
-use crate::core::realm_task::{spawn_realm, RealmHandle, RealmInput};
+use crate::core::realm_task::{realm_inbox, spawn_realm, RealmHandle, RealmInput};
 use crate::limits;
 
 /// A connection's key inside the router: unique for the router's lifetime, never sent on the wire
@@ -27,11 +27,17 @@ pub struct Router {
 impl Router {
     /// Starts one task per realm of `worker`. Must be called inside a Tokio runtime.
     pub fn start(worker: &RouterWorker) -> Arc<Router> {
-        let realms = worker
-            .realms
-            .iter()
-            .map(|realm| (realm.name.clone(), spawn_realm(realm.clone())))
-            .collect();
+        let mut inboxes = Vec::new();
+        let mut realms = HashMap::new();
+        for realm in &worker.realms {
+            let (handle, inbox) = realm_inbox();
+            realms.insert(realm.name.clone(), handle.clone());
+            inboxes.push((realm.clone(), handle, inbox));
+        }
+        let registry = Arc::new(realms.clone());
+        for (config, handle, inbox) in inboxes {
+            spawn_realm(config, handle, inbox, registry.clone());
+        }
         Arc::new(Router {
             realms,
             next_conn: AtomicU64::new(1),

@@ -13,6 +13,8 @@ use crate::core::router::ConnId;
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionState {
+    /// HELLO received; authentication in progress (CHALLENGE sent or an authenticator called).
+    Authenticating,
     /// HELLO accepted, WELCOME being sent; `on_join` not yet published. No trigger fires yet, so
     /// that `on_join` is the first event of the session.
     Joining,
@@ -66,6 +68,16 @@ pub struct Session {
     /// Subscription/registration removal meta events of a detached session, published after
     /// its `on_leave`.
     pub removal_events: Vec<(&'static str, wamp_proto::List)>,
+    /// The authentication in progress, while `Authenticating`.
+    pub auth: Option<Box<crate::core::auth::AuthFlow>>,
+    /// Generation of the live handshake timer.
+    pub handshake_timer: u64,
+    /// Messages waiting for a dynamic authorizer's decision on the first of them.
+    pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
+    /// The authorizer's decision for the message being handled now.
+    pub current_decision: std::cell::Cell<Option<crate::core::authorization::Decision>>,
+    /// Authorizer decisions the authorizer allowed to be cached.
+    pub decision_cache: crate::core::auth::authorizer::DecisionCache,
 }
 
 /// When a testament is published. Without session resumption a session is detached and
@@ -101,31 +113,38 @@ impl Session {
             .unwrap_or(false)
     }
 
-    /// The session details dict of `wamp.session.on_join` and `wamp.session.get`.
-    pub fn details(&self, realm: &str) -> Dict {
-        let serializer = self.info.serializer.name();
+    /// The `transport` dict of session details.
+    pub fn transport_details(info: &TransportInfo) -> Dict {
+        let serializer = info.serializer.name();
         let mut transport = dict! {
-            "channel_type" => match self.info.channel_type {
+            "channel_type" => match info.channel_type {
                 ChannelType::Tcp => "tcp",
                 ChannelType::Unix => "unix",
                 ChannelType::Tls => "tls",
             },
-            "channel_framing" => match self.info.framing {
+            "channel_framing" => match info.framing {
                 Framing::WebSocket => "websocket",
                 Framing::RawSocket => "rawsocket",
             },
             "channel_serializer" => serializer,
-            "websocket_protocol" => self.info.serializer.ws_subprotocol(),
-            "peer" => self.info.peer.as_str(),
-            "is_secure" => self.info.channel_type == ChannelType::Tls,
+            "websocket_protocol" => info.serializer.ws_subprotocol(),
+            "peer" => info.peer.as_str(),
+            "is_secure" => info.channel_type == ChannelType::Tls,
         };
-        if let Some(headers) = &self.info.http_headers {
+        if let Some(headers) = &info.http_headers {
             let headers: Dict = headers
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
                 .collect();
             transport.insert("http_headers_received".into(), Value::Dict(headers));
         }
+        transport
+    }
+
+    /// The session details dict of `wamp.session.on_join` and `wamp.session.get`.
+    pub fn details(&self, realm: &str) -> Dict {
+        let serializer = self.info.serializer.name();
+        let transport = Self::transport_details(&self.info);
         let id = &self.identity;
         dict! {
             "realm" => realm,

@@ -118,7 +118,7 @@ impl Harness {
             serializer,
             peer: "tcp4:127.0.0.1:1".into(),
             http_headers: None,
-            anonymous: None,
+            auth: None,
         })
     }
 

@@ -11,17 +11,11 @@ pub mod websocket;
 pub use driver::Conns;
 pub use listener::{LocalAddr, PeerAddr};
 
-use crate::core::peer::AnonymousAuth;
+use std::sync::Arc;
 
-/// The core's view of a transport's `auth` section.
-///
-/// Note: the core's `None` means Crossbar's default (anonymous allowed), so a configuration
-/// that would not offer anonymous authentication (`auth` without `anonymous`, which the loader
-/// does not accept yet) maps to the default too.
-pub fn anonymous_auth(auth: Option<&turnstile_config::AuthConfig>) -> Option<AnonymousAuth> {
-    let anonymous = auth?.anonymous.as_ref()?;
-    Some(AnonymousAuth {
-        role: anonymous.role.clone(),
-        authid: anonymous.authid.clone(),
-    })
+/// The core's view of a transport's `auth` section, shared by its connections.
+pub fn transport_auth(
+    auth: Option<&turnstile_config::AuthConfig>,
+) -> Option<Arc<turnstile_config::AuthConfig>> {
+    auth.cloned().map(Arc::new)
 }

@@ -11,7 +11,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::debug;
 use wamp_proto::Serializer;
 
-use crate::core::peer::{AnonymousAuth, CloseReason, Framing, TransportInfo};
+use crate::core::peer::{CloseReason, Framing, TransportInfo};
 use crate::core::router::Router;
 use crate::limits;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
@@ -36,8 +36,8 @@ const FRAME_PONG: u8 = 2;
 pub struct RawSocketService {
     pub serializers: Vec<Serializer>,
     pub max_message_size: usize,
-    /// Anonymous authentication as the transport's `auth` configures it.
-    pub anonymous: Option<AnonymousAuth>,
+    /// The transport's `auth` configuration (`None`: anonymous with role `anonymous`).
+    pub auth: Option<std::sync::Arc<turnstile_config::AuthConfig>>,
 }
 
 impl RawSocketService {
@@ -143,7 +143,7 @@ pub async fn serve_connection<R, W>(
         serializer,
         peer: label.clone(),
         http_headers: None,
-        anonymous: service.anonymous.clone(),
+        auth: service.auth.clone(),
     };
     let (conn, rx) = router.connect(info);
     let sock = RawSocket {

@@ -22,9 +22,9 @@ use wamp_proto::Serializer;
 use crate::core::peer::{CloseReason, Framing, TransportInfo};
 use crate::core::router::Router;
 use crate::limits;
-use crate::transport::anonymous_auth;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
+use crate::transport::transport_auth;
 
 /// A WebSocket service ready to be mounted on a path.
 #[derive(Debug)]
@@ -103,7 +103,7 @@ impl WsEndpoint {
                     serializer,
                     peer: label.clone(),
                     http_headers: Some(header_map(&headers)),
-                    anonymous: anonymous_auth(self.service.auth.as_ref()),
+                    auth: transport_auth(self.service.auth.as_ref()),
                 };
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
                 let (conn, rx) = self.router.connect(info);

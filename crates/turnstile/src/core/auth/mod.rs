@@ -791,6 +791,11 @@ fn parse_principal(value: Value) -> Result<Principal, String> {
             })
         }
         Value::Dict(d) => d,
+        Value::Str(_) => {
+            return Err(
+                "expected a role (a string) or a dict with \"role\", found an empty string".into(),
+            )
+        }
         other => {
             return Err(format!(
                 "expected a role (a string) or a dict with \"role\", found {}",

@@ -437,11 +437,7 @@ impl Realm {
         };
         let scope = testament_scope(kwargs)?;
         let s = &self.sessions[&conn];
-        if !self
-            .authorizer
-            .authorize(&s.identity.authrole, &topic, Action::Publish)
-            .allow
-        {
+        if !self.decide_for(s, &topic, Action::Publish).allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!("session is not authorized to publish to topic \"{topic}\""),

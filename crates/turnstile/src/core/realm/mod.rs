@@ -17,17 +17,20 @@ use wamp_proto::message::code;
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
+use crate::core::auth::{AuthAction, AuthFlow, AuthRequest};
 use crate::core::authorization::{Action, Authorizer, TRUSTED_ROLE};
 use crate::core::broker::Broker;
 use crate::core::clock::Clock;
+use crate::core::dealer::InternalCallOutcome;
 use crate::core::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
 use crate::core::meter::{session_info, CountKind, Meter};
 use crate::core::peer::{CloseReason, PeerSender, SendError, TransportInfo};
 use crate::core::router::ConnId;
-use crate::core::session::{random_authid, Identity, Session, SessionState};
+use crate::core::session::{Identity, Session, SessionState};
 use crate::core::timer::{Timer, TimerKind, TimerTable};
 use crate::limits;
 
+mod authorize;
 mod meta;
 mod options;
 mod pubsub;
@@ -92,6 +95,28 @@ impl RequestError {
     }
 }
 
+/// A side effect the realm asks its shell to carry out.
+#[derive(Debug)]
+pub enum Effect {
+    /// Call `procedure` in `realm` (maybe this one) as the router; the outcome comes back
+    /// through [`Realm::handle_call_done`] with `purpose`.
+    Call {
+        realm: String,
+        procedure: String,
+        args: List,
+        purpose: CallPurpose,
+    },
+}
+
+/// Why the router called a procedure, and for which session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPurpose {
+    /// A dynamic authenticator deciding about a session being established.
+    Authenticate { conn: ConnId, session: Id },
+    /// A dynamic authorizer deciding about a session's pending action.
+    Authorize { conn: ConnId, session: Id },
+}
+
 /// One realm of the router.
 #[derive(Debug)]
 pub struct Realm {
@@ -114,6 +139,8 @@ pub struct Realm {
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
     welcome_roles: Value,
+    /// Side effects for the shell: calls into other realms (dynamic authenticators, authorizers).
+    effects: Vec<Effect>,
     /// Waiters of calls the router made itself, by the call's token (its `call_request`).
     internal_calls:
         HashMap<Id, tokio::sync::oneshot::Sender<crate::core::dealer::InternalCallOutcome>>,
@@ -142,6 +169,7 @@ impl Realm {
             doomed: Vec::new(),
             welcome_roles,
             internal_calls: HashMap::new(),
+            effects: Vec::new(),
         }
     }
 
@@ -200,30 +228,39 @@ impl Realm {
             }
             None => return refuse(uris::PROTOCOL_VIOLATION, "HELLO.Details.roles is missing"),
         };
-        let identity = match authenticate(&details, &info) {
-            Ok(identity) => identity,
-            Err((reason, text)) => return refuse(reason, &text),
-        };
-        if !self.authorizer.has_role(&identity.authrole) {
-            let text = format!(
-                "role \"{}\" does not exist on realm \"{}\"",
-                identity.authrole, self.name
-            );
-            return refuse(uris::NO_SUCH_ROLE, &text);
-        }
         let id = loop {
             let id = random_id();
             if id != self.service_id && !self.by_session_id.contains_key(&id) {
                 break id;
             }
         };
+        let transport = Session::transport_details(&info);
+        let request = AuthRequest {
+            realm: &self.name,
+            hello: &details,
+            session_id: id,
+            transport: &transport,
+            now_unix_ns: self.clock.unix_ns(now),
+        };
+        let (flow, action) = AuthFlow::start(info.auth.as_deref(), &request, &mut rand::rng());
+        let pending = Identity {
+            authid: details
+                .get("authid")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            authrole: String::new(),
+            authmethod: flow.method().map_or("", |m| m.as_str()).to_owned(),
+            authprovider: String::new(),
+            authextra: Dict::new(),
+        };
         let session = Session {
             conn,
             id,
-            state: SessionState::Joining,
+            state: SessionState::Authenticating,
             peer,
             info,
-            identity,
+            identity: pending,
             client_roles,
             meter,
             stats_timer: 0,
@@ -236,18 +273,97 @@ impl Realm {
             doomed: false,
             testaments: Vec::new(),
             removal_events: Vec::new(),
+            auth: Some(Box::new(flow)),
+            handshake_timer: 0,
+            blocked: None,
+            current_decision: Default::default(),
+            decision_cache: Default::default(),
         };
-        let mut welcome = dict! {
-            "realm" => self.name.as_str(),
-            "authid" => session.identity.authid.as_str(),
-            "authrole" => session.identity.authrole.as_str(),
-            "authmethod" => session.identity.authmethod.as_str(),
-            "authprovider" => session.identity.authprovider.as_str(),
-            "authextra" => Value::Dict(session.identity.authextra.clone()),
-        };
-        welcome.insert("roles".into(), self.welcome_roles.clone());
         self.sessions.insert(conn, session);
         self.by_session_id.insert(id, conn);
+        self.timers.insert(Timer {
+            at: now + limits::HANDSHAKE_TIMEOUT,
+            conn,
+            kind: TimerKind::Handshake,
+            generation: 0,
+        });
+        self.carry_out(conn, action);
+        self.reap();
+    }
+
+    /// Carries out what the authentication of `conn` asks for next.
+    fn carry_out(&mut self, conn: ConnId, action: AuthAction) {
+        match action {
+            AuthAction::Welcome(identity) => self.welcome(conn, identity),
+            AuthAction::Challenge { authmethod, extra } => {
+                self.send(conn, &Message::Challenge { authmethod, extra });
+            }
+            AuthAction::CallAuthenticator {
+                procedure,
+                realm,
+                args,
+            } => {
+                let Some(s) = self.sessions.get(&conn) else {
+                    return;
+                };
+                self.effects.push(Effect::Call {
+                    realm,
+                    procedure,
+                    args,
+                    purpose: CallPurpose::Authenticate {
+                        conn,
+                        session: s.id,
+                    },
+                });
+            }
+            AuthAction::Refuse { reason, message } => self.refuse(conn, reason, &message),
+        }
+    }
+
+    /// ABORT to a session still authenticating; it never joined, so no meta events follow.
+    fn refuse(&mut self, conn: ConnId, reason: &str, message: &str) {
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
+        debug!(peer = %s.info.peer, reason, message, "session refused");
+        let abort = Message::Abort {
+            details: dict! {"message" => message},
+            reason: reason.into(),
+            args: None,
+            kwargs: None,
+        };
+        self.send(conn, &abort);
+        if let Some(s) = self.sessions.remove(&conn) {
+            self.by_session_id.remove(&s.id);
+            s.peer.close(CloseReason::policy(truncate(message, 120)));
+        }
+    }
+
+    /// Authentication succeeded: WELCOME, then what follows a join.
+    fn welcome(&mut self, conn: ConnId, identity: Identity) {
+        if !self.authorizer.has_role(&identity.authrole) {
+            let text = format!(
+                "role \"{}\" does not exist on realm \"{}\"",
+                identity.authrole, self.name
+            );
+            return self.refuse(conn, uris::NO_SUCH_ROLE, &text);
+        }
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        s.identity = identity;
+        s.auth = None;
+        s.state = SessionState::Joining;
+        let id = s.id;
+        let mut welcome = dict! {
+            "realm" => self.name.as_str(),
+            "authid" => s.identity.authid.as_str(),
+            "authrole" => s.identity.authrole.as_str(),
+            "authmethod" => s.identity.authmethod.as_str(),
+            "authprovider" => s.identity.authprovider.as_str(),
+            "authextra" => Value::Dict(s.identity.authextra.clone()),
+        };
+        welcome.insert("roles".into(), self.welcome_roles.clone());
         self.send(
             conn,
             &Message::Welcome {
@@ -256,7 +372,49 @@ impl Realm {
             },
         );
         self.after_join(conn);
+    }
+
+    /// The answer of a call the router made on behalf of one of this realm's sessions.
+    pub fn handle_call_done(
+        &mut self,
+        purpose: CallPurpose,
+        outcome: InternalCallOutcome,
+        now: Instant,
+    ) {
+        self.now = now;
+        match purpose {
+            CallPurpose::Authenticate { conn, session } => {
+                let Some(s) = self.sessions.get_mut(&conn) else {
+                    return;
+                };
+                if s.id != session || s.state != SessionState::Authenticating {
+                    return;
+                }
+                let Some(flow) = s.auth.as_mut() else { return };
+                let result = match outcome {
+                    Ok(r) => Ok(r
+                        .args
+                        .and_then(|a| a.into_iter().next())
+                        .unwrap_or(Value::Null)),
+                    Err(e) => Err((e.error, e.args)),
+                };
+                let action = flow.handle_authenticator_result(result);
+                self.carry_out(conn, action);
+            }
+            CallPurpose::Authorize { conn, session } => {
+                self.handle_authorizer_result(conn, session, outcome);
+            }
+        }
         self.reap();
+    }
+
+    /// The next side effect the shell must carry out (calls to other realms).
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        if self.effects.is_empty() {
+            None
+        } else {
+            Some(self.effects.remove(0))
+        }
     }
 
     /// Any message but the first HELLO from a connection in this realm.
@@ -281,6 +439,7 @@ impl Realm {
             self.take_snapshot(conn, false);
         }
         match state {
+            SessionState::Authenticating => self.on_handshake_message(conn, msg),
             SessionState::Joined | SessionState::Joining => self.on_message(conn, msg),
             SessionState::Closing => {
                 // After the router's GOODBYE only the client's GOODBYE matters.
@@ -290,6 +449,33 @@ impl Realm {
             }
         }
         self.reap();
+    }
+
+    /// A message while authenticating: only AUTHENTICATE (or ABORT) is expected.
+    fn on_handshake_message(&mut self, conn: ConnId, msg: Message) {
+        match msg {
+            Message::Authenticate { signature, extra } => {
+                let Some(flow) = self.sessions.get_mut(&conn).and_then(|s| s.auth.as_mut()) else {
+                    return;
+                };
+                let action = flow.handle_authenticate(&signature, &extra);
+                self.carry_out(conn, action);
+            }
+            Message::Abort { .. } => {
+                if let Some(s) = self.sessions.remove(&conn) {
+                    self.by_session_id.remove(&s.id);
+                    s.peer
+                        .close(CloseReason::normal("handshake aborted by the client"));
+                }
+            }
+            other => {
+                let text = format!(
+                    "received {} during authentication (expected AUTHENTICATE)",
+                    other.name()
+                );
+                self.refuse(conn, uris::PROTOCOL_VIOLATION, &text);
+            }
+        }
     }
 
     /// The connection received bytes it could not decode.
@@ -385,7 +571,12 @@ impl Realm {
                         self.end_session(timer.conn, EndCause::GoodbyeTimeout, Some(reason));
                     }
                 }
-                TimerKind::Handshake => {}
+                TimerKind::Handshake => {
+                    if s.state == SessionState::Authenticating {
+                        let text = "authentication did not complete in time";
+                        self.refuse(timer.conn, uris::AUTHENTICATION_FAILED, text);
+                    }
+                }
                 TimerKind::CallTimeout => self.handle_call_timeout(timer.conn, timer.generation),
             }
             self.reap();
@@ -677,6 +868,16 @@ impl Realm {
     // ===== dispatch =====
 
     fn on_message(&mut self, conn: ConnId, msg: Message) {
+        // A session of a role with a dynamic authorizer may have to wait for its decision.
+        if let Some(msg) = self.must_wait_for_authorizer(conn, msg) {
+            self.on_message_authorized(conn, msg);
+        }
+    }
+
+    fn on_message_authorized(&mut self, conn: ConnId, msg: Message) {
+        if !self.sessions.contains_key(&conn) {
+            return;
+        }
         match msg {
             Message::Publish {
                 request,
@@ -770,43 +971,6 @@ impl Realm {
             ))
         }
     }
-}
-
-/// Establishes who the client is. Only anonymous authentication exists so far: the transport's
-/// `auth.anonymous` (role and optional authid), or Crossbar's default of role `anonymous`.
-fn authenticate(details: &Dict, info: &TransportInfo) -> Result<Identity, (&'static str, String)> {
-    let methods: Vec<&str> = match details.get("authmethods") {
-        None => vec!["anonymous"],
-        Some(Value::List(l)) => l.iter().filter_map(Value::as_str).collect(),
-        Some(other) => {
-            return Err((
-                uris::PROTOCOL_VIOLATION,
-                format!(
-                    "HELLO.Details.authmethods must be a list, found {}",
-                    other.type_name()
-                ),
-            ))
-        }
-    };
-    if !methods.contains(&"anonymous") {
-        return Err((
-            uris::NO_MATCHING_AUTH_METHOD,
-            format!(
-                "none of the offered authentication methods {methods:?} is configured on this transport (available: anonymous)"
-            ),
-        ));
-    }
-    let (role, authid) = match &info.anonymous {
-        Some(a) => (a.role.clone(), a.authid.clone()),
-        None => ("anonymous".to_owned(), None),
-    };
-    Ok(Identity {
-        authid: authid.unwrap_or_else(random_authid),
-        authrole: role,
-        authmethod: "anonymous".into(),
-        authprovider: "static".into(),
-        authextra: Dict::new(),
-    })
 }
 
 /// ABORT to a client whose HELLO was refused, then close. Nothing is metered: no session exists.

@@ -38,9 +38,7 @@ impl Realm {
         let Ok(eligibility) = eligibility_from_options(&t.options) else {
             return;
         };
-        let decision = self
-            .authorizer
-            .authorize(&s.identity.authrole, &t.topic, Action::Publish);
+        let decision = self.decide_for(s, &t.topic, Action::Publish);
         let mut details = Dict::new();
         copy_passthru(&t.options, &mut details);
         if t.options
@@ -212,9 +210,7 @@ impl Realm {
             ));
         }
         let s = &self.sessions[&conn];
-        let decision = self
-            .authorizer
-            .authorize(&s.identity.authrole, topic, Action::Publish);
+        let decision = self.decide_for(s, topic, Action::Publish);
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -329,11 +325,7 @@ impl Realm {
         let policy = match_policy(options, "SUBSCRIBE")?;
         self.check_uri(topic, policy)?;
         let s = &self.sessions[&conn];
-        if !self
-            .authorizer
-            .authorize(&s.identity.authrole, topic, Action::Subscribe)
-            .allow
-        {
+        if !self.decide_for(s, topic, Action::Subscribe).allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(

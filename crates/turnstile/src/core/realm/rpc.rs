@@ -73,11 +73,7 @@ impl Realm {
             }
         };
         let s = &self.sessions[&conn];
-        if !self
-            .authorizer
-            .authorize(&s.identity.authrole, procedure, Action::Register)
-            .allow
-        {
+        if !self.decide_for(s, procedure, Action::Register).allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(
@@ -172,9 +168,7 @@ impl Realm {
     ) -> Result<(), RequestError> {
         self.check_uri(procedure, MatchPolicy::Exact)?;
         let s = &self.sessions[&conn];
-        let decision = self
-            .authorizer
-            .authorize(&s.identity.authrole, procedure, Action::Call);
+        let decision = self.decide_for(s, procedure, Action::Call);
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,

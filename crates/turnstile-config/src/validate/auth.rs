@@ -1,0 +1,421 @@
+//! A transport's `auth` section (on `websocket` and `rawsocket` transports and on `websocket`
+//! path services of `web` transports), as Crossbar configures it: `anonymous`, `ticket`,
+//! `wampcra` and `cryptosign`, each `static` or `dynamic`.
+//!
+//! These sections hold secrets, so their messages never show a ticket or a WAMP-CRA secret: a
+//! value that could be one is described by its type or its keys (`{"ticket": ..., "role": ...}`),
+//! never by its content.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use wamp_proto::uri::is_valid_uri;
+use wamp_proto::UriRules;
+
+use crate::cursor::{shorten, Keys, Node, Obj, VResult};
+use crate::error::Problem;
+use crate::model::{
+    AnonymousAuth, AuthConfig, CraSalt, CryptosignAuth, CryptosignPrincipal, DynamicAuth, Secret,
+    TicketAuth, TicketPrincipal, WampCraAuth, WampCraUser,
+};
+
+const AUTH: Keys = Keys {
+    what: "authentication methods",
+    allowed: &["anonymous", "ticket", "wampcra", "cryptosign"],
+    unsupported: &[],
+};
+
+/// Crossbar methods Turnstile does not offer; refused with their keys only (they hold secrets).
+const AUTH_UNSUPPORTED: &[(&str, &str)] = &[
+    ("scram", "WAMP-SCRAM authentication is not supported yet"),
+    (
+        "tls",
+        "TLS client certificate authentication is not supported yet (it needs TLS)",
+    ),
+    ("cookie", "cookie authentication is not supported yet"),
+    (
+        "cryptosign-proxy",
+        "proxy authentication methods are not supported",
+    ),
+    (
+        "anonymous-proxy",
+        "proxy authentication methods are not supported",
+    ),
+];
+
+const ANONYMOUS_STATIC: Keys = Keys {
+    what: "static anonymous authentication",
+    allowed: &["type", "role", "authid"],
+    unsupported: &[],
+};
+
+const DYNAMIC: Keys = Keys {
+    what: "a dynamic authenticator",
+    allowed: &["type", "authenticator", "authenticator-realm"],
+    unsupported: &[],
+};
+
+const TICKET_STATIC: Keys = Keys {
+    what: "static ticket authentication",
+    allowed: &["type", "principals"],
+    unsupported: &[],
+};
+
+const TICKET_PRINCIPAL: Keys = Keys {
+    what: "a ticket principal",
+    allowed: &["ticket", "role", "realm"],
+    unsupported: &[],
+};
+
+const WAMPCRA_STATIC: Keys = Keys {
+    what: "static WAMP-CRA authentication",
+    allowed: &["type", "users"],
+    unsupported: &[],
+};
+
+const WAMPCRA_USER: Keys = Keys {
+    what: "a WAMP-CRA user",
+    allowed: &["secret", "role", "realm", "salt", "iterations", "keylen"],
+    unsupported: &[],
+};
+
+const CRYPTOSIGN_STATIC: Keys = Keys {
+    what: "static WAMP-Cryptosign authentication",
+    allowed: &["type", "principals"],
+    unsupported: &[],
+};
+
+const CRYPTOSIGN_PRINCIPAL: Keys = Keys {
+    what: "a WAMP-Cryptosign principal",
+    allowed: &["authorized_keys", "role", "realm"],
+    unsupported: &[],
+};
+
+/// Crossbar's defaults for salted WAMP-CRA secrets.
+const DEFAULT_ITERATIONS: u32 = 1000;
+const DEFAULT_KEYLEN: u32 = 32;
+/// The largest PBKDF2 key length accepted, in bytes.
+const MAX_KEYLEN: u64 = 1024;
+
+/// `auth`: at least one method.
+pub(super) fn auth(node: &Node) -> VResult<AuthConfig> {
+    for (key, message) in AUTH_UNSUPPORTED {
+        if let Some(method) = node.get(key) {
+            return Err(method.fail(Problem::Unsupported {
+                found: hidden(method.value()),
+                message: (*message).to_owned(),
+            }));
+        }
+    }
+    let obj = guarded_object(node, &AUTH)?;
+    let mut config = AuthConfig::default();
+    if let Some(n) = obj.get("anonymous") {
+        match method_type(&n, "anonymous authentication")? {
+            Kind::Static => {
+                let a = n.object(&ANONYMOUS_STATIC)?;
+                config.anonymous = Some(AnonymousAuth {
+                    role: match a.get("role") {
+                        Some(r) => role_name(&r)?,
+                        None => "anonymous".to_owned(),
+                    },
+                    authid: a.opt_str("authid", "the authid of anonymous sessions")?,
+                });
+            }
+            Kind::Dynamic => config.anonymous_dynamic = Some(dynamic(&n)?),
+        }
+    }
+    if let Some(n) = obj.get("ticket") {
+        config.ticket = Some(match method_type(&n, "ticket authentication")? {
+            Kind::Static => TicketAuth::Static {
+                principals: principals(
+                    &guarded_object(&n, &TICKET_STATIC)?,
+                    "principals",
+                    "ticket principals by authid, such as {\"joe\": {\"ticket\": ..., \"role\": ...}}",
+                    ticket_principal,
+                )?,
+            },
+            Kind::Dynamic => TicketAuth::Dynamic(dynamic(&n)?),
+        });
+    }
+    if let Some(n) = obj.get("wampcra") {
+        config.wampcra = Some(match method_type(&n, "WAMP-CRA authentication")? {
+            Kind::Static => WampCraAuth::Static {
+                users: principals(
+                    &guarded_object(&n, &WAMPCRA_STATIC)?,
+                    "users",
+                    "WAMP-CRA users by authid, such as {\"joe\": {\"secret\": ..., \"role\": ...}}",
+                    wampcra_user,
+                )?,
+            },
+            Kind::Dynamic => WampCraAuth::Dynamic(dynamic(&n)?),
+        });
+    }
+    if let Some(n) = obj.get("cryptosign") {
+        config.cryptosign = Some(match method_type(&n, "WAMP-Cryptosign authentication")? {
+            Kind::Static => CryptosignAuth::Static {
+                principals: principals(
+                    &n.object(&CRYPTOSIGN_STATIC)?,
+                    "principals",
+                    "WAMP-Cryptosign principals by authid, such as {\"joe\": {\"authorized_keys\": \
+                     [...], \"role\": ...}}",
+                    cryptosign_principal,
+                )?,
+            },
+            Kind::Dynamic => CryptosignAuth::Dynamic(dynamic(&n)?),
+        });
+    }
+    if config == AuthConfig::default() {
+        return Err(node.invalid(
+            "at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\" or \
+             \"cryptosign\")",
+        ));
+    }
+    Ok(config)
+}
+
+enum Kind {
+    Static,
+    Dynamic,
+}
+
+/// The `type` of a method section: `static` or `dynamic`.
+fn method_type(node: &Node, what: &str) -> VResult<Kind> {
+    guard_object(node, what)?;
+    let (type_node, _) = node.tagged(what)?;
+    Ok(match type_node.choice(&["static", "dynamic"])? {
+        "static" => Kind::Static,
+        _ => Kind::Dynamic,
+    })
+}
+
+/// A `"type": "dynamic"` section.
+fn dynamic(node: &Node) -> VResult<DynamicAuth> {
+    let obj = node.object(&DYNAMIC)?;
+    let authenticator = uri(
+        &obj.required(
+            "authenticator",
+            "the URI of the authenticator procedure, such as \"com.example.authenticate\"",
+        )?,
+        "the URI of the authenticator procedure",
+    )?;
+    let authenticator_realm = obj.opt("authenticator-realm", None, |n| {
+        uri(n, "the realm the authenticator is registered on").map(Some)
+    })?;
+    Ok(DynamicAuth {
+        authenticator,
+        authenticator_realm,
+    })
+}
+
+/// A non-empty map of principals by authid at `key`, each read with `item`.
+fn principals<T>(
+    obj: &Obj,
+    key: &str,
+    expected: &str,
+    item: impl Fn(&Node) -> VResult<T>,
+) -> VResult<BTreeMap<String, T>> {
+    let node = obj.required(key, expected)?;
+    guard_object(&node, expected)?;
+    let entries = node.entries(expected)?;
+    if entries.is_empty() {
+        return Err(node.invalid(format!("at least one entry: {expected}")));
+    }
+    let mut out = BTreeMap::new();
+    for (authid, value) in entries {
+        if authid.is_empty() {
+            return Err(value.fail(Problem::Invalid {
+                found: "the authid \"\"".to_owned(),
+                expected: "a non-empty authid".to_owned(),
+            }));
+        }
+        out.insert(authid.to_owned(), item(&value)?);
+    }
+    Ok(out)
+}
+
+fn ticket_principal(node: &Node) -> VResult<TicketPrincipal> {
+    let obj = guarded_object(node, &TICKET_PRINCIPAL)?;
+    Ok(TicketPrincipal {
+        ticket: secret(
+            &obj.required("ticket", "the ticket (a string)")?,
+            "the ticket",
+        )?,
+        role: role(&obj)?,
+        realm: realm(&obj)?,
+    })
+}
+
+fn wampcra_user(node: &Node) -> VResult<WampCraUser> {
+    let obj = guarded_object(node, &WAMPCRA_USER)?;
+    let secret = secret(
+        &obj.required("secret", "the secret (a string)")?,
+        "the secret",
+    )?;
+    let role = role(&obj)?;
+    let realm = realm(&obj)?;
+    let salt = match obj.get("salt") {
+        Some(n) => Some(n.non_empty_str("the PBKDF2 salt")?.to_owned()),
+        None => None,
+    };
+    let iterations = obj.opt("iterations", None, |n| {
+        let max = u64::from(u32::MAX);
+        let it = n.int_in(
+            1,
+            max,
+            &format!("an integer between 1 and {max} (PBKDF2 iterations)"),
+        )?;
+        Ok(Some((it as u32, n.clone())))
+    })?;
+    let keylen = obj.opt("keylen", None, |n| {
+        let len = n.int_in(
+            1,
+            MAX_KEYLEN,
+            &format!("an integer between 1 and {MAX_KEYLEN} (the PBKDF2 key length in bytes)"),
+        )?;
+        Ok(Some((len as u32, n.clone())))
+    })?;
+    let salt = match salt {
+        Some(salt) => Some(CraSalt {
+            salt,
+            iterations: iterations.map_or(DEFAULT_ITERATIONS, |(i, _)| i),
+            keylen: keylen.map_or(DEFAULT_KEYLEN, |(k, _)| k),
+        }),
+        None => {
+            if let Some((_, n)) = iterations.or(keylen) {
+                return Err(n.conflict(
+                    "\"iterations\" and \"keylen\" apply to salted secrets only; add \"salt\" \
+                     (or remove them)",
+                ));
+            }
+            None
+        }
+    };
+    Ok(WampCraUser {
+        secret,
+        role,
+        realm,
+        salt,
+    })
+}
+
+fn cryptosign_principal(node: &Node) -> VResult<CryptosignPrincipal> {
+    let obj = node.object(&CRYPTOSIGN_PRINCIPAL)?;
+    let keys_node = obj.required(
+        "authorized_keys",
+        "a list of Ed25519 public keys (64 hex characters each)",
+    )?;
+    let items = keys_node.list("Ed25519 public keys, 64 hex characters each")?;
+    if items.is_empty() {
+        return Err(keys_node.invalid("at least one Ed25519 public key (64 hex characters)"));
+    }
+    let mut authorized_keys = Vec::with_capacity(items.len());
+    for item in &items {
+        match item.value().as_str() {
+            Some(key) if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                authorized_keys.push(key.to_ascii_lowercase());
+            }
+            _ => {
+                return Err(
+                    item.invalid("an Ed25519 public key: a string of 64 hex characters (32 bytes)")
+                )
+            }
+        }
+    }
+    Ok(CryptosignPrincipal {
+        authorized_keys,
+        role: role(&obj)?,
+        realm: realm(&obj)?,
+    })
+}
+
+/// The required `role` of a principal.
+fn role(obj: &Obj) -> VResult<String> {
+    role_name(&obj.required("role", "the role of the principal's sessions")?)
+}
+
+fn role_name(node: &Node) -> VResult<String> {
+    Ok(node.non_empty_str("a role name")?.to_owned())
+}
+
+/// The optional `realm` of a principal.
+fn realm(obj: &Obj) -> VResult<Option<String>> {
+    obj.opt("realm", None, |n| {
+        uri(n, "the only realm the principal may join").map(Some)
+    })
+}
+
+/// A URI (loose rules, no empty components).
+fn uri(node: &Node, what: &str) -> VResult<String> {
+    let text = node.str(what)?;
+    if !is_valid_uri(text, UriRules::Loose, false) {
+        return Err(node.invalid(format!("a valid URI ({what})")));
+    }
+    Ok(text.to_owned())
+}
+
+/// A ticket or WAMP-CRA secret: a non-empty string, never shown in messages.
+fn secret(node: &Node, what: &str) -> VResult<Secret> {
+    match node.value() {
+        Value::String(s) if s.starts_with("${") && s.ends_with('}') => {
+            Err(node.unsupported("reading secrets from environment variables is not supported yet"))
+        }
+        Value::String(s) if !s.is_empty() => Ok(Secret::new(s.clone())),
+        other => Err(node.fail(Problem::Invalid {
+            found: hidden(other),
+            expected: format!("a non-empty string ({what})"),
+        })),
+    }
+}
+
+/// Fails unless `node` is an object, describing a wrong value without showing its content.
+fn guard_object(node: &Node, what: &str) -> VResult<()> {
+    if node.value().is_object() {
+        return Ok(());
+    }
+    Err(node.fail(Problem::Invalid {
+        found: hidden(node.value()),
+        expected: format!("an object ({what})"),
+    }))
+}
+
+/// [`Node::object`] for values that may hold secrets.
+fn guarded_object<'v>(node: &Node<'v>, keys: &Keys) -> VResult<Obj<'v>> {
+    guard_object(node, keys.what)?;
+    node.object(keys)
+}
+
+/// A value that may be or hold a secret, for messages: objects by their keys, other values by
+/// their type (`true`, `false` and `null` as they are).
+fn hidden(value: &Value) -> String {
+    match value {
+        Value::Object(map) => {
+            let keys: Vec<String> = map
+                .keys()
+                .map(|k| format!("{}: ...", Value::String(k.clone())))
+                .collect();
+            format!("{{{}}}", keys.join(", "))
+        }
+        Value::Array(_) => "a list (not shown)".to_owned(),
+        Value::String(_) => "a string (not shown)".to_owned(),
+        Value::Number(_) => "a number (not shown)".to_owned(),
+        Value::Bool(_) | Value::Null => shorten(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn hidden_shows_no_content() {
+        assert_eq!(
+            hidden(&json!({"ticket": "t0p", "role": "r"})),
+            "{\"role\": ..., \"ticket\": ...}"
+        );
+        assert_eq!(hidden(&json!("t0p")), "a string (not shown)");
+        assert_eq!(hidden(&json!(1234)), "a number (not shown)");
+        assert_eq!(hidden(&json!(["t0p"])), "a list (not shown)");
+        assert_eq!(hidden(&json!(null)), "null");
+    }
+}

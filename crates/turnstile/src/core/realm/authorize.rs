@@ -1,0 +1,149 @@
+//! Dynamic authorization: a role with an `authorizer` has each action of its sessions decided by
+//! calling that procedure. While a session waits for a decision, its later messages queue behind
+//! the pending one, so its messages are still handled in order.
+
+use std::collections::VecDeque;
+
+use tracing::warn;
+use wamp_proto::{Dict, Message, Value};
+
+use super::*;
+use crate::core::auth::authorizer::{call_args, parse_result};
+use crate::core::authorization::Decision;
+
+impl Realm {
+    /// The decision for `s` to perform `action` on `uri`: static permissions, or for a role with
+    /// a dynamic authorizer the decision just obtained for the message being handled (or cached).
+    pub(super) fn decide_for(&self, s: &Session, uri: &str, action: Action) -> Decision {
+        if self
+            .authorizer
+            .dynamic_authorizer(&s.identity.authrole)
+            .is_none()
+        {
+            return self.authorizer.authorize(&s.identity.authrole, uri, action);
+        }
+        if let Some(decision) = s.current_decision.take() {
+            return decision;
+        }
+        s.decision_cache.get(uri, action).unwrap_or_default()
+    }
+
+    /// Whether `msg` must wait: its session is already waiting for a decision (then it queues),
+    /// or it needs one from the dynamic authorizer (then the call is made and it waits).
+    pub(super) fn must_wait_for_authorizer(
+        &mut self,
+        conn: ConnId,
+        msg: Message,
+    ) -> Option<Message> {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return None;
+        };
+        if let Some(queue) = s.blocked.as_mut() {
+            queue.push_back(msg);
+            return None;
+        }
+        let Some(procedure) = self.authorizer.dynamic_authorizer(&s.identity.authrole) else {
+            return Some(msg);
+        };
+        let (uri, action, options): (&str, Action, &Dict) = match &msg {
+            Message::Publish { topic, options, .. } => (topic, Action::Publish, options),
+            Message::Subscribe { topic, options, .. } => (topic, Action::Subscribe, options),
+            Message::Register {
+                procedure, options, ..
+            } => (procedure, Action::Register, options),
+            Message::Call {
+                procedure, options, ..
+            } => {
+                if s.pending_calls.contains_key(&request_of(&msg)) {
+                    // A further chunk of a progressive call invocation was authorized already.
+                    return Some(msg);
+                }
+                (procedure, Action::Call, options)
+            }
+            _ => return Some(msg),
+        };
+        if s.decision_cache.get(uri, action).is_some() {
+            return Some(msg);
+        }
+        let args = call_args(&s.details(&self.name), uri, action, options);
+        let purpose = CallPurpose::Authorize {
+            conn,
+            session: s.id,
+        };
+        let procedure = procedure.to_owned();
+        s.blocked = Some(VecDeque::from([msg]));
+        self.effects.push(Effect::Call {
+            realm: self.name.clone(),
+            procedure,
+            args,
+            purpose,
+        });
+        None
+    }
+
+    /// The dynamic authorizer answered for the message at the head of the session's queue.
+    pub(super) fn handle_authorizer_result(
+        &mut self,
+        conn: ConnId,
+        session: Id,
+        outcome: InternalCallOutcome,
+    ) {
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if s.id != session {
+            return;
+        }
+        let Some(mut queue) = s.blocked.take() else {
+            return;
+        };
+        let Some(head) = queue.pop_front() else {
+            return;
+        };
+        let answer = match outcome {
+            Ok(r) => {
+                let value = r
+                    .args
+                    .and_then(|a| a.into_iter().next())
+                    .unwrap_or(Value::Null);
+                parse_result(&value)
+            }
+            Err(e) => Err(format!("the authorizer failed with {}", e.error)),
+        };
+        let decision = match answer {
+            Ok(d) => d,
+            Err(why) => {
+                warn!(session, "dynamic authorization denied: {why}");
+                Default::default()
+            }
+        };
+        if let Some((uri, action)) = uri_and_action(&head) {
+            s.decision_cache.insert(uri, action, decision);
+        }
+        s.current_decision.set(Some(decision.decision()));
+        self.on_message_authorized(conn, head);
+        if let Some(s) = self.sessions.get_mut(&conn) {
+            s.current_decision.set(None);
+        }
+        for msg in queue {
+            self.on_message(conn, msg);
+        }
+    }
+}
+
+fn request_of(msg: &Message) -> wamp_proto::Id {
+    match msg {
+        Message::Call { request, .. } => *request,
+        _ => 0,
+    }
+}
+
+fn uri_and_action(msg: &Message) -> Option<(&str, Action)> {
+    Some(match msg {
+        Message::Publish { topic, .. } => (topic, Action::Publish),
+        Message::Subscribe { topic, .. } => (topic, Action::Subscribe),
+        Message::Register { procedure, .. } => (procedure, Action::Register),
+        Message::Call { procedure, .. } => (procedure, Action::Call),
+        _ => return None,
+    })
+}
