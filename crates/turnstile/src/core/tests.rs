@@ -1305,3 +1305,360 @@ fn internal_calls_reach_callees_and_come_back() {
         uris::NO_SUCH_PROCEDURE
     );
 }
+
+/// Authentication through the realm, with a transport's `auth` configuration.
+mod authentication {
+    use super::*;
+    use crate::core::realm::{CallPurpose, Effect};
+    use turnstile_config::{AuthConfig, DynamicAuth, Secret, TicketAuth, TicketPrincipal};
+
+    fn info_with(auth: AuthConfig) -> Arc<TransportInfo> {
+        Arc::new(TransportInfo {
+            channel_type: ChannelType::Tcp,
+            framing: Framing::RawSocket,
+            serializer: Serializer::Json,
+            peer: "tcp4:127.0.0.1:2".into(),
+            http_headers: None,
+            auth: Some(Arc::new(auth)),
+        })
+    }
+
+    fn hello(h: &mut Harness, c: &mut Client, info: Arc<TransportInfo>, details: Dict) {
+        let msg = Message::Hello {
+            realm: "realm1".into(),
+            details: details.clone(),
+        };
+        let len = c.serializer.encode(&msg).unwrap().len();
+        c.log.push((true, len));
+        h.realm
+            .handle_hello(c.conn, c.peer.clone(), info, details, len, h.now);
+    }
+
+    fn ticket_details(authid: &str) -> Dict {
+        let mut d = callee_roles();
+        d.insert(
+            "authmethods".into(),
+            Value::List(vec![Value::from("ticket")]),
+        );
+        d.insert("authid".into(), Value::from(authid));
+        d
+    }
+
+    fn static_ticket() -> AuthConfig {
+        let mut principals = std::collections::BTreeMap::new();
+        principals.insert(
+            "alice".to_owned(),
+            TicketPrincipal {
+                ticket: Secret::new("s3cret"),
+                role: "anonymous".into(),
+                realm: None,
+            },
+        );
+        AuthConfig {
+            ticket: Some(TicketAuth::Static { principals }),
+            ..AuthConfig::default()
+        }
+    }
+
+    /// Static ticket: the right ticket joins with authmethod/authprovider set; a wrong one gets
+    /// ABORT authentication_failed and the connection closes; anonymous is not offered.
+    #[test]
+    fn static_ticket_accepts_the_right_ticket_only() {
+        let mut h = Harness::new(realm_config(None));
+        let mut c = h.connect(Serializer::Json);
+        hello(
+            &mut h,
+            &mut c,
+            info_with(static_ticket()),
+            ticket_details("alice"),
+        );
+        assert!(
+            matches!(h.take(&mut c).as_slice(), [Message::Challenge { authmethod, .. }] if authmethod == "ticket")
+        );
+        h.send(
+            &mut c,
+            Message::Authenticate {
+                signature: "s3cret".into(),
+                extra: Dict::new(),
+            },
+        );
+        match h.take(&mut c).as_slice() {
+            [Message::Welcome { details, .. }] => {
+                assert_eq!(details["authid"], Value::from("alice"));
+                assert_eq!(details["authmethod"], Value::from("ticket"));
+                assert_eq!(details["authprovider"], Value::from("static"));
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let mut bad = h.connect(Serializer::Json);
+        hello(
+            &mut h,
+            &mut bad,
+            info_with(static_ticket()),
+            ticket_details("alice"),
+        );
+        h.take(&mut bad);
+        h.send(
+            &mut bad,
+            Message::Authenticate {
+                signature: "wrong".into(),
+                extra: Dict::new(),
+            },
+        );
+        assert!(
+            matches!(h.take(&mut bad).as_slice(), [Message::Abort { reason, .. }] if reason == uris::AUTHENTICATION_FAILED)
+        );
+        assert!(bad.closed);
+
+        let mut anon = h.connect(Serializer::Json);
+        hello(
+            &mut h,
+            &mut anon,
+            info_with(static_ticket()),
+            callee_roles(),
+        );
+        assert!(
+            matches!(h.take(&mut anon).as_slice(), [Message::Abort { reason, .. }] if reason == uris::NO_MATCHING_AUTH_METHOD)
+        );
+    }
+
+    /// A client that never answers the CHALLENGE is dropped after the handshake timeout.
+    #[test]
+    fn stalled_handshake_is_dropped() {
+        let mut h = Harness::new(realm_config(None));
+        let mut c = h.connect(Serializer::Json);
+        hello(
+            &mut h,
+            &mut c,
+            info_with(static_ticket()),
+            ticket_details("alice"),
+        );
+        h.take(&mut c);
+        h.advance(limits::HANDSHAKE_TIMEOUT);
+        assert!(matches!(h.take(&mut c).as_slice(), [Message::Abort { .. }]));
+        assert!(c.closed);
+        assert_eq!(h.realm.session_count(), 0);
+    }
+
+    /// Runs the effects the realm asks for (calls into this same realm), as the shell would.
+    fn run_effects(
+        h: &mut Harness,
+    ) -> Vec<(
+        CallPurpose,
+        tokio::sync::oneshot::Receiver<crate::core::dealer::InternalCallOutcome>,
+    )> {
+        let mut pending = Vec::new();
+        while let Some(Effect::Call {
+            procedure,
+            args,
+            purpose,
+            ..
+        }) = h.realm.poll_effect()
+        {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            h.realm
+                .handle_internal_call(&procedure, args, None, tx, h.now);
+            pending.push((purpose, rx));
+        }
+        pending
+    }
+
+    /// Dynamic ticket authenticator: called with (realm, authid, details incl. ticket); its role
+    /// is granted with authprovider dynamic; an error refuses the session.
+    #[test]
+    fn dynamic_authenticator_decides() {
+        let mut h = Harness::new(realm_config(None));
+        let mut auth = h.connect(Serializer::Json);
+        h.join(&mut auth);
+        h.register(&mut auth, "com.example.authenticate");
+        let config = AuthConfig {
+            ticket: Some(TicketAuth::Dynamic(DynamicAuth {
+                authenticator: "com.example.authenticate".into(),
+                authenticator_realm: None,
+            })),
+            ..AuthConfig::default()
+        };
+        for (ticket, ok) in [("good", true), ("bad", false)] {
+            let mut c = h.connect(Serializer::Json);
+            hello(
+                &mut h,
+                &mut c,
+                info_with(config.clone()),
+                ticket_details("bob"),
+            );
+            h.take(&mut c);
+            h.send(
+                &mut c,
+                Message::Authenticate {
+                    signature: ticket.into(),
+                    extra: Dict::new(),
+                },
+            );
+            let mut pending = run_effects(&mut h);
+            assert_eq!(pending.len(), 1);
+            let Some(Message::Invocation {
+                request,
+                args: Some(args),
+                ..
+            }) = h.take(&mut auth).pop()
+            else {
+                panic!()
+            };
+            assert_eq!(args[0], Value::from("realm1"));
+            assert_eq!(args[1], Value::from("bob"));
+            assert_eq!(args[2].as_dict().unwrap()["ticket"], Value::from(ticket));
+            if ok {
+                h.send(
+                    &mut auth,
+                    Message::Yield {
+                        request,
+                        options: Dict::new(),
+                        args: Some(vec![Value::from("anonymous")]),
+                        kwargs: None,
+                    },
+                );
+            } else {
+                h.send(
+                    &mut auth,
+                    Message::Error {
+                        request_type: code::INVOCATION,
+                        request,
+                        details: Dict::new(),
+                        error: "com.example.denied".into(),
+                        args: None,
+                        kwargs: None,
+                    },
+                );
+            }
+            let (purpose, mut rx) = pending.remove(0);
+            let outcome = rx.try_recv().unwrap();
+            h.realm.handle_call_done(purpose, outcome, h.now);
+            match (ok, h.take(&mut c).as_slice()) {
+                (true, [Message::Welcome { details, .. }]) => {
+                    assert_eq!(details["authprovider"], Value::from("dynamic"));
+                    assert_eq!(details["authrole"], Value::from("anonymous"));
+                }
+                (false, [Message::Abort { reason, .. }]) => {
+                    assert_eq!(reason, uris::AUTHENTICATION_FAILED)
+                }
+                (_, other) => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// Dynamic authorizer: each action waits for the authorizer; later messages queue behind it
+    /// in order; a cached decision is reused without a call; a denial gives not_authorized.
+    #[test]
+    fn dynamic_authorizer_decides_and_caches() {
+        let mut config = realm_config(None);
+        config.roles.push(RoleConfig {
+            name: "guarded".into(),
+            permissions: vec![],
+            authorizer: Some("com.example.authorize".into()),
+        });
+        let mut h = Harness::new(config);
+        let mut authz = h.connect(Serializer::Json);
+        h.join(&mut authz);
+        h.register(&mut authz, "com.example.authorize");
+        let mut c = h.connect(Serializer::Json);
+        let anon = AuthConfig {
+            anonymous: Some(turnstile_config::AnonymousAuth {
+                role: "guarded".into(),
+                authid: None,
+            }),
+            ..AuthConfig::default()
+        };
+        hello(&mut h, &mut c, info_with(anon), callee_roles());
+        assert!(matches!(
+            h.take(&mut c).as_slice(),
+            [Message::Welcome { .. }]
+        ));
+        // Two publications: the second queues behind the first's decision.
+        for request in [1, 2] {
+            h.send(
+                &mut c,
+                Message::Publish {
+                    request,
+                    options: dict! {"acknowledge" => true},
+                    topic: "com.t".into(),
+                    args: None,
+                    kwargs: None,
+                },
+            );
+        }
+        assert!(h.take(&mut c).is_empty(), "waiting for the authorizer");
+        let mut pending = run_effects(&mut h);
+        assert_eq!(
+            pending.len(),
+            1,
+            "one call: the second publication waits in the queue"
+        );
+        let Some(Message::Invocation {
+            request,
+            args: Some(args),
+            ..
+        }) = h.take(&mut authz).pop()
+        else {
+            panic!()
+        };
+        assert_eq!(args[1], Value::from("com.t"));
+        assert_eq!(args[2], Value::from("publish"));
+        let answer = Value::Dict(dict! {"allow" => true, "cache" => true});
+        h.send(
+            &mut authz,
+            Message::Yield {
+                request,
+                options: Dict::new(),
+                args: Some(vec![answer]),
+                kwargs: None,
+            },
+        );
+        let (purpose, mut rx) = pending.remove(0);
+        h.realm
+            .handle_call_done(purpose, rx.try_recv().unwrap(), h.now);
+        let got = h.take(&mut c);
+        assert!(
+            matches!(
+                got.as_slice(),
+                [
+                    Message::Published { request: 1, .. },
+                    Message::Published { request: 2, .. }
+                ]
+            ),
+            "{got:?}"
+        );
+        assert!(
+            run_effects(&mut h).is_empty(),
+            "the cached decision served the second"
+        );
+        // Subscribing is another action: denied by the authorizer.
+        h.send(
+            &mut c,
+            Message::Subscribe {
+                request: 3,
+                options: Dict::new(),
+                topic: "com.t".into(),
+            },
+        );
+        let mut pending = run_effects(&mut h);
+        let Some(Message::Invocation { request, .. }) = h.take(&mut authz).pop() else {
+            panic!()
+        };
+        h.send(
+            &mut authz,
+            Message::Yield {
+                request,
+                options: Dict::new(),
+                args: Some(vec![Value::Bool(false)]),
+                kwargs: None,
+            },
+        );
+        let (purpose, mut rx) = pending.remove(0);
+        h.realm
+            .handle_call_done(purpose, rx.try_recv().unwrap(), h.now);
+        assert!(
+            matches!(h.take(&mut c).as_slice(), [Message::Error { error, .. }] if error == uris::NOT_AUTHORIZED)
+        );
+    }
+}
