@@ -50,6 +50,10 @@ SERIALIZERS = ("json", "msgpack", "cbor")
 TRANSPORTS = ("ws", "rs", "unix")
 RAWSOCKET_SERIALIZER_ID = {"json": 1, "msgpack": 2, "cbor": 3}
 
+#: after this many timed-out waits on a router that never answered any WAMP message, further
+#: waits on it fail at once
+MAX_SILENT_TIMEOUTS = 3
+
 AUTHID_RE = re.compile(r"^[A-Z0-9]{4}(-[A-Z0-9]{4}){5}$")
 MAX_ID = 2**53
 
@@ -211,6 +215,22 @@ class Router:
         self.stderr_path = self.workdir / "router.stderr"
         self.ws_port = self.rs_port = 0
         self.returncode: int | None = None
+        # fail-fast bookkeeping: a router that never answers WAMP would otherwise cost every
+        # test its full timeout
+        self.answered = False
+        self.silent_timeouts = 0
+
+    def check_responsive(self) -> None:
+        """Fail at once if this router has never answered a WAMP message and already let
+        MAX_SILENT_TIMEOUTS waits time out (it is not routing yet, or is wedged)."""
+        if not self.answered and self.silent_timeouts >= MAX_SILENT_TIMEOUTS:
+            raise AssertionError(
+                f"router has not answered a single WAMP message ({self.silent_timeouts} waits "
+                f"timed out): failing fast; stderr:\n{self.stderr_tail(15)}")
+
+    def note_timeout(self) -> None:
+        if not self.answered:
+            self.silent_timeouts += 1
 
     # -- addresses ---------------------------------------------------------------------------
     def ws_url(self, path: str = "ws") -> str:
@@ -409,14 +429,18 @@ async def connect(router: Router, transport: str = "ws", serializer: str = "json
         coro = loop.create_unix_connection(factory, router.unix_path)
     else:
         raise ValueError(transport)
+    router.check_responsive()
     tr, _proto = await within(coro, what=f"connect {transport}")
     joined, left, disconnected = futures
     try:
         await within(asyncio.wait([joined, left, disconnected], return_when=asyncio.FIRST_COMPLETED),
                      what=f"WELCOME/ABORT over {transport}/{serializer}")
     except AssertionError:
+        router.note_timeout()
         tr.abort()
         raise
+    if joined.done() or left.done():
+        router.answered = True
     if not holder:
         tr.abort()
         raise AssertionError(f"{transport}/{serializer}: transport closed before the WAMP session "
@@ -489,6 +513,21 @@ class RawConn:
     def __init__(self):
         self.sent: list[bytes] = []
         self.received: list[bytes] = []
+        self.router: Router | None = None
+
+    async def recv_payload(self, timeout: float = T) -> bytes | None:
+        """The next WAMP payload, or None once the peer closed the connection."""
+        if self.router is not None:
+            self.router.check_responsive()
+        try:
+            data = await self._recv_payload(timeout)
+        except AssertionError:
+            if self.router is not None:
+                self.router.note_timeout()
+            raise
+        if data is not None and self.router is not None:
+            self.router.answered = True
+        return data
 
     async def send_msg(self, msg) -> None:
         await self.send_payload(encode(self.serializer, msg))
@@ -524,7 +563,7 @@ class RawConn:
     async def send_payload(self, data: bytes) -> None:
         raise NotImplementedError
 
-    async def recv_payload(self, timeout: float = T) -> bytes | None:
+    async def _recv_payload(self, timeout: float) -> bytes | None:
         raise NotImplementedError
 
     async def wait_closed(self, timeout: float = T) -> bool:
@@ -535,7 +574,7 @@ class RawConn:
             if left <= 0:
                 return False
             try:
-                data = await self.recv_payload(left)
+                data = await self._recv_payload(left)
             except AssertionError:  # timeout
                 return False
             if data is None:
@@ -577,7 +616,7 @@ class RawSocketConn(RawConn):
         self.sent.append(data)
         await self.send_raw(struct.pack(">I", (frame_type << 24) | len(data)) + data)
 
-    async def recv_payload(self, timeout: float = T) -> bytes | None:
+    async def _recv_payload(self, timeout: float) -> bytes | None:
         """The next regular frame's payload; answers PINGs; None at EOF / reset."""
         while True:
             try:
@@ -626,7 +665,7 @@ class RawWebSocketConn(RawConn):
         else:
             await self.ws.send(data, text=False)
 
-    async def recv_payload(self, timeout: float = T) -> bytes | None:
+    async def _recv_payload(self, timeout: float) -> bytes | None:
         from websockets.exceptions import ConnectionClosed
 
         try:
@@ -647,9 +686,12 @@ class RawWebSocketConn(RawConn):
 
 async def open_raw(router: Router, transport: str, serializer: str) -> RawConn:
     if transport == "ws":
-        return await RawWebSocketConn.open(router.ws_url(), serializer)
-    if transport == "rs":
-        return await RawSocketConn.open(port=router.rs_port, serializer=serializer)
-    if transport == "unix":
-        return await RawSocketConn.open(path=router.unix_path, serializer=serializer)
-    raise ValueError(transport)
+        c = await RawWebSocketConn.open(router.ws_url(), serializer)
+    elif transport == "rs":
+        c = await RawSocketConn.open(port=router.rs_port, serializer=serializer)
+    elif transport == "unix":
+        c = await RawSocketConn.open(path=router.unix_path, serializer=serializer)
+    else:
+        raise ValueError(transport)
+    c.router = router
+    return c

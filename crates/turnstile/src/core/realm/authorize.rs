@@ -35,9 +35,7 @@ impl Realm {
         conn: ConnId,
         msg: Message,
     ) -> Option<Message> {
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return None;
-        };
+        let s = self.sessions.get_mut(&conn)?;
         if let Some(queue) = s.blocked.as_mut() {
             queue.push_back(msg);
             return None;
