@@ -37,6 +37,18 @@ pub struct RealmConfig {
     pub options: RealmOptions,
     /// `Some` when the realm has a `stats` section (metering on), even an empty one.
     pub stats: Option<StatsConfig>,
+    /// `store.event-history`: the topics whose events are kept for
+    /// `wamp.subscription.get_events`.
+    pub event_history: Vec<EventHistoryConfig>,
+}
+
+/// One entry of a realm's `store.event-history`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHistoryConfig {
+    pub uri: String,
+    pub match_policy: MatchPolicy,
+    /// Events kept, newest last (`limit`, default the store's `limit`, else 100).
+    pub limit: usize,
 }
 
 /// `realms[j].options`.

@@ -57,6 +57,7 @@ fn expected_example() -> NodeConfig {
             trigger_on_join: true,
             trigger_on_leave: true,
         }),
+        event_history: vec![],
     };
     let mut paths = BTreeMap::new();
     paths.insert(
@@ -515,4 +516,38 @@ fn temp_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A realm's in-memory store with its event histories (Crossbar's `store` section).
+#[test]
+fn realm_store_event_history_loads() {
+    let text = r#"{"version": 2, "workers": [{"type": "router", "realms": [{"name": "realm1",
+        "roles": [], "store": {"type": "memory", "limit": 50, "event-history": [
+            {"uri": "com.example.oncounter", "match": "exact", "limit": 10},
+            {"uri": "com.example.", "match": "prefix"}]}}], "transports": []}]}"#;
+    let config = load_str(text, Format::Json, Path::new("/x/config.json")).unwrap();
+    let h = &config.workers[0].realms[0].event_history;
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0].uri.as_str(), h[0].match_policy, h[0].limit),
+        ("com.example.oncounter", MatchPolicy::Exact, 10)
+    );
+    assert_eq!(
+        (h[1].match_policy, h[1].limit),
+        (MatchPolicy::Prefix, 50),
+        "the store's limit is the default"
+    );
+    let bad = text.replace("\"memory\"", "\"cfxdb\"");
+    let err = load_str(&bad, Format::Json, Path::new("/x/config.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("workers[0].realms[0].store.type") && err.contains("not supported yet"),
+        "{err}"
+    );
+    let bad = text.replace("\"limit\": 10", "\"limit\": 0");
+    let err = load_str(&bad, Format::Json, Path::new("/x/config.json"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("event-history[0].limit"), "{err}");
 }

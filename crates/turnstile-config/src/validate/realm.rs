@@ -7,19 +7,14 @@ use wamp_proto::{MatchPolicy, UriRules};
 use super::Ctx;
 use crate::cursor::{Keys, Node, VResult};
 use crate::model::{
-    Allow, Disclose, Permission, RealmConfig, RealmOptions, RoleConfig, StatsConfig,
+    Allow, Disclose, EventHistoryConfig, Permission, RealmConfig, RealmOptions, RoleConfig,
+    StatsConfig,
 };
 
 const REALM: Keys = Keys {
     what: "a realm",
-    allowed: &["name", "roles", "options", "stats"],
-    unsupported: &[
-        (
-            "store",
-            "realm event stores (event history) are not supported yet",
-        ),
-        ("rlinks", "router-to-router links are not supported yet"),
-    ],
+    allowed: &["name", "roles", "options", "stats", "store"],
+    unsupported: &[("rlinks", "router-to-router links are not supported yet")],
 };
 
 const REALM_OPTIONS: Keys = Keys {
@@ -58,6 +53,23 @@ const DISCLOSE: Keys = Keys {
     allowed: &["caller", "publisher"],
     unsupported: &[],
 };
+
+const STORE: Keys = Keys {
+    what: "a realm store",
+    allowed: &["type", "limit", "event-history"],
+    unsupported: &[],
+};
+
+const EVENT_HISTORY: Keys = Keys {
+    what: "an event history",
+    allowed: &["uri", "match", "limit"],
+    unsupported: &[],
+};
+
+/// Events kept per history when neither it nor the store gives a `limit`.
+const DEFAULT_HISTORY_LIMIT: u64 = 100;
+/// The most events one history may keep (they are held in memory).
+const MAX_HISTORY_LIMIT: u64 = 100_000;
 
 const STATS: Keys = Keys {
     what: "session statistics settings",
@@ -109,12 +121,64 @@ pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
     })?;
 
     let stats = obj.opt("stats", None, |n| stats(n).map(Some))?;
+    let event_history = obj.opt("store", Vec::new(), |n| store(n, options.uri_check))?;
 
     Ok(RealmConfig {
         name: name.to_owned(),
         roles,
         options,
         stats,
+        event_history,
+    })
+}
+
+/// `store`: an in-memory store with its event histories (Crossbar's `memory` store type).
+fn store(node: &Node, rules: UriRules) -> VResult<Vec<EventHistoryConfig>> {
+    let obj = node.object(&STORE)?;
+    let kind = obj.required("type", "the store type, \"memory\"")?;
+    match kind.str("the store type")? {
+        "memory" => {}
+        "cfxdb" => {
+            return Err(
+                kind.unsupported("persistent (cfxdb) stores are not supported yet; use \"memory\"")
+            )
+        }
+        _ => return Err(kind.invalid("\"memory\"")),
+    }
+    let limit_rule = format!("an integer between 1 and {MAX_HISTORY_LIMIT} (events kept)");
+    let default_limit = obj.opt("limit", DEFAULT_HISTORY_LIMIT, |n| {
+        n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule)
+    })?;
+    obj.opt("event-history", Vec::new(), |n| {
+        n.list("event histories")?
+            .iter()
+            .map(|item| {
+                let h = item.object(&EVENT_HISTORY)?;
+                let uri_node =
+                    h.required("uri", "the topic or topic pattern whose events are kept")?;
+                let uri = uri_node.str("a URI or URI pattern")?.to_owned();
+                let match_policy = h.opt("match", MatchPolicy::Exact, |n| {
+                    Ok(
+                        MatchPolicy::parse(n.choice(&["exact", "prefix", "wildcard"])?)
+                            .expect("listed"),
+                    )
+                })?;
+                if !is_valid_uri(&uri, rules, match_policy != MatchPolicy::Exact) {
+                    return Err(uri_node.invalid(format!(
+                        "a valid URI for {} matching",
+                        match_policy.as_str()
+                    )));
+                }
+                let limit = h.opt("limit", default_limit, |n| {
+                    n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule)
+                })?;
+                Ok(EventHistoryConfig {
+                    uri,
+                    match_policy,
+                    limit: limit as usize,
+                })
+            })
+            .collect()
     })
 }
 

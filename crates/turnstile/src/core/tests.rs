@@ -76,6 +76,7 @@ fn realm_config(stats: Option<StatsConfig>) -> RealmConfig {
         roles: vec![allow_all_role("anonymous")],
         options: RealmOptions::default(),
         stats,
+        event_history: vec![],
     }
 }
 
@@ -1661,4 +1662,51 @@ mod authentication {
             matches!(h.take(&mut c).as_slice(), [Message::Error { error, .. }] if error == uris::NOT_AUTHORIZED)
         );
     }
+}
+
+/// Event history: configured topics keep their last `limit` events, newest first from
+/// `wamp.subscription.get_events`.
+#[test]
+fn event_history_keeps_the_last_events() {
+    let mut config = realm_config(None);
+    config.event_history = vec![turnstile_config::EventHistoryConfig {
+        uri: "com.hist".into(),
+        match_policy: MatchPolicy::Exact,
+        limit: 3,
+    }];
+    let mut h = Harness::new(config);
+    let mut c = h.connect(Serializer::Json);
+    h.join(&mut c);
+    let sub = h.subscribe(&mut c, "com.hist");
+    for i in 0..5 {
+        h.send(
+            &mut c,
+            Message::Publish {
+                request: i + 1,
+                options: Dict::new(),
+                topic: "com.hist".into(),
+                args: Some(vec![Value::from(i)]),
+                kwargs: None,
+            },
+        );
+    }
+    h.send(
+        &mut c,
+        Message::Call {
+            request: 9,
+            options: Dict::new(),
+            procedure: "wamp.subscription.get_events".into(),
+            args: Some(vec![Value::from(sub)]),
+            kwargs: Some(dict! {"limit" => 2}),
+        },
+    );
+    let Some(Message::Result { args: Some(r), .. }) = h.take(&mut c).pop() else {
+        panic!()
+    };
+    let events = r[0].as_list().unwrap();
+    let firsts: Vec<Value> = events
+        .iter()
+        .map(|e| e.as_dict().unwrap()["args"].as_list().unwrap()[0].clone())
+        .collect();
+    assert_eq!(firsts, vec![Value::from(4), Value::from(3)]);
 }

@@ -152,6 +152,17 @@ impl Realm {
             "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
             "dealer" => Value::Dict(dict! {"features" => Value::Dict(dealer_features(&config.options))}),
         });
+        let mut broker = Broker::default();
+        broker.histories = config
+            .event_history
+            .iter()
+            .map(|h| crate::core::broker::History {
+                uri: h.uri.clone(),
+                policy: h.match_policy,
+                limit: h.limit,
+                events: Default::default(),
+            })
+            .collect();
         Self {
             authorizer: Authorizer::new(&config.roles),
             name: config.name,
@@ -161,7 +172,7 @@ impl Realm {
             now,
             sessions: HashMap::new(),
             by_session_id: HashMap::new(),
-            broker: Broker::default(),
+            broker,
             dealer: Dealer::default(),
             timers: TimerTable::default(),
             service_id: random_id(),
