@@ -227,6 +227,15 @@ impl<'a> Reader<'a> {
             _ => u32::from_be_bytes(self.be()?) as usize,
         })
     }
+    /// After a 0xd4 (fixext 1): whether it holds JavaScript's `undefined` (type 0, data 0);
+    /// consumes those two bytes if so.
+    fn peek_undefined(&mut self) -> bool {
+        let is = self.buf.get(self.pos..self.pos + 2) == Some(&[0x00, 0x00][..]);
+        if is {
+            self.pos += 2;
+        }
+        is
+    }
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -305,6 +314,9 @@ impl<'a> Reader<'a> {
                 return self.map(len, depth);
             }
             0xe0..=0xff => Value::Int(b as i8 as i64),
+            // JavaScript's `undefined` as msgpackr and msgpack5 write it (fixext 1, type 0,
+            // data 0): wampy sends it for unset options. Read as null, i.e. absent.
+            0xd4 if self.peek_undefined() => Value::Null,
             0xc7..=0xc9 | 0xd4..=0xd8 => {
                 return Err(DecodeError::syntax(
                     NAME,
@@ -326,4 +338,26 @@ pub(crate) fn non_string_key(key: &Value) -> DecodeError {
         "dict keys must be strings, found a {} key",
         key.type_name()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Message, Serializer, Value};
+
+    #[test]
+    fn javascript_undefined_reads_as_null() {
+        // [32, 1, {"match": undefined}, "a"] as wampy's MessagePack serializer writes it.
+        let bytes = [
+            0x94, 0x20, 0x01, 0x81, 0xa5, b'm', b'a', b't', b'c', b'h', 0xd4, 0x00, 0x00, 0xa1,
+            b'a',
+        ];
+        match Serializer::MsgPack.decode(&bytes).unwrap() {
+            Message::Subscribe { options, .. } => assert_eq!(options["match"], Value::Null),
+            other => panic!("{other:?}"),
+        }
+        // Any other extension is still refused.
+        let mut other = bytes;
+        other[11] = 0x05;
+        assert!(Serializer::MsgPack.decode(&other).is_err());
+    }
 }

@@ -685,13 +685,18 @@ class RawWebSocketConn(RawConn):
 
 
 async def open_raw(router: Router, transport: str, serializer: str) -> RawConn:
-    if transport == "ws":
-        c = await RawWebSocketConn.open(router.ws_url(), serializer)
-    elif transport == "rs":
-        c = await RawSocketConn.open(port=router.rs_port, serializer=serializer)
-    elif transport == "unix":
-        c = await RawSocketConn.open(path=router.unix_path, serializer=serializer)
-    else:
-        raise ValueError(transport)
+    router.check_responsive()
+    try:
+        if transport == "ws":
+            c = await RawWebSocketConn.open(router.ws_url(), serializer)
+        elif transport == "rs":
+            c = await RawSocketConn.open(port=router.rs_port, serializer=serializer)
+        elif transport == "unix":
+            c = await RawSocketConn.open(path=router.unix_path, serializer=serializer)
+        else:
+            raise ValueError(transport)
+    except (AssertionError, asyncio.TimeoutError, TimeoutError):
+        router.note_timeout()
+        raise
     c.router = router
     return c
