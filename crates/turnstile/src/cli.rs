@@ -238,9 +238,12 @@ fn init_logging(level: &str) {
         Some(Err(e)) => (EnvFilter::new(level), Some(e)),
         None => (EnvFilter::new(level), None),
     };
+    // Colours only on a terminal: logs written to files and journals stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
     if let Some(e) = bad_env {
         warn!("ignoring RUST_LOG: {e}");
