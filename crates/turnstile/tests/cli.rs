@@ -1,40 +1,20 @@
 //! The `turnstile` binary: `version`, `init`, `check`, configuration errors (exit 2), and a
 //! `start` on a Unix socket that stops gracefully on SIGTERM (exit 0).
 
+// This file uses only `TempDir` of the shared harness.
+#[allow(dead_code)]
+mod common;
+
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use common::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_turnstile");
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "turnstile-cli-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// The name of this file's temporary directories.
+const DIR_PREFIX: &str = "turnstile-cli-test";
 
 fn turnstile(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -62,7 +42,7 @@ fn version_prints_name_and_version() {
 
 #[test]
 fn init_writes_the_default_config_once_and_check_accepts_it() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let cbdir = dir.path().join(".crossbar");
     let cbdir_s = cbdir.to_str().unwrap();
 
@@ -94,7 +74,7 @@ fn init_writes_the_default_config_once_and_check_accepts_it() {
 
 #[test]
 fn config_errors_exit_with_code_2() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let bad = dir.path().join("bad.json");
     std::fs::write(
         &bad,
@@ -125,7 +105,7 @@ fn config_errors_exit_with_code_2() {
 
 #[test]
 fn start_serves_until_sigterm_then_exits_cleanly() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,

@@ -6,22 +6,19 @@
 //! What a monitor receives counts in the monitor's own session, never in the measured one, so
 //! the measured client's own log is the exact expectation for the measured session's events.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use turnstile::server::Server;
-use turnstile::transport::LocalAddr;
 use turnstile_client::{
     dict, Dict, Direction, Error, Id, List, Message, Record, Serializer, Session, Traffic, Value,
 };
-use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
 use wamp_proto::message::code;
+
+use common::{realm1, Router, TempDir};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -37,33 +34,6 @@ const SESSION_TOPICS: [&str; 3] = [ON_JOIN, ON_STATS, ON_LEAVE];
 // =============================================================================================
 // Harness: a router in process
 
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "turnstile-metering-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The three ways to reach the router.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Via {
@@ -74,34 +44,16 @@ enum Via {
 
 const ALL_VIA: [Via; 3] = [Via::WebSocket, Via::RawTcp, Via::RawUnix];
 
-/// A router running in the background: realm `realm1` (anonymous may do everything) with the
-/// given `stats` section (none: no metering), a WebSocket on `/ws`, RawSocket on TCP and on a
-/// Unix socket, all three serializers everywhere.
-struct Router {
-    addrs: Vec<LocalAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: TempDir,
-}
-
-fn node_config(stats: Option<Json>, dir: &Path) -> NodeConfig {
-    let mut realm = json!({
-        "name": "realm1",
-        "roles": [{
-            "name": "anonymous",
-            "permissions": [{
-                "uri": "", "match": "prefix",
-                "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
-                "disclose": {"caller": false, "publisher": false},
-                "cache": true
-            }]
-        }]
-    });
+/// The node configuration of this file's routers: realm `realm1` (anonymous may do
+/// everything) with the given `stats` section (none: no metering), a WebSocket on `/ws`,
+/// RawSocket on TCP and on a Unix socket, all three serializers everywhere.
+fn node(stats: Option<Json>) -> Json {
+    let mut realm = realm1();
     if let Some(stats) = stats {
         realm["stats"] = stats;
     }
     let all = ["json", "msgpack", "cbor"];
-    let node = json!({
+    json!({
         "version": 2,
         "workers": [{
             "type": "router",
@@ -116,75 +68,21 @@ fn node_config(stats: Option<Json>, dir: &Path) -> NodeConfig {
                 {"type": "rawsocket", "endpoint": {"type": "unix", "path": "router.sock"}, "serializers": all}
             ]
         }]
-    });
-    let text = serde_json::to_string_pretty(&node).unwrap();
-    let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
-        .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    for transport in &mut config.workers[0].transports {
-        let endpoint = match transport {
-            TransportConfig::WebSocket { endpoint, .. }
-            | TransportConfig::Web { endpoint, .. }
-            | TransportConfig::RawSocket { endpoint, .. } => endpoint,
-        };
-        if let Endpoint::Tcp {
-            port, interface, ..
-        } = endpoint
-        {
-            *port = 0;
-            *interface = Some("127.0.0.1".into());
-        }
-    }
-    config
+    })
 }
 
+/// How this file starts the shared [`Router`] and reaches it.
 impl Router {
+    /// Starts a router on [`node`]`(stats)` in a fresh directory.
     async fn start(stats: Option<Json>) -> Router {
-        let dir = TempDir::new();
-        let server = Server::bind(node_config(stats, dir.path()))
-            .await
-            .expect("bind");
-        let addrs = server.local_addrs();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
-        Router {
-            addrs,
-            stop: Some(tx),
-            task: Some(task),
-            _dir: dir,
-        }
+        Router::start_in(node(stats), TempDir::new("turnstile-metering")).await
     }
 
     fn url(&self, via: Via) -> String {
         match via {
-            Via::WebSocket => format!("ws://{}/ws", self.addrs[0].tcp().unwrap()),
-            Via::RawTcp => format!("rs://{}", self.addrs[1].tcp().unwrap()),
+            Via::WebSocket => format!("ws://{}/ws", self.tcp(0)),
+            Via::RawTcp => format!("rs://{}", self.tcp(1)),
             Via::RawUnix => format!("unix://{}", self.addrs[2].unix().unwrap().display()),
-        }
-    }
-
-    /// Starts the router's shutdown; [`Router::stopped`] waits for its end.
-    fn begin_shutdown(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-    }
-
-    async fn stopped(&mut self) {
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(WAIT + WAIT, task)
-            .await
-            .expect("router stops in time")
-            .unwrap()
-            .unwrap();
-    }
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
         }
     }
 }
@@ -388,6 +286,32 @@ impl Monitor {
             .filter(|m| m.topic == ON_STATS && m.session() == Some(session))
             .map(parse_stats)
             .collect()
+    }
+
+    /// §3.4: the last two events about `session` are its final snapshot and its `on_leave`.
+    fn assert_final_snapshot_then_leave(&self, session: Id, ctx: &str) {
+        let events = self.of(session);
+        let n = events.len();
+        assert_eq!(events[n - 1].topic, ON_LEAVE);
+        assert!(
+            parse_stats(events[n - 2]).last,
+            "{ctx}: final snapshot right before on_leave"
+        );
+    }
+
+    /// Calls `wamp.session.kill` on `session`; returns the RESULT's arguments.
+    async fn kill(&mut self, session: Id) -> List {
+        let result = self
+            .s
+            .call(
+                "wamp.session.kill",
+                Some(vec![session.into()]),
+                None,
+                Dict::new(),
+            )
+            .await
+            .unwrap();
+        result.args
     }
 }
 
@@ -1011,13 +935,7 @@ async fn connection_loss_final_snapshot() {
             let stats = monitor.stats_of(id);
             assert_chain(&stats, id, ser, true, &ctx);
             assert_totals(&stats, &traffic, 16, &ctx);
-            let events = monitor.of(id);
-            let n = events.len();
-            assert_eq!(events[n - 1].topic, ON_LEAVE);
-            assert!(
-                parse_stats(events[n - 2]).last,
-                "{ctx}: final snapshot right before on_leave"
-            );
+            monitor.assert_final_snapshot_then_leave(id, &ctx);
         }
     }
 }
@@ -1038,17 +956,7 @@ async fn kill_final_snapshot() {
         let ctx = format!("{via:?}");
         let (mut c, id) = client(&router, via, Serializer::Cbor).await;
         workload(&mut c, &mut helper).await;
-        let result = monitor
-            .s
-            .call(
-                "wamp.session.kill",
-                Some(vec![id.into()]),
-                None,
-                Dict::new(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(result.args, vec![Value::Null]);
+        assert_eq!(monitor.kill(id).await, vec![Value::Null]);
         let (reason, _) = c.wait_goodbye().await.unwrap();
         assert_eq!(reason, "wamp.close.killed");
         c.answer_goodbye().await.unwrap();
@@ -1067,13 +975,7 @@ async fn kill_final_snapshot() {
                 (Direction::Sent, code::GOODBYE)
             ]
         );
-        let events = monitor.of(id);
-        let n = events.len();
-        assert_eq!(events[n - 1].topic, ON_LEAVE);
-        assert!(
-            parse_stats(events[n - 2]).last,
-            "{ctx}: final snapshot right before on_leave"
-        );
+        monitor.assert_final_snapshot_then_leave(id, &ctx);
         // The connection can carry a new session after the kill.
         let again = c.join("realm1").await.unwrap().session;
         assert_ne!(again, id);
@@ -1138,7 +1040,7 @@ async fn shutdown_final_snapshot() {
         }
     }
     let _ = monitor.s.answer_goodbye().await;
-    router.stopped().await;
+    router.stopped(WAIT + WAIT).await;
     let topics: Vec<_> = monitor.of(id).iter().map(|m| m.topic).collect();
     assert_eq!(
         goodbye.as_deref(),
@@ -1297,16 +1199,7 @@ async fn self_subscribed_session_gets_nothing_after_router_goodbye() {
     c.s.call("com.none", None, None, Dict::new())
         .await
         .unwrap_err();
-    monitor
-        .s
-        .call(
-            "wamp.session.kill",
-            Some(vec![id.into()]),
-            None,
-            Dict::new(),
-        )
-        .await
-        .unwrap();
+    monitor.kill(id).await;
     // Read until the GOODBYE, keep what follows it before answering.
     let deadline = Instant::now() + WAIT;
     loop {

@@ -3,81 +3,32 @@
 //! Unix sockets, bind errors, and the first WAMP exchange (ABORT before a session, WELCOME,
 //! GOODBYE at shutdown).
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
-use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
+use turnstile_config::{Endpoint, TransportConfig};
+
+use common::{load_config, realm1, Router, TempDir};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The name of this file's temporary directories.
+const DIR_PREFIX: &str = "turnstile-test";
+
 // ---------------------------------------------------------------------------------------------
 // Harness
-
-/// A directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "turnstile-test-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let dir = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Validates a JSON configuration (as if it were `dir/config.json`) and moves every TCP
-/// endpoint to 127.0.0.1 port 0, so tests never use fixed ports.
-fn config(json: &Value, dir: &Path) -> NodeConfig {
-    let text = serde_json::to_string_pretty(json).unwrap();
-    let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
-        .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    for worker in &mut config.workers {
-        for transport in &mut worker.transports {
-            let endpoint = match transport {
-                TransportConfig::WebSocket { endpoint, .. }
-                | TransportConfig::Web { endpoint, .. }
-                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
-            };
-            if let Endpoint::Tcp {
-                port, interface, ..
-            } = endpoint
-            {
-                *port = 0;
-                *interface = Some("127.0.0.1".into());
-            }
-        }
-    }
-    config
-}
 
 /// A node config with realm `realm1` (anonymous may do everything) and `transports`.
 fn node(transports: Value) -> Value {
@@ -85,18 +36,7 @@ fn node(transports: Value) -> Value {
         "version": 2,
         "workers": [{
             "type": "router",
-            "realms": [{
-                "name": "realm1",
-                "roles": [{
-                    "name": "anonymous",
-                    "permissions": [{
-                        "uri": "", "match": "prefix",
-                        "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
-                        "disclose": {"caller": false, "publisher": false},
-                        "cache": true
-                    }]
-                }]
-            }],
+            "realms": [realm1()],
             "transports": transports
         }]
     })
@@ -115,6 +55,11 @@ fn rawsocket(port: u16, serializers: &[&str], max_message_size: usize) -> Value 
     })
 }
 
+/// A router with one RawSocket/TCP transport.
+async fn rawsocket_router(serializers: &[&str], max_message_size: usize) -> Router {
+    Router::start(node(json!([rawsocket(1, serializers, max_message_size)]))).await
+}
+
 fn ws_path(serializers: &[&str], max_message_size: usize) -> Value {
     json!({
         "type": "websocket",
@@ -123,49 +68,17 @@ fn ws_path(serializers: &[&str], max_message_size: usize) -> Value {
     })
 }
 
-/// A server running in the background.
-struct Running {
-    addrs: Vec<LocalAddr>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
-    _dir: TempDir,
-}
-
-impl Running {
-    async fn start(json: Value) -> Running {
-        let dir = TempDir::new();
-        Running::start_in(json, dir).await
+/// How this file starts and stops the shared [`Router`].
+impl Router {
+    /// Starts a router for `json` in a fresh directory.
+    async fn start(json: Value) -> Router {
+        Router::start_in(json, TempDir::new(DIR_PREFIX)).await
     }
 
-    async fn start_in(json: Value, dir: TempDir) -> Running {
-        let server = Server::bind(config(&json, dir.path())).await.expect("bind");
-        let addrs = server.local_addrs();
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async move {
-            let _ = rx.await;
-        }));
-        Running {
-            addrs,
-            stop: Some(tx),
-            task,
-            _dir: dir,
-        }
-    }
-
-    /// The TCP address of transport `i` of worker 0.
-    fn tcp(&self, i: usize) -> std::net::SocketAddr {
-        self.addrs[i].tcp().expect("a TCP transport")
-    }
-
-    /// Shuts the server down and checks that it stops in time and cleanly.
+    /// Shuts the router down and checks that it stops in time and cleanly.
     async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        let task = &mut self.task;
-        tokio::time::timeout(WAIT, task)
-            .await
-            .expect("server stops in time")
-            .unwrap()
-            .unwrap();
+        self.begin_shutdown();
+        self.stopped(WAIT).await;
     }
 }
 
@@ -195,6 +108,13 @@ async fn read_to_eof<R: AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
 async fn rs_handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, serializer: u8) -> [u8; 4] {
     s.write_all(&[0x7F, 0xF0 | serializer, 0, 0]).await.unwrap();
     read_exact_timeout(s, 4).await.try_into().unwrap()
+}
+
+/// Connects to `addr` and does the handshake for JSON (the reply is not checked).
+async fn rs_connect_json(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    rs_handshake(&mut s, 1).await;
+    s
 }
 
 async fn rs_send<S: AsyncWrite + Unpin>(s: &mut S, kind: u8, payload: &[u8]) {
@@ -229,7 +149,7 @@ fn assert_abort(msg: &Value, reason: &str) {
 
 #[tokio::test]
 async fn rawsocket_handshake_echoes_serializer_and_max_length() {
-    let server = Running::start(node(json!([rawsocket(1, &["json", "msgpack"], 65536)]))).await;
+    let server = rawsocket_router(&["json", "msgpack"], 65536).await;
     let addr = server.tcp(0);
 
     // 65536 = 2^(9+7): our length nibble is 7.
@@ -239,7 +159,7 @@ async fn rawsocket_handshake_echoes_serializer_and_max_length() {
     assert_eq!(rs_handshake(&mut s, 1).await, [0x7F, 0x71, 0, 0]);
 
     // A max length that is not a power of two rounds down: 100000 -> 65536.
-    let server2 = Running::start(node(json!([rawsocket(1, &["json"], 100_000)]))).await;
+    let server2 = rawsocket_router(&["json"], 100_000).await;
     let mut s2 = TcpStream::connect(server2.tcp(0)).await.unwrap();
     assert_eq!(rs_handshake(&mut s2, 1).await, [0x7F, 0x71, 0, 0]);
 
@@ -250,7 +170,7 @@ async fn rawsocket_handshake_echoes_serializer_and_max_length() {
 
 #[tokio::test]
 async fn rawsocket_refuses_unsupported_serializer() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let server = rawsocket_router(&["json"], 65536).await;
     for serializer in [2u8, 3, 5, 0] {
         let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
         assert_eq!(
@@ -268,7 +188,7 @@ async fn rawsocket_refuses_unsupported_serializer() {
 
 #[tokio::test]
 async fn rawsocket_refuses_reserved_bits_and_bad_magic() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let server = rawsocket_router(&["json"], 65536).await;
     let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
     s.write_all(&[0x7F, 0xF1, 0x00, 0x01]).await.unwrap();
     assert_eq!(read_exact_timeout(&mut s, 4).await, [0x7F, 0x30, 0, 0]);
@@ -283,9 +203,8 @@ async fn rawsocket_refuses_reserved_bits_and_bad_magic() {
 
 #[tokio::test]
 async fn rawsocket_ping_gets_pong_with_same_payload() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
-    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-    rs_handshake(&mut s, 1).await;
+    let server = rawsocket_router(&["json"], 65536).await;
+    let mut s = rs_connect_json(server.tcp(0)).await;
     rs_send(&mut s, 1, b"are you there?").await;
     assert_eq!(rs_recv(&mut s).await, (2, b"are you there?".to_vec()));
     rs_send(&mut s, 1, b"").await;
@@ -299,9 +218,8 @@ async fn rawsocket_ping_gets_pong_with_same_payload() {
 
 #[tokio::test]
 async fn rawsocket_oversized_frame_fails_the_connection() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 1024)]))).await;
-    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-    rs_handshake(&mut s, 1).await;
+    let server = rawsocket_router(&["json"], 1024).await;
+    let mut s = rs_connect_json(server.tcp(0)).await;
     // Announce 4096 bytes but send only a few: the router must not wait for the rest.
     s.write_all(&[0, 0, 0x10, 0x00]).await.unwrap();
     s.write_all(b"[1,\"realm1\"").await.unwrap();
@@ -319,9 +237,8 @@ async fn rawsocket_oversized_frame_fails_the_connection() {
 
 #[tokio::test]
 async fn rawsocket_hello_for_unknown_realm_gets_no_such_realm() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
-    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-    rs_handshake(&mut s, 1).await;
+    let server = rawsocket_router(&["json"], 65536).await;
+    let mut s = rs_connect_json(server.tcp(0)).await;
     rs_send(&mut s, 0, br#"[1,"no.such.realm",{"roles":{"caller":{}}}]"#).await;
     assert_abort(&rs_recv_json(&mut s).await, "wamp.error.no_such_realm");
     assert!(read_to_eof(&mut s).await.is_empty());
@@ -330,20 +247,18 @@ async fn rawsocket_hello_for_unknown_realm_gets_no_such_realm() {
 
 #[tokio::test]
 async fn rawsocket_garbage_before_hello_is_a_protocol_violation() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
+    let server = rawsocket_router(&["json"], 65536).await;
     for garbage in [
         &b"this is not JSON"[..],
         br#"[32,1,{},"com.example.topic"]"#,
     ] {
-        let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-        rs_handshake(&mut s, 1).await;
+        let mut s = rs_connect_json(server.tcp(0)).await;
         rs_send(&mut s, 0, garbage).await;
         assert_abort(&rs_recv_json(&mut s).await, "wamp.error.protocol_violation");
         assert!(read_to_eof(&mut s).await.is_empty());
     }
     // Bad framing: reserved bits in a frame header.
-    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-    rs_handshake(&mut s, 1).await;
+    let mut s = rs_connect_json(server.tcp(0)).await;
     s.write_all(&[0x80, 0, 0, 2, b'[', b']']).await.unwrap();
     let rest = read_to_eof(&mut s).await;
     let abort: Value = serde_json::from_slice(&rest[4..]).unwrap();
@@ -353,9 +268,8 @@ async fn rawsocket_garbage_before_hello_is_a_protocol_violation() {
 
 #[tokio::test]
 async fn rawsocket_hello_gets_welcome() {
-    let server = Running::start(node(json!([rawsocket(1, &["json"], 65536)]))).await;
-    let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
-    rs_handshake(&mut s, 1).await;
+    let server = rawsocket_router(&["json"], 65536).await;
+    let mut s = rs_connect_json(server.tcp(0)).await;
     rs_send(&mut s, 0, br#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     let welcome = rs_recv_json(&mut s).await;
     assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
@@ -365,7 +279,7 @@ async fn rawsocket_hello_gets_welcome() {
 
 #[tokio::test]
 async fn rawsocket_over_unix_socket_replaces_stale_file_and_cleans_up() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let sock = dir.path().join("rs.sock");
     // A socket file left by a process that is gone.
     drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
@@ -376,7 +290,7 @@ async fn rawsocket_over_unix_socket_replaces_stale_file_and_cleans_up() {
         "serializers": ["json"],
         "max_message_size": 65536
     }]);
-    let server = Running::start_in(node(transports), dir).await;
+    let mut server = Router::start_in(node(transports), dir).await;
     assert_eq!(server.addrs[0], LocalAddr::Unix(sock.clone()));
     let mut s = tokio::net::UnixStream::connect(&sock).await.unwrap();
     assert_eq!(rs_handshake(&mut s, 1).await, [0x7F, 0x71, 0, 0]);
@@ -384,33 +298,22 @@ async fn rawsocket_over_unix_socket_replaces_stale_file_and_cleans_up() {
     assert_eq!(rs_recv(&mut s).await, (2, b"ping".to_vec()));
     drop(s);
     // The TempDir is still held by the server handle, so the file's absence is the server's work.
-    let path = sock.clone();
-    let Running {
-        addrs: _,
-        stop,
-        task,
-        _dir,
-    } = server;
-    let _ = stop.unwrap().send(());
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(!path.exists(), "socket file removed at shutdown");
-    drop(_dir);
+    server.begin_shutdown();
+    server.stopped(WAIT).await;
+    assert!(!sock.exists(), "socket file removed at shutdown");
+    drop(server);
 }
 
 #[tokio::test]
 async fn unix_socket_that_is_not_a_socket_is_refused() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     std::fs::write(dir.path().join("rs.sock"), b"precious").unwrap();
     let transports = json!([{
         "type": "rawsocket",
         "endpoint": {"type": "unix", "path": "rs.sock"},
         "serializers": ["json"]
     }]);
-    let err = Server::bind(config(&node(transports), dir.path()))
+    let err = Server::bind(load_config(&node(transports), dir.path()))
         .await
         .unwrap_err()
         .to_string();
@@ -426,14 +329,14 @@ async fn unix_socket_that_is_not_a_socket_is_refused() {
 
 #[tokio::test]
 async fn port_in_use_names_the_transport_and_address() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let json = node(json!([
         rawsocket(1, &["json"], 65536),
         rawsocket(2, &["json"], 65536),
     ]));
-    let mut config = config(&json, dir.path());
+    let mut config = load_config(&json, dir.path());
     if let TransportConfig::RawSocket {
         endpoint: Endpoint::Tcp { port: p, .. },
         ..
@@ -526,6 +429,11 @@ async fn ws_connect(url: &str, protocols: &str) -> (Ws, Option<String>) {
     (ws, chosen)
 }
 
+/// Sends `text` in a text frame.
+async fn ws_send_text(ws: &mut Ws, text: &str) {
+    ws.send(WsMessage::text(text)).await.unwrap();
+}
+
 /// The next data message as JSON (text frames only: the JSON serializer uses them).
 async fn ws_recv_json(ws: &mut Ws) -> Value {
     loop {
@@ -561,13 +469,18 @@ fn web(port: u16, paths: Value) -> Value {
     json!({"type": "web", "endpoint": tcp(port), "paths": paths})
 }
 
+/// A router with one `web` transport whose path `/ws` is a WebSocket service.
+async fn ws_router(serializers: &[&str], max_message_size: usize) -> Router {
+    Router::start(node(json!([web(
+        1,
+        json!({"ws": ws_path(serializers, max_message_size)})
+    )])))
+    .await
+}
+
 #[tokio::test]
 async fn websocket_without_wamp_subprotocol_is_refused_with_explanation() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json", "msgpack"], 65536)})
-    )])))
-    .await;
+    let server = ws_router(&["json", "msgpack"], 65536).await;
     let addr = server.tcp(0);
 
     let (status, _, body) = http(addr, "/ws", &UPGRADE).await;
@@ -596,11 +509,7 @@ async fn websocket_without_wamp_subprotocol_is_refused_with_explanation() {
 
 #[tokio::test]
 async fn websocket_chooses_the_clients_first_supported_subprotocol() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json", "msgpack"], 65536)})
-    )])))
-    .await;
+    let server = ws_router(&["json", "msgpack"], 65536).await;
     let url = format!("ws://{}/ws", server.tcp(0));
 
     let (_ws, chosen) = ws_connect(&url, "wamp.2.json").await;
@@ -613,19 +522,11 @@ async fn websocket_chooses_the_clients_first_supported_subprotocol() {
 
 #[tokio::test]
 async fn websocket_first_messages_get_abort_or_welcome() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json"], 65536)})
-    )])))
-    .await;
+    let server = ws_router(&["json"], 65536).await;
     let url = format!("ws://{}/ws", server.tcp(0));
 
     let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
-    ws.send(WsMessage::text(
-        r#"[1,"no.such.realm",{"roles":{"caller":{}}}]"#,
-    ))
-    .await
-    .unwrap();
+    ws_send_text(&mut ws, r#"[1,"no.such.realm",{"roles":{"caller":{}}}]"#).await;
     assert_abort(&ws_recv_json(&mut ws).await, "wamp.error.no_such_realm");
     ws_recv_close(&mut ws).await;
 
@@ -641,9 +542,7 @@ async fn websocket_first_messages_get_abort_or_welcome() {
     ws_recv_close(&mut ws).await;
 
     let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
-    ws.send(WsMessage::text(r#"[1,"realm1",{"roles":{"caller":{}}}]"#))
-        .await
-        .unwrap();
+    ws_send_text(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     let welcome = ws_recv_json(&mut ws).await;
     assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
     drop(ws);
@@ -652,15 +551,11 @@ async fn websocket_first_messages_get_abort_or_welcome() {
 
 #[tokio::test]
 async fn websocket_oversized_message_closes_with_1009() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json"], 1024)})
-    )])))
-    .await;
+    let server = ws_router(&["json"], 1024).await;
     let url = format!("ws://{}/ws", server.tcp(0));
     let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
     let big = format!(r#"[1,"realm1",{{"x":"{}"}}]"#, "a".repeat(4000));
-    ws.send(WsMessage::text(big)).await.unwrap();
+    ws_send_text(&mut ws, &big).await;
     // An ABORT may come first; then the close frame with 1009 naming the limit.
     let (code, reason) = ws_recv_close(&mut ws).await;
     assert_eq!(code, CloseCode::Size);
@@ -675,7 +570,7 @@ async fn websocket_auto_ping_keeps_live_peers_and_drops_silent_ones() {
         "serializers": ["json"],
         "options": {"auto_ping_interval": 100, "auto_ping_timeout": 200}
     });
-    let server = Running::start(node(json!([web(1, json!({"ws": service}))]))).await;
+    let server = Router::start(node(json!([web(1, json!({"ws": service}))]))).await;
     let addr = server.tcp(0);
 
     // A client that reads answers the pings (tungstenite does) and stays connected.
@@ -709,7 +604,7 @@ async fn websocket_auto_ping_keeps_live_peers_and_drops_silent_ones() {
 
 #[tokio::test]
 async fn web_transport_serves_static_files_beside_websocket() {
-    let dir = TempDir::new();
+    let dir = TempDir::new(DIR_PREFIX);
     let www = dir.path().join("www");
     std::fs::create_dir_all(www.join("sub")).unwrap();
     std::fs::write(www.join("index.html"), "<h1>turnstile</h1>").unwrap();
@@ -720,7 +615,7 @@ async fn web_transport_serves_static_files_beside_websocket() {
         "ws": ws_path(&["json"], 65536),
         "docs": {"type": "static", "directory": "www/sub"},
     });
-    let server = Running::start_in(node(json!([web(1, paths)])), dir).await;
+    let server = Router::start_in(node(json!([web(1, paths)])), dir).await;
     let addr = server.tcp(0);
 
     let (status, _, body) = http(addr, "/", &[]).await;
@@ -754,7 +649,7 @@ async fn websocket_transport_serves_its_path_only() {
         "url": "ws://localhost:1/wamp",
         "serializers": ["json"]
     }]);
-    let server = Running::start(node(transports)).await;
+    let server = Router::start(node(transports)).await;
     let addr = server.tcp(0);
     let (_ws, chosen) = ws_connect(&format!("ws://{addr}/wamp"), "wamp.2.json").await;
     assert_eq!(chosen.as_deref(), Some("wamp.2.json"));
@@ -766,55 +661,29 @@ async fn websocket_transport_serves_its_path_only() {
 
 #[tokio::test]
 async fn shutdown_says_goodbye_to_sessions() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json"], 65536)})
-    )])))
-    .await;
+    let mut server = ws_router(&["json"], 65536).await;
     let (mut ws, _) = ws_connect(&format!("ws://{}/ws", server.tcp(0)), "wamp.2.json").await;
-    ws.send(WsMessage::text(
-        r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#,
-    ))
-    .await
-    .unwrap();
+    ws_send_text(&mut ws, r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#).await;
     assert_eq!(ws_recv_json(&mut ws).await[0], json!(2));
 
-    let Running {
-        addrs: _,
-        stop,
-        task,
-        _dir,
-    } = server;
-    let _ = stop.unwrap().send(());
+    server.begin_shutdown();
     let goodbye = ws_recv_json(&mut ws).await;
     assert_eq!(goodbye[0], json!(6), "GOODBYE expected, got {goodbye}");
     assert_eq!(goodbye[2], json!("wamp.close.system_shutdown"));
-    ws.send(WsMessage::text(r#"[6,{},"wamp.close.goodbye_and_out"]"#))
-        .await
-        .unwrap();
+    ws_send_text(&mut ws, r#"[6,{},"wamp.close.goodbye_and_out"]"#).await;
     ws_recv_close(&mut ws).await;
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stopped(WAIT).await;
 }
 
 #[tokio::test]
 async fn session_details_describe_the_transport() {
-    let server = Running::start(node(json!([web(
-        1,
-        json!({"ws": ws_path(&["json"], 65536)})
-    )])))
-    .await;
+    let server = ws_router(&["json"], 65536).await;
     let (mut ws, _) = ws_connect(&format!("ws://{}/ws", server.tcp(0)), "wamp.2.json").await;
-    ws.send(WsMessage::text(r#"[1,"realm1",{"roles":{"caller":{}}}]"#))
-        .await
-        .unwrap();
+    ws_send_text(&mut ws, r#"[1,"realm1",{"roles":{"caller":{}}}]"#).await;
     let welcome = ws_recv_json(&mut ws).await;
     let session = welcome[1].clone();
     let call = json!([48, 1, {}, "wamp.session.get", [session]]);
-    ws.send(WsMessage::text(call.to_string())).await.unwrap();
+    ws_send_text(&mut ws, &call.to_string()).await;
     let result = ws_recv_json(&mut ws).await;
     assert_eq!(result[0], json!(50), "RESULT expected, got {result}");
     let transport = &result[3][0]["transport"];

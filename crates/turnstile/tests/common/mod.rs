@@ -1,0 +1,144 @@
+//! The shared harness of the integration tests: temporary directories, node configurations on
+//! ephemeral ports, and a router running in process.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use turnstile::server::Server;
+use turnstile::transport::LocalAddr;
+use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
+
+/// A directory under the system temp dir, removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A fresh directory named `{prefix}-{pid}-{n}`.
+    pub fn new(prefix: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Realm `realm1`, where `anonymous` may do everything.
+pub fn realm1() -> Value {
+    json!({
+        "name": "realm1",
+        "roles": [{
+            "name": "anonymous",
+            "permissions": [{
+                "uri": "", "match": "prefix",
+                "allow": {"call": true, "register": true, "publish": true, "subscribe": true},
+                "disclose": {"caller": false, "publisher": false},
+                "cache": true
+            }]
+        }]
+    })
+}
+
+/// Validates a JSON configuration (as if it were `dir/config.json`) and moves every TCP
+/// endpoint to 127.0.0.1 port 0, so tests never use fixed ports.
+pub fn load_config(json: &Value, dir: &Path) -> NodeConfig {
+    let text = serde_json::to_string_pretty(json).unwrap();
+    let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
+        .unwrap_or_else(|e| panic!("test config invalid: {e}"));
+    for worker in &mut config.workers {
+        for transport in &mut worker.transports {
+            let endpoint = match transport {
+                TransportConfig::WebSocket { endpoint, .. }
+                | TransportConfig::Web { endpoint, .. }
+                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
+            };
+            if let Endpoint::Tcp {
+                port, interface, ..
+            } = endpoint
+            {
+                *port = 0;
+                *interface = Some("127.0.0.1".into());
+            }
+        }
+    }
+    config
+}
+
+/// A router running in the background on a JSON node configuration (through [`load_config`]).
+/// It holds the configuration's directory until dropped, and aborts the router if dropped while
+/// still running. Each test file adds its own `start` for the configurations it uses.
+pub struct Router {
+    /// The bound address of each transport of worker 0, in order.
+    pub addrs: Vec<LocalAddr>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: TempDir,
+}
+
+impl Router {
+    /// Binds the router for `json` (relative paths in `dir`) and runs it in the background.
+    pub async fn start_in(json: Value, dir: TempDir) -> Router {
+        let server = Server::bind(load_config(&json, dir.path()))
+            .await
+            .expect("bind");
+        let addrs = server.local_addrs();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async move {
+            let _ = rx.await;
+        }));
+        Router {
+            addrs,
+            stop: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// The TCP address of transport `i` of worker 0.
+    pub fn tcp(&self, i: usize) -> std::net::SocketAddr {
+        self.addrs[i].tcp().expect("a TCP transport")
+    }
+
+    /// Starts the router's shutdown; [`Router::stopped`] waits for its end.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the router to stop, at most `within`, and checks that it stopped cleanly.
+    pub async fn stopped(&mut self, within: Duration) {
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(within, task)
+            .await
+            .expect("router stops in time")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+impl Drop for Router {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
