@@ -238,6 +238,12 @@ fn init_logging(level: &str) {
         Some(Err(e)) => (EnvFilter::new(level), Some(e)),
         None => (EnvFilter::new(level), None),
     };
+    // The WebSocket library logs whole messages at trace level, which would put tickets and
+    // secrets of the authentication handshake in the log: it is capped at debug, whatever the
+    // filter says.
+    let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
+        .into_iter()
+        .fold(filter, |f, d| f.add_directive(d.parse().expect("valid directive")));
     // Colours only on a terminal: logs written to files and journals stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()

@@ -110,8 +110,10 @@ function nodeConfig(wsPort, rsPort, unixPath) {
 /**
  * Starts `turnstile start --config <generated>`; resolves to
  * `{ url, wsPort, rsPort, stderr(), stop() }` once the TCP ports accept connections.
+ * `configure(config)`, if given, may change the generated config (realms, web paths) before it
+ * is written.
  */
-export async function startRouter({ attempts = 3, startupMs = 10000 } = {}) {
+export async function startRouter({ attempts = 3, startupMs = 10000, configure } = {}) {
   const bin = routerBinary();
   if (!fs.existsSync(bin)) {
     throw new Error(`router binary ${bin} does not exist: run \`cargo build -p turnstile\` or set TURNSTILE_BIN`);
@@ -121,7 +123,9 @@ export async function startRouter({ attempts = 3, startupMs = 10000 } = {}) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ts-js-'));
     const [wsPort, rsPort] = await freePorts(2);
     const configPath = path.join(dir, 'config.json');
-    fs.writeFileSync(configPath, JSON.stringify(nodeConfig(wsPort, rsPort, path.join(dir, 'router.sock')), null, 2));
+    const config = nodeConfig(wsPort, rsPort, path.join(dir, 'router.sock'));
+    if (configure) configure(config);
+    fs.writeFileSync(configPath, JSON.stringify(config, null, 2));
     const child = spawn(bin, ['start', '--config', configPath], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { ...process.env, RUST_BACKTRACE: '1' },

@@ -347,7 +347,9 @@ impl AuthFlow {
             }
         };
         let offered: Vec<String> = match hello.get("authmethods") {
-            None => vec!["anonymous".into()],
+            // No list, or an empty one, means anonymous (as in Crossbar).
+            None | Some(Value::Null) => vec!["anonymous".into()],
+            Some(Value::List(l)) if l.is_empty() => vec!["anonymous".into()],
             Some(Value::List(l)) => l
                 .iter()
                 .filter_map(Value::as_str)
@@ -412,6 +414,8 @@ impl AuthFlow {
             Method::Ticket => self.begin_ticket(config.ticket.as_ref().expect("offered")),
             Method::WampCra => {
                 rng.fill_bytes(&mut self.nonce);
+                // Also the secret of the decoy challenge for an unknown authid.
+                rng.fill_bytes(&mut self.challenge);
                 self.begin_wampcra(config.wampcra.as_ref().expect("offered"))
             }
             Method::Cryptosign => {
@@ -453,7 +457,17 @@ impl AuthFlow {
             WampCraAuth::Static { users } => {
                 let authid = self.required_authid(Method::WampCra)?;
                 let Some(user) = users.get(&authid) else {
-                    return Err(refused(Method::WampCra.as_str()));
+                    // An unknown authid is challenged like a known one, with a secret nobody
+                    // has, so that the CHALLENGE does not tell which authids exist.
+                    let unguessable = hex::encode(self.challenge);
+                    let grant = Grant {
+                        authid,
+                        authrole: "anonymous".into(),
+                        provider: "static",
+                        authextra: Dict::new(),
+                        realm: None,
+                    };
+                    return Ok(self.challenge_wampcra(&unguessable, None, grant));
                 };
                 let grant = Grant {
                     authid,

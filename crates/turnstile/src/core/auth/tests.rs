@@ -639,8 +639,19 @@ fn wampcra_failures_look_alike() {
         let (mut flow, _) = start(Some(&config), &hello(&["wampcra"], Some("joe"), None));
         assert_refused(flow.handle_authenticate(wrong, &Dict::new()), "wampcra");
     }
-    let (_, action) = start(Some(&config), &hello(&["wampcra"], Some("nobody"), None));
-    assert_refused(action, "wampcra");
+    // An unknown authid is challenged too (no enumeration), and no signature passes.
+    let (mut flow, action) = start(Some(&config), &hello(&["wampcra"], Some("nobody"), None));
+    let (_, extra) = challenge(action);
+    let challenge_text = extra["challenge"].as_str().unwrap().to_owned();
+    for secret in ["", "secret123", "nobody"] {
+        let guess = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            wampcra::expected_signature(secret, &challenge_text),
+        );
+        assert_refused(flow.handle_authenticate(&guess, &Dict::new()), "wampcra");
+        let (f, _) = start(Some(&config), &hello(&["wampcra"], Some("nobody"), None));
+        flow = f;
+    }
     let (_, action) = start(Some(&config), &hello(&["wampcra"], None, None));
     assert_eq!(refuse(action).0, CREDENTIALS_REFUSED);
 }
