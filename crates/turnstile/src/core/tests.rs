@@ -1710,3 +1710,30 @@ fn event_history_keeps_the_last_events() {
         .collect();
     assert_eq!(firsts, vec![Value::from(4), Value::from(3)]);
 }
+
+/// §3.3 with re-join: a timer of the connection's earlier session never fires for the new one
+/// (timers are bound to the WAMP session, not the connection).
+#[test]
+fn timers_of_an_earlier_session_do_not_touch_the_next() {
+    let mut h = Harness::new(realm_config(stats(|s| s.trigger_after_duration = 2)));
+    let (mut m, subs) = monitor(&mut h);
+    let mut c = h.connect(Serializer::Json);
+    h.join(&mut c);
+    h.advance(Duration::from_secs(1));
+    h.send(
+        &mut c,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_NORMAL.into(),
+        },
+    );
+    h.take(&mut c);
+    let second = h.join(&mut c);
+    h.take(&mut m);
+    h.advance(Duration::from_secs(1)); // the first session's deadline
+    assert!(stats_for(&meta_events(&h.take(&mut m), &subs), second).is_empty());
+    h.advance(Duration::from_secs(1)); // the second session's own deadline
+    let cycles = stats_for(&meta_events(&h.take(&mut m), &subs), second);
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(int(&cycles[0], "duration"), 2_000_000_000);
+}

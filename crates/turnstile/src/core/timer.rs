@@ -27,6 +27,9 @@ pub enum TimerKind {
 pub struct Timer {
     pub at: Instant,
     pub conn: ConnId,
+    /// The WAMP session the timer is for: a connection that re-joins has a new session, which a
+    /// timer of the old one must not touch.
+    pub session: wamp_proto::Id,
     pub kind: TimerKind,
     pub generation: u64,
 }

@@ -295,6 +295,7 @@ impl Realm {
         self.timers.insert(Timer {
             at: now + limits::HANDSHAKE_TIMEOUT,
             conn,
+            session: id,
             kind: TimerKind::Handshake,
             generation: 0,
         });
@@ -570,6 +571,10 @@ impl Realm {
             let Some(s) = self.sessions.get(&timer.conn) else {
                 continue;
             };
+            if s.id != timer.session {
+                // A timer of an earlier session of the same connection.
+                continue;
+            }
             match timer.kind {
                 TimerKind::StatsDuration => {
                     if s.stats_timer == timer.generation && s.state == SessionState::Joined {
@@ -639,6 +644,7 @@ impl Realm {
             self.timers.insert(Timer {
                 at,
                 conn,
+                session: s.id,
                 kind: TimerKind::StatsDuration,
                 generation: s.stats_timer,
             });
@@ -690,6 +696,7 @@ impl Realm {
         self.timers.insert(Timer {
             at: self.now + limits::GOODBYE_REPLY_TIMEOUT,
             conn,
+            session: s.id,
             kind: TimerKind::GoodbyeReply,
             generation: s.goodbye_timer,
         });

@@ -283,9 +283,11 @@ impl Realm {
             c.pending_calls.insert(request, (callee, invocation_id));
         }
         if timeout_ms > 0 {
+            let session = self.sessions.get(&callee).map_or(0, |s| s.id);
             self.timers.insert(Timer {
                 at: self.now + std::time::Duration::from_millis(timeout_ms),
                 conn: callee,
+                session,
                 kind: TimerKind::CallTimeout,
                 generation: invocation_id,
             });
@@ -430,9 +432,9 @@ impl Realm {
 
     /// A call's `timeout` expired.
     pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
-        let Some(inv) = self.dealer.invocations.get(&(callee, invocation)) else {
+        if !self.dealer.invocations.contains_key(&(callee, invocation)) {
             return;
-        };
+        }
         let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
             s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
         });
@@ -441,7 +443,6 @@ impl Realm {
         } else {
             CancelMode::Skip
         };
-        let _ = inv;
         self.cancel_invocation(callee, invocation, mode, "the call timed out");
     }
 
