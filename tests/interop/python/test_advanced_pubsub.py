@@ -473,10 +473,6 @@ async def test_payload_passthru_publish(router, raw, serializer):
         assert ev[4:] == [payload], ev
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router deviation from the event retention spec: pubsub.rs Realm::publish stores the retained "
-    "event's eligibility before adding the publisher exclusion (broker.rs RetainedEvent: 'not the "
-    "publisher exclusion'), so get_retained returns an exclude_me publication to its publisher"))
 async def test_event_retention_honours_publisher_exclusion(router, clients):
     """event_retention: "the Broker MUST NOT send the Subscriber a Retained Event that they would
     not be eligible to receive if they were subscribing when it was published": the publisher of

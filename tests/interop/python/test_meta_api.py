@@ -14,7 +14,7 @@ import re
 
 import pytest
 from autobahn.wamp.message import Unregistered
-from autobahn.wamp.types import PublishOptions, SubscribeOptions
+from autobahn.wamp.types import PublishOptions, RegisterOptions, SubscribeOptions
 
 from advanced import (
     BARE_ROLES,
@@ -279,7 +279,7 @@ async def test_session_meta_events(router, clients):
     publisher (authid turnstile-service, authrole trusted), also to the subject session."""
     watcher = await Watcher.start(await clients.connect(router, "ws", "json"),
                                   "wamp.session.on_join", "wamp.session.on_leave")
-    s = await clients.connect(router, "unix", "cbor", path="ws")
+    s = await clients.connect(router, "unix", "cbor")
     sid = session_id(s)
     await eventually(lambda: watcher.of("wamp.session.on_join", lambda a: a[0]["session"] == sid),
                      what="on_join")
@@ -360,10 +360,6 @@ async def test_flush_testaments(router, clients):
     assert got == ["d3", "barrier"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "router bug: mod.rs Realm::end_session publishes a session's testaments in the order they "
-    "were added, whatever their scope; the spec wants the `detached` ones before the "
-    "`destroyed` ones (no session resumption)"))
 async def test_testament_order(router, clients):
     """Testaments are published in the order they were added within a scope, and, as Turnstile
     has no session resumption, every `detached` testament before the `destroyed` ones."""
@@ -407,8 +403,10 @@ async def test_subscription_meta_events(router, clients):
     """wamp.subscription.on_create [session, {id, created, uri, match}] (first subscriber),
     on_subscribe [session, id], on_unsubscribe [session, id] (UNSUBSCRIBE or leaving, with the
     real session id), on_delete [session, id] (last subscriber gone), in that order, after the
-    SUBSCRIBED/UNSUBSCRIBED reply; none for subscriptions to `wamp.` topics."""
-    watcher = await Watcher.start(await clients.connect(router, "ws", "json"),
+    SUBSCRIBED/UNSUBSCRIBED reply (also to the subject session itself); none for subscriptions
+    to `wamp.` topics."""
+    watcher = await Watcher.start(await clients.connect(router, "ws", "json",
+                                                        cls=RecordingClient),
                                   "wamp.subscription.on_create", "wamp.subscription.on_subscribe",
                                   "wamp.subscription.on_unsubscribe",
                                   "wamp.subscription.on_delete")
@@ -426,6 +424,7 @@ async def test_subscription_meta_events(router, clients):
     await eventually(lambda: len(watcher.about({ida, idb})) >= 6, what="6 meta events")
     await settle(0.05)
     ev = watcher.about({ida, idb})
+    assert ev[0][0] == "on_create", ev
     created = ev[0][1]
     assert created[0] == ida
     info = created[1]
@@ -436,6 +435,19 @@ async def test_subscription_meta_events(router, clients):
                       ("on_delete", [idb, sa.id])]
     assert not any(isinstance(a_[1], dict) and a_[1]["uri"].startswith("wamp.")
                    for a_ in watcher.of("wamp.subscription.on_create"))
+    # the subject session is not excluded, and gets its SUBSCRIBED before the meta events
+    me = watcher.session
+    own = await within(me.subscribe(lambda *x: None, "com.adv.metasub.self"))
+    mine = {session_id(me)}
+    await eventually(lambda: len(watcher.about(mine)) == 2, what="own on_create/on_subscribe")
+    assert [e[0] for e in watcher.about(mine)] == ["on_create", "on_subscribe"]
+    kinds = [(type(m).__name__, getattr(m, "subscription", None) or getattr(m, "request", None))
+             for m in me.inbox if type(m).__name__ in ("Subscribed", "Event")]
+    pos_subscribed = next(i for i, m in enumerate(me.inbox)
+                          if type(m).__name__ == "Subscribed" and m.subscription == own.id)
+    pos_events = [i for i, m in enumerate(me.inbox) if type(m).__name__ == "Event"
+                  and m.args and m.args[0] == session_id(me)]
+    assert pos_events and all(pos_subscribed < i for i in pos_events), kinds
 
 
 async def test_subscription_procedures(router, clients):
@@ -548,7 +560,6 @@ async def test_registration_meta_events(router, clients):
                                   "wamp.registration.on_create", "wamp.registration.on_register",
                                   "wamp.registration.on_unregister",
                                   "wamp.registration.on_delete")
-    from autobahn.wamp.types import RegisterOptions
     a = await clients.connect(router, "rs", "msgpack")
     b = await clients.connect(router, "unix", "cbor")
     ida, idb = session_id(a), session_id(b)
@@ -575,7 +586,6 @@ async def test_registration_procedures(router, clients):
     none), match (the registration a CALL would go to; null when none), get ({id, created, uri,
     match, invoke}), list_callees and count_callees; unknown ids get
     wamp.error.no_such_registration (get, list_callees, count_callees, remove_callee)."""
-    from autobahn.wamp.types import RegisterOptions
     q = await clients.connect(router, "ws", "json")
     a = await clients.connect(router, "rs", "cbor")
     b = await clients.connect(router, "unix", "msgpack")
@@ -625,7 +635,6 @@ async def test_registration_revocation(router, clients, raw):
     "reason": "wamp.error.removed"}] and stays joined, a callee without the feature is told
     nothing; calls then go to the remaining callee, and after the last one is removed get
     wamp.error.no_such_procedure; on_unregister / on_delete are published."""
-    from autobahn.wamp.types import RegisterOptions
     admin = await clients.connect(router, "ws", "json")
     watcher = await Watcher.start(admin, "wamp.registration.on_unregister",
                                   "wamp.registration.on_delete")

@@ -102,6 +102,9 @@ pub struct Invocation {
     pub caller_progress: bool,
     /// An INTERRUPT was sent (cancel mode `kill`): the callee's answer still goes to the caller.
     pub interrupted: bool,
+    /// For a progressive call invocation: the details of its first INVOCATION, which every
+    /// following INVOCATION repeats (the options are frozen by the first CALL).
+    pub frozen_details: Option<Dict>,
 }
 
 /// How a CANCEL treats the invocation (`CANCEL.Options.mode`).
@@ -226,25 +229,30 @@ impl Dealer {
         if let Some(&id) = self.by_uri[0].get(procedure) {
             return Some(id);
         }
-        let mut best: Option<(Id, (u8, usize, usize))> = None;
+        // The longest matching prefix, else the wildcard whose fixed components reach
+        // furthest: compared component by component, a fixed one beats an empty one at the
+        // first place they differ (the WAMP spec's rule: `a.b.c..e` beats `a.b..d.e`).
+        let mut best_prefix: Option<(Id, usize)> = None;
+        let mut best_wildcard: Option<(Id, Vec<bool>)> = None;
         for &id in &self.patterns {
             let reg = &self.registrations[&id];
             if !reg.policy.matches(&reg.uri, procedure) {
                 continue;
             }
-            let rank = match reg.policy {
-                MatchPolicy::Prefix => (2, reg.uri.len(), 0),
-                _ => (
-                    1,
-                    reg.uri.split('.').filter(|c| !c.is_empty()).count(),
-                    reg.uri.len(),
-                ),
-            };
-            if best.is_none_or(|(_, r)| rank > r) {
-                best = Some((id, rank));
+            if reg.policy == MatchPolicy::Prefix {
+                if best_prefix.is_none_or(|(_, len)| reg.uri.len() > len) {
+                    best_prefix = Some((id, reg.uri.len()));
+                }
+            } else {
+                let fixed: Vec<bool> = reg.uri.split('.').map(|c| !c.is_empty()).collect();
+                if best_wildcard.as_ref().is_none_or(|(_, f)| fixed > *f) {
+                    best_wildcard = Some((id, fixed));
+                }
             }
         }
-        best.map(|(id, _)| id)
+        best_prefix
+            .map(|(id, _)| id)
+            .or(best_wildcard.map(|(id, _)| id))
     }
 
     /// Picks the callee of registration `id` for one call, per its invocation policy.

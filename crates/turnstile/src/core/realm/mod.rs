@@ -771,6 +771,23 @@ impl Realm {
             }
         }
         for (callee, inv) in made {
+            // The caller is gone: a callee that can be interrupted is told; its answer (if it
+            // still comes) is dropped.
+            let interruptible = self.sessions.get(&callee).is_some_and(|c| {
+                c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
+            });
+            let interrupted = self
+                .dealer
+                .invocations
+                .get(&(callee, inv))
+                .is_some_and(|i| i.interrupted);
+            if interruptible && !interrupted {
+                let interrupt = Message::Interrupt {
+                    request: inv,
+                    options: dict! {"mode" => "killnowait", "reason" => uris::CANCELED},
+                };
+                self.send(callee, &interrupt);
+            }
             self.dealer.invocations.remove(&(callee, inv));
             if let Some(c) = self.sessions.get_mut(&callee) {
                 c.pending_invocations.remove(&inv);
@@ -790,7 +807,11 @@ impl Realm {
         };
         let removal_events = std::mem::take(&mut s.removal_events);
         self.by_session_id.remove(&s.id);
-        for t in std::mem::take(&mut s.testaments) {
+        // Without session resumption a session is detached and destroyed at once: the
+        // `detached` testaments go first, as the spec orders them.
+        let mut testaments = std::mem::take(&mut s.testaments);
+        testaments.sort_by_key(|t| t.scope != crate::core::session::TestamentScope::Detached);
+        for t in testaments {
             self.publish_testament(&s, t);
         }
         if let (Some(meter), Some(stats)) = (s.meter.as_mut(), self.stats) {

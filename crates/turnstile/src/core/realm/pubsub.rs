@@ -243,7 +243,15 @@ impl Realm {
             .iter()
             .any(|h| h.policy.matches(&h.uri, topic));
         let keep = (retain || history).then(|| (details.clone(), args.clone(), kwargs.clone()));
-        let retained_eligibility = eligibility.clone();
+        let mut retained_eligibility = eligibility.clone();
+        if exclude_me {
+            // The retained event stays excluded from its publisher, as the original was.
+            let publisher = self.sessions[&conn].id;
+            retained_eligibility
+                .exclude
+                .get_or_insert_with(Vec::new)
+                .push(publisher);
+        }
         if exclude_me {
             eligibility.exclude_conn = Some(conn);
         }

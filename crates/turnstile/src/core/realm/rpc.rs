@@ -252,6 +252,24 @@ impl Realm {
         if receive_progress && callee_session.supports("callee", "progressive_call_results") {
             details.insert("receive_progress".into(), Value::Bool(true));
         }
+        let has_ppt = options.contains_key("ppt_scheme");
+        if has_ppt && !callee_session.supports("callee", "payload_passthru_mode") {
+            return Err(RequestError::new(
+                uris::FEATURE_NOT_SUPPORTED,
+                format!("the callee of \"{procedure}\" does not support payload passthru mode"),
+            ));
+        }
+        if progress
+            && !(callee_session.supports("callee", "call_canceling")
+                || callee_session.supports("callee", "call_cancelling"))
+        {
+            return Err(RequestError::new(
+                uris::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "the callee of \"{procedure}\" cannot be interrupted (no call_canceling), which progressive call invocations need"
+                ),
+            ));
+        }
         if progress {
             if !callee_session.supports("callee", "progressive_call_invocations") {
                 return Err(RequestError::new(
@@ -277,6 +295,7 @@ impl Realm {
                 receive_progress,
                 caller_progress: progress,
                 interrupted: false,
+                frozen_details: progress.then(|| details.clone()),
             },
         );
         if let Some(c) = self.sessions.get_mut(&conn) {
@@ -334,7 +353,9 @@ impl Realm {
         }
         inv.caller_progress = progress;
         let registration = inv.registration;
-        let mut details = Dict::new();
+        // Every INVOCATION of the call repeats the first one's details (frozen options).
+        let mut details = inv.frozen_details.clone().unwrap_or_default();
+        details.remove("progress");
         if progress {
             details.insert("progress".into(), Value::Bool(true));
         }
@@ -598,6 +619,7 @@ impl Realm {
                 receive_progress: false,
                 caller_progress: false,
                 interrupted: false,
+                frozen_details: None,
             },
         );
         let mut details = dict! {
