@@ -243,7 +243,9 @@ fn init_logging(level: &str) {
     // filter says.
     let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
         .into_iter()
-        .fold(filter, |f, d| f.add_directive(d.parse().expect("valid directive")));
+        .fold(filter, |f, d| {
+            f.add_directive(d.parse().expect("valid directive"))
+        });
     // Colours only on a terminal: logs written to files and journals stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
