@@ -1,0 +1,227 @@
+//! The `turnstile-bench` command: parses the options, raises the open-file limit, runs one
+//! scenario, prints the table (and writes the JSON). Exit code 0 on success, 1 when a run fails
+//! (a lost event, a refused realm, a router that went away), 2 on a usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use turnstile_bench::stats::parse_duration;
+use turnstile_bench::{Budget, Config, Scenario};
+use wamp_proto::Serializer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "turnstile-bench",
+    version,
+    about = "WAMP v2 router benchmark: pub/sub, fan-out, RPC and sessions over WebSocket or \
+             RawSocket, with the router's CPU time per message",
+    after_help = "The router's CPU time and memory are read from /proc/PID/stat and \
+                  /proc/PID/status; the PID is the process listening on the URL's port unless \
+                  --router-pid is given. For many sessions, the router needs a large enough \
+                  open-file limit too (ulimit -n)."
+)]
+struct Cli {
+    /// The scenario to run.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Router URL: ws://host:port/path, rs://host:port (RawSocket over TCP) or unix:///path.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    #[arg(long, default_value = "realm1")]
+    realm: String,
+    #[arg(long, default_value = "json", value_parser = ["json", "msgpack", "cbor"])]
+    serializer: String,
+    /// Length of each measured run (e.g. 5s, 500ms).
+    #[arg(long, value_parser = parse_duration, conflicts_with = "count")]
+    duration: Option<Duration>,
+    /// Operations per measured run instead of a duration (events published, calls made).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Warm-up before the measured runs (0s for none).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measured runs.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Subscribers of `fanout`.
+    #[arg(long, default_value_t = 100)]
+    subscribers: usize,
+    /// Publications (pubsub-ack) or calls (rpc-par) in flight.
+    #[arg(long, default_value_t = 100)]
+    window: usize,
+    /// How far (in events) the publisher may run ahead of its slowest subscriber.
+    #[arg(long, default_value_t = 2000)]
+    backlog: u64,
+    /// Sessions of `sessions`.
+    #[arg(long, default_value_t = 1000)]
+    sessions: usize,
+    /// Connections opened concurrently (subscribers of fanout, sessions).
+    #[arg(long, default_value_t = 100)]
+    connect_batch: usize,
+    /// How long `sessions` holds its sessions idle before measuring the router's memory.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    hold: Duration,
+    /// The router's process id (default: the process listening on the URL's port).
+    #[arg(long)]
+    router_pid: Option<u32>,
+    /// A run that makes no progress for this long fails (lost messages).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    stall_timeout: Duration,
+    /// Topic or procedure URI (default: a fresh one).
+    #[arg(long)]
+    topic: Option<String>,
+    /// Threads of the load generator's runtime.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serializer = Serializer::from_name(&cli.serializer).expect("checked by clap");
+    let budget = match (cli.count, cli.duration) {
+        (Some(0), _) => {
+            eprintln!("turnstile-bench: --count must be at least 1");
+            return ExitCode::from(2);
+        }
+        (Some(n), _) => Budget::Count(n),
+        (None, Some(d)) if d.is_zero() => {
+            eprintln!("turnstile-bench: --duration must be more than 0");
+            return ExitCode::from(2);
+        }
+        (None, Some(d)) => Budget::Time(d),
+        (None, None) => Budget::Time(Duration::from_secs(5)),
+    };
+    let cfg = Config {
+        scenario: cli.scenario,
+        url: cli.url,
+        realm: cli.realm,
+        serializer,
+        budget,
+        warmup: cli.warmup,
+        repeats: cli.repeats,
+        subscribers: cli.subscribers,
+        window: cli.window,
+        backlog: cli.backlog,
+        sessions: cli.sessions,
+        connect_batch: cli.connect_batch,
+        hold: cli.hold,
+        router_pid: cli.router_pid,
+        stall_timeout: cli.stall_timeout,
+        topic: cli.topic,
+        progress: !cli.quiet,
+    };
+    if let Err(e) = raise_fd_limit(needed_fds(&cfg)) {
+        eprintln!("turnstile-bench: warning: {e}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("turnstile-bench: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !cli.quiet {
+        eprintln!(
+            "turnstile-bench: {} against {} (realm {}, {}), {}, warm-up {:.1} s, {} repeats",
+            cfg.scenario.name(),
+            cfg.url,
+            cfg.realm,
+            cfg.serializer.name(),
+            match cfg.budget {
+                Budget::Count(n) => format!("{n} operations per run"),
+                Budget::Time(d) => format!("{:.1} s per run", d.as_secs_f64()),
+            },
+            cfg.warmup.as_secs_f64(),
+            cfg.repeats
+        );
+    }
+    // Everything runs on the runtime's worker threads, none on this one.
+    let result = runtime.block_on(async {
+        let cfg = cfg.clone();
+        tokio::spawn(async move { turnstile_bench::run(&cfg).await })
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("the benchmark task panicked: {e}")))
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(report) => {
+            print!(
+                "{}",
+                turnstile_bench::report::table(std::slice::from_ref(&report))
+            );
+            if let Some(path) = &cli.json {
+                let text = serde_json::to_string_pretty(&report).expect("serializable");
+                if let Err(e) = std::fs::write(path, text + "\n") {
+                    eprintln!("turnstile-bench: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "turnstile-bench: FAILED: {} ({}, {}): {e:#}",
+                cfg.scenario.name(),
+                cfg.url,
+                cfg.serializer.name()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// File descriptors the scenario needs, with room to spare.
+fn needed_fds(cfg: &Config) -> u64 {
+    let conns = match cfg.scenario {
+        Scenario::Sessions => cfg.sessions,
+        Scenario::Fanout => cfg.subscribers + 1,
+        _ => 2,
+    };
+    conns as u64 + 256
+}
+
+/// Raises the soft open-file limit to `needed` (up to the hard limit, or beyond it when we may).
+fn raise_fd_limit(needed: u64) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err("cannot read the open-file limit".into());
+        }
+        if lim.rlim_cur >= needed {
+            return Ok(());
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: needed.max(lim.rlim_max),
+            rlim_max: needed.max(lim.rlim_max),
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+            return Ok(());
+        }
+        let capped = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &capped);
+    }
+    Err(format!(
+        "the open-file limit is {} and cannot be raised to {needed}: the run may fail with \
+         'too many open files' (raise it with ulimit -n)",
+        lim.rlim_max
+    ))
+}
