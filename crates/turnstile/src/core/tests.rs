@@ -1737,3 +1737,59 @@ fn timers_of_an_earlier_session_do_not_touch_the_next() {
     assert_eq!(cycles.len(), 1);
     assert_eq!(int(&cycles[0], "duration"), 2_000_000_000);
 }
+
+/// A slow consumer: a subscriber whose outgoing queue passes its byte limit is disconnected
+/// (its session ends with final statistics and on_leave), and the publisher and other
+/// subscribers are not held up.
+#[test]
+fn slow_consumer_is_disconnected_without_holding_up_others() {
+    let mut h = Harness::new(realm_config(stats(|_| {})));
+    let (mut m, subs) = monitor(&mut h);
+    let mut publisher = h.connect(Serializer::Json);
+    let mut healthy = h.connect(Serializer::Json);
+    h.join(&mut publisher);
+    h.join(&mut healthy);
+    h.subscribe(&mut healthy, "com.flood");
+    // The slow client: a 4 KiB queue that nobody drains.
+    let (peer, rx) = peer_channel(4096);
+    let mut slow = Client {
+        peer,
+        rx,
+        ..h.connect(Serializer::Json)
+    };
+    let slow_id = h.join(&mut slow);
+    h.subscribe(&mut slow, "com.flood");
+    for i in 0..100 {
+        let publish = Message::Publish {
+            request: i + 1,
+            options: Dict::new(),
+            topic: "com.flood".into(),
+            args: Some(vec![Value::from("x".repeat(100))]),
+            kwargs: None,
+        };
+        h.send(&mut publisher, publish);
+        h.pump(&mut healthy);
+    }
+    let events = h.take(&mut healthy);
+    assert_eq!(
+        events
+            .iter()
+            .filter(|m| matches!(m, Message::Event { .. }))
+            .count(),
+        100,
+        "every event reached the healthy subscriber"
+    );
+    // The slow session is gone: its final statistics and on_leave were published.
+    let meta = meta_events(&h.take(&mut m), &subs);
+    assert!(meta
+        .iter()
+        .any(|(t, a)| *t == "leave" && a[0] == Value::from(slow_id)));
+    assert_eq!(
+        stats_for(&meta, slow_id).last().unwrap()["last"],
+        Value::Bool(true)
+    );
+    // Its connection was told to close at once.
+    assert!(
+        matches!(slow.rx.try_recv(), Some(Outbound::Close(reason)) if reason.text.contains("slow consumer"))
+    );
+}
