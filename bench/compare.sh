@@ -215,6 +215,10 @@ rm -rf "$OUT/results" "$OUT/logs"
 mkdir -p "$OUT/results" "$OUT/logs"
 
 log "building turnstile and turnstile-bench (release)"
+GIT_REV="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    GIT_REV="$GIT_REV with uncommitted changes"
+fi
 if ! cargo build --release -p turnstile -p turnstile-bench >"$OUT/logs/build.log" 2>&1; then
     tail -n 30 "$OUT/logs/build.log"
     log "build failed"
@@ -356,5 +360,6 @@ python3 "$ROOT/bench/report.py" \
     --turnstile "$TURNSTILE" \
     --settings "duration=$DURATION warmup=$WARMUP repeats=$REPEATS sessions=$SESSIONS pinned=$PINNED placement=$PLACEMENT" \
     --elapsed "$((FINISHED_AT - STARTED_AT))" \
-    --notes "$ROOT/bench/notes.md"
+    --notes "$ROOT/bench/notes.md" \
+    --git "$GIT_REV"
 log "wrote $REPORT ($((FINISHED_AT - STARTED_AT)) s)"

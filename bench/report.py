@@ -146,9 +146,8 @@ class Report:
         self.w("## Versions")
         self.w()
         ts_version = sh(a.turnstile, "version").splitlines()
-        git = sh("git", "rev-parse", "--short", "HEAD")
-        dirty = " (with uncommitted changes)" if sh("git", "status", "--porcelain", "--untracked-files=no") else ""
-        self.w(f"- Turnstile: {ts_version[0] if ts_version else '?'}, git {git}{dirty}, release build")
+        git = a.git or sh("git", "rev-parse", "--short", "HEAD")
+        self.w(f"- Turnstile: {ts_version[0] if ts_version else '?'}, git {git}, release build")
         cb = "not installed"
         if os.path.exists(a.crossbar_python):
             v = sh(a.crossbar_python, "-c", "import crossbar; print(crossbar.__version__)")
@@ -182,8 +181,8 @@ class Report:
             self.w(
                 "- Placement: each router (all its processes and threads) is pinned to core 1 and the tool to "
                 "core 0 (`taskset`). Each side has one core to itself, and the figures do not depend on where "
-                "the scheduler happens to put them (left free, the same scenario swung by ±30 % between runs, "
-                "depending on whether the router and the tool shared a core). Crossbar's router worker is "
+                "the scheduler happens to put them (left free, the runs of one scenario differed by up to 1.5× "
+                "for pubsub-ack and 2.8× for rpc, depending on whether the router and the tool shared a core). Crossbar's router worker is "
                 "single-threaded anyway; Turnstile's runtime is confined to the one core."
             )
         self.w(
@@ -220,7 +219,7 @@ class Report:
             "metering is 1 − rate(on) / rate(off). Crossbar runs alone, before them."
         )
         self.w(
-            "- Reproduce: `bench/compare.sh` (about 15 minutes; `BENCH_DURATION`, `BENCH_REPEATS`, "
+            "- Reproduce: `bench/compare.sh` (about 11 minutes; `BENCH_DURATION`, `BENCH_REPEATS`, "
             "`BENCH_SESSIONS`, ... in the script's header). Many sessions need a large open-file limit in the "
             "router too: the script raises `ulimit -n` before starting the routers."
         )
@@ -506,6 +505,7 @@ def main():
     p.add_argument("--settings", default="")
     p.add_argument("--elapsed", type=int, default=0)
     p.add_argument("--notes", default="bench/notes.md")
+    p.add_argument("--git", default="", help="the revision the binaries were built from")
     args = p.parse_args()
     text = Report(args).build()
     Path(args.out).write_text(text + "\n")

@@ -38,9 +38,10 @@ pub const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 pub const WRITE_BATCH_MAX_MESSAGES: usize = 256;
 
 /// Read buffer of one WebSocket connection. tungstenite allocates it per connection (128 KiB by
-/// default), so a smaller one saves memory with many idle sessions; larger messages still arrive
-/// in several reads.
-pub const WS_READ_BUFFER_SIZE: usize = 16 << 10;
+/// default) and zero-fills it, so all of it is resident: a small one keeps idle sessions small
+/// (measured: 4 KiB instead of 16 KiB saves about 12 KiB per session, with no change in
+/// throughput); larger messages arrive in several reads.
+pub const WS_READ_BUFFER_SIZE: usize = 4 << 10;
 
 /// Bytes of outgoing WebSocket frames collected before they are written to the socket (a flush
 /// writes whatever is collected). Only a threshold: nothing is allocated up front.

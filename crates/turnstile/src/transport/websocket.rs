@@ -84,6 +84,10 @@ impl WsEndpoint {
             return (StatusCode::BAD_REQUEST, text).into_response();
         };
         ws.set_selected_protocol(HeaderValue::from_static(serializer.ws_subprotocol()));
+        // Copied out now: the request's header values point into hyper's read buffer, which
+        // would otherwise stay allocated for the whole life of the connection.
+        let http_headers = header_map(&headers);
+        drop(headers);
         let opened = tokio::time::Instant::now();
         let options = &self.service.options;
         let token = self.conns.tracker.token();
@@ -102,7 +106,7 @@ impl WsEndpoint {
                     framing: Framing::WebSocket,
                     serializer,
                     peer: label.clone(),
-                    http_headers: Some(header_map(&headers)),
+                    http_headers: Some(http_headers),
                     auth: transport_auth(self.service.auth.as_ref()),
                 };
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
@@ -187,19 +191,23 @@ struct WsSocket {
     /// When the connection is closed unless a pong arrives.
     pong_deadline: Option<Instant>,
     ping_seq: u64,
+    /// When the socket was set up: a fixed instant for disabled timer branches.
+    opened_at: Instant,
 }
 
 impl WsSocket {
     fn new(inner: WebSocket, serializer: Serializer, options: &WebSocketOptions) -> Self {
         let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
         let ping_interval = ms(options.auto_ping_interval_ms);
+        let opened_at = Instant::now();
         Self {
             inner,
             binary: serializer.is_binary(),
             max_message_size: options.max_message_size,
             ping_interval,
             ping_timeout: ms(options.auto_ping_timeout_ms),
-            next_ping: ping_interval.map(|i| Instant::now() + i),
+            next_ping: ping_interval.map(|i| opened_at + i),
+            opened_at,
             pong_deadline: None,
             ping_seq: 0,
         }
@@ -256,7 +264,9 @@ impl WampSocket for WsSocket {
         loop {
             let ping_at = self.next_ping;
             let pong_by = self.pong_deadline;
-            let far = || Instant::now() + Duration::from_secs(86400);
+            // Disabled branches still build their future: a fixed instant keeps that free of
+            // clock reads on every message.
+            let far = || self.opened_at + Duration::from_secs(86400);
             tokio::select! {
                 msg = self.inner.recv() => match msg {
                     Some(Ok(Message::Text(text))) => return Incoming::Message(Bytes::from(text)),
