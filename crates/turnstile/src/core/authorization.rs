@@ -73,17 +73,24 @@ impl Authorizer {
     /// Decides whether `role` may perform `action` on `uri` (static permissions only: a role with
     /// a dynamic authorizer is denied here; the realm asks its authorizer).
     pub fn authorize(&self, role: &str, uri: &str, action: Action) -> Decision {
+        self.authorize_cacheable(role, uri, action).0
+    }
+
+    /// As [`Authorizer::authorize`], and whether the deciding permission allows the decision to
+    /// be cached for the session (`cache`, default true).
+    pub fn authorize_cacheable(&self, role: &str, uri: &str, action: Action) -> (Decision, bool) {
         if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
-            return Decision {
+            let allow_all = Decision {
                 allow: true,
                 disclose: false,
             };
+            return (allow_all, true);
         }
         let Some(perms) = self.roles.get(role) else {
-            return Decision::default();
+            return (Decision::default(), false);
         };
         let Some(p) = most_specific(perms, uri) else {
-            return Decision::default();
+            return (Decision::default(), false);
         };
         let (allow, disclose) = match action {
             Action::Call => (p.allow.call, p.disclose.caller),
@@ -91,7 +98,7 @@ impl Authorizer {
             Action::Publish => (p.allow.publish, p.disclose.publisher),
             Action::Subscribe => (p.allow.subscribe, false),
         };
-        Decision { allow, disclose }
+        (Decision { allow, disclose }, p.cache)
     }
 }
 
@@ -179,5 +186,20 @@ mod tests {
         assert!(!a.authorize("r", "com.a", Action::Subscribe).allow);
         assert!(!a.authorize("nobody", "com.a", Action::Publish).allow);
         assert!(a.authorize(TRUSTED_ROLE, "com.a", Action::Call).allow);
+    }
+
+    #[test]
+    fn the_deciding_permission_says_whether_to_cache() {
+        let mut uncached = perm("com.live.", MatchPolicy::Prefix, true);
+        uncached.cache = false;
+        let a = authorizer(vec![perm("com.", MatchPolicy::Prefix, true), uncached]);
+        assert!(a.authorize_cacheable("r", "com.x", Action::Publish).1);
+        assert!(!a.authorize_cacheable("r", "com.live.x", Action::Publish).1);
+        // Nothing matching: denied, and not cached (a later configuration could not change it,
+        // but there is nothing to save either).
+        assert_eq!(
+            a.authorize_cacheable("r", "org.x", Action::Publish),
+            (Decision::default(), false)
+        );
     }
 }

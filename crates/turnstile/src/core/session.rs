@@ -76,8 +76,9 @@ pub struct Session {
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
     /// The authorizer's decision for the message being handled now.
     pub current_decision: std::cell::Cell<Option<crate::core::authorization::Decision>>,
-    /// Authorizer decisions the authorizer allowed to be cached.
-    pub decision_cache: crate::core::auth::authorizer::DecisionCache,
+    /// Authorization decisions that may be reused for this session: a dynamic authorizer's
+    /// with `cache: true`, and those of static permissions with `cache: true`.
+    pub decision_cache: std::cell::RefCell<crate::core::auth::authorizer::DecisionCache>,
 }
 
 /// When a testament is published. Without session resumption a session is detached and

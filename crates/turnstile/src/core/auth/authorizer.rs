@@ -111,12 +111,23 @@ pub fn parse_result(result: &Value) -> Result<AuthorizerDecision, String> {
     }
 }
 
-/// A session's cached authorizer decisions, by URI and action. Bounded: when it holds
-/// [`DecisionCache::CAPACITY`] entries, it is emptied before the next one goes in, so a session
+/// A session's cached authorization decisions, by URI and action: those a dynamic authorizer
+/// allowed to be cached, and those of static permissions with `cache: true`. Looking up takes
+/// no allocation (it is on the path of every PUBLISH and CALL). Bounded: when it holds
+/// [`DecisionCache::CAPACITY`] URIs, it is emptied before the next one goes in, so a session
 /// using ever new URIs cannot grow it without limit.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionCache {
-    entries: HashMap<(String, &'static str), Decision>,
+    entries: HashMap<String, [Option<Decision>; 4]>,
+}
+
+fn slot(action: Action) -> usize {
+    match action {
+        Action::Call => 0,
+        Action::Register => 1,
+        Action::Publish => 2,
+        Action::Subscribe => 3,
+    }
 }
 
 impl DecisionCache {
@@ -124,24 +135,31 @@ impl DecisionCache {
 
     /// The cached decision for `action` on `uri`, if any.
     pub fn get(&self, uri: &str, action: Action) -> Option<Decision> {
-        // A borrowed key needs an owned String; cheap next to an authorizer round trip.
-        self.entries
-            .get(&(uri.to_owned(), action.as_str()))
-            .copied()
+        self.entries.get(uri).and_then(|d| d[slot(action)])
     }
 
     /// Remembers `decision` if the authorizer allowed caching it.
     pub fn insert(&mut self, uri: &str, action: Action, decision: AuthorizerDecision) {
-        if !decision.cache {
+        if decision.cache {
+            self.put(uri, action, decision.decision());
+        }
+    }
+
+    /// Remembers `decision` for `action` on `uri`.
+    pub fn put(&mut self, uri: &str, action: Action, decision: Decision) {
+        if let Some(slots) = self.entries.get_mut(uri) {
+            slots[slot(action)] = Some(decision);
             return;
         }
         if self.entries.len() >= Self::CAPACITY {
             self.entries.clear();
         }
-        self.entries
-            .insert((uri.to_owned(), action.as_str()), decision.decision());
+        let mut slots = [None; 4];
+        slots[slot(action)] = Some(decision);
+        self.entries.insert(uri.to_owned(), slots);
     }
 
+    /// Number of URIs with a cached decision.
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -12,20 +12,32 @@ use crate::core::auth::authorizer::{call_args, parse_result};
 use crate::core::authorization::Decision;
 
 impl Realm {
-    /// The decision for `s` to perform `action` on `uri`: static permissions, or for a role with
-    /// a dynamic authorizer the decision just obtained for the message being handled (or cached).
+    /// The decision for `s` to perform `action` on `uri`: for a role with a dynamic authorizer,
+    /// the decision just obtained for the message being handled (or a cached one); else the
+    /// static permissions. Decisions of permissions with `cache: true` are kept in the session,
+    /// so a session that publishes to the same topic again is not matched against the role's
+    /// permissions again.
     pub(super) fn decide_for(&self, s: &Session, uri: &str, action: Action) -> Decision {
-        if self
-            .authorizer
-            .dynamic_authorizer(&s.identity.authrole)
-            .is_none()
-        {
-            return self.authorizer.authorize(&s.identity.authrole, uri, action);
-        }
         if let Some(decision) = s.current_decision.take() {
             return decision;
         }
-        s.decision_cache.get(uri, action).unwrap_or_default()
+        if let Some(decision) = s.decision_cache.borrow().get(uri, action) {
+            return decision;
+        }
+        if self
+            .authorizer
+            .dynamic_authorizer(&s.identity.authrole)
+            .is_some()
+        {
+            return Decision::default();
+        }
+        let (decision, cache) =
+            self.authorizer
+                .authorize_cacheable(&s.identity.authrole, uri, action);
+        if cache {
+            s.decision_cache.borrow_mut().put(uri, action, decision);
+        }
+        decision
     }
 
     /// Whether `msg` must wait: its session is already waiting for a decision (then it queues),
@@ -60,7 +72,7 @@ impl Realm {
             }
             _ => return Some(msg),
         };
-        if s.decision_cache.get(uri, action).is_some() {
+        if s.decision_cache.borrow().get(uri, action).is_some() {
             return Some(msg);
         }
         let args = call_args(&s.details(&self.name), uri, action, options);
@@ -116,7 +128,7 @@ impl Realm {
             }
         };
         if let Some((uri, action)) = uri_and_action(&head) {
-            s.decision_cache.insert(uri, action, decision);
+            s.decision_cache.borrow_mut().insert(uri, action, decision);
         }
         s.current_decision.set(Some(decision.decision()));
         self.on_message_authorized(conn, head);
