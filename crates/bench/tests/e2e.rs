@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use turnstile::server::Server;
 use turnstile_bench::{Budget, Config, Scenario};
-use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
+use turnstile_config::{Format, NodeConfig};
 use wamp_proto::Serializer;
 
 /// A node with realm `realm1` (anonymous may do everything, statistics on), a web transport with
@@ -51,22 +51,7 @@ fn node_config(serializers: &[&str]) -> NodeConfig {
     let text = serde_json::to_string(&node).unwrap();
     let path = std::env::temp_dir().join("turnstile-bench-test.json");
     let mut config = turnstile_config::load_str(&text, Format::Json, &path).expect("valid config");
-    for worker in &mut config.workers {
-        for transport in &mut worker.transports {
-            let endpoint = match transport {
-                TransportConfig::WebSocket { endpoint, .. }
-                | TransportConfig::Web { endpoint, .. }
-                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
-            };
-            if let Endpoint::Tcp {
-                port, interface, ..
-            } = endpoint
-            {
-                *port = 0;
-                *interface = Some("127.0.0.1".into());
-            }
-        }
-    }
+    config.on_ephemeral_loopback_ports();
     config
 }
 

@@ -29,6 +29,33 @@ pub struct RouterWorker {
     pub transports: Vec<TransportConfig>,
 }
 
+impl NodeConfig {
+    /// Moves every TCP endpoint of every worker to port 0 on 127.0.0.1 (IP version 4), so that
+    /// tests and benchmarks can bind a configuration on ephemeral loopback ports (the bound
+    /// addresses are the listeners' local addresses). `backlog` and Unix socket endpoints are
+    /// left as they are.
+    pub fn on_ephemeral_loopback_ports(&mut self) {
+        for transport in self.workers.iter_mut().flat_map(|w| &mut w.transports) {
+            let endpoint = match transport {
+                TransportConfig::WebSocket { endpoint, .. }
+                | TransportConfig::Web { endpoint, .. }
+                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
+            };
+            if let Endpoint::Tcp {
+                port,
+                interface,
+                version,
+                ..
+            } = endpoint
+            {
+                *port = 0;
+                *interface = Some("127.0.0.1".into());
+                *version = 4;
+            }
+        }
+    }
+}
+
 /// A realm (`workers[i].realms[j]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealmConfig {
@@ -406,4 +433,51 @@ pub enum WebPath {
     Static {
         directory: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::{load_str, Format};
+
+    #[test]
+    fn on_ephemeral_loopback_ports_moves_every_tcp_endpoint() {
+        let text = r#"{"version": 2, "workers": [
+            {"type": "router", "transports": [
+                {"type": "web", "endpoint": {"type": "tcp", "port": 8080, "backlog": 7},
+                 "paths": {"ws": {"type": "websocket"}}},
+                {"type": "rawsocket", "endpoint": {"type": "unix", "path": "/run/t.sock"}}]},
+            {"type": "router", "transports": [
+                {"type": "websocket", "endpoint": {"type": "tcp", "port": 9000,
+                 "interface": "::1", "version": 6}},
+                {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 9001,
+                 "interface": "0.0.0.0"}}]}]}"#;
+        let mut config = load_str(text, Format::Json, Path::new("/etc/t/config.json")).unwrap();
+        config.on_ephemeral_loopback_ports();
+        let endpoints: Vec<&Endpoint> = config
+            .workers
+            .iter()
+            .flat_map(|w| &w.transports)
+            .map(TransportConfig::endpoint)
+            .collect();
+        let loopback = |backlog| Endpoint::Tcp {
+            port: 0,
+            interface: Some("127.0.0.1".into()),
+            version: 4,
+            backlog,
+        };
+        assert_eq!(
+            endpoints,
+            [
+                &loopback(7),
+                &Endpoint::Unix {
+                    path: "/run/t.sock".into()
+                },
+                &loopback(1024),
+                &loopback(1024),
+            ]
+        );
+    }
 }

@@ -1,10 +1,10 @@
 """Helpers for the Advanced Profile and meta API interop tests (test_advanced_pubsub.py,
 test_advanced_rpc.py, test_meta_api.py).
 
-- `adv_config()` / `start_adv_router()`: a router whose realm `realm1` has the roles and identities
-  these tests need (fixed authids and roles on separate WebSocket paths, a role that discloses
-  callers and publishers, a `trusted` role), an in-memory event history store, and a second realm
-  `nometa` with `enable_meta_api: false`.
+- `adv_config()` / `adv_router()` / `module_router()`: a router whose realm `realm1` has the
+  roles and identities these tests need (fixed authids and roles on separate WebSocket paths, a
+  role that discloses callers and publishers, a `trusted` role), an in-memory event history
+  store, and a second realm `nometa` with `enable_meta_api: false`.
 - `RecordingClient`: an autobahn session that also keeps every WAMP message it received, so a test
   can look at what the router sent (autobahn fills in some details itself, e.g. an event's topic).
 - `RawSession`: a WAMP session without a client library (over `interop`'s raw connections), for
@@ -31,9 +31,9 @@ from interop import (
     RawSocketConn,
     RawWebSocketConn,
     Router,
-    RouterError,
     T,
     decode,
+    serve_module,
     within,
 )
 
@@ -115,24 +115,14 @@ def adv_ws_paths() -> dict:
     return paths
 
 
-def start_adv_router(tmp_path_factory, name: str = "adv-router") -> Router:
-    r = Router(tmp_path_factory.mktemp(name), realms=adv_realms(), ws_paths=adv_ws_paths())
-    try:
-        return r.start()
-    except RouterError as e:
-        r.stop()
-        pytest.fail(str(e), pytrace=False)
+def adv_router(tmp_path_factory, name: str = "adv-router") -> Router:
+    """A router on the advanced configuration, not started yet."""
+    return Router(tmp_path_factory.mktemp(name), realms=adv_realms(), ws_paths=adv_ws_paths())
 
 
 def module_router(tmp_path_factory, name: str):
     """Generator body for a module-scoped `router` fixture on the advanced configuration."""
-    r = start_adv_router(tmp_path_factory, name)
-    yield r
-    crashed = not r.alive
-    code = r.stop()
-    if crashed:
-        pytest.fail(f"router died during the module with exit code {code}; stderr:\n"
-                    f"{r.stderr_tail()}", pytrace=False)
+    yield from serve_module(adv_router(tmp_path_factory, name))
 
 
 # ----------------------------------------------------------------------------------------------

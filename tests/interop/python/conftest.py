@@ -27,33 +27,22 @@ from interop import (
     TRANSPORTS,
     RawConn,
     Router,
-    RouterError,
     connect,
     open_raw,
+    serve_module,
+    start_or_fail,
 )
 
 _counter = itertools.count()
 
 
-def _start(tmp_path_factory, **kw) -> Router:
-    workdir = tmp_path_factory.mktemp(f"router{next(_counter)}")
-    r = Router(workdir, **kw)
-    try:
-        return r.start()
-    except RouterError as e:
-        r.stop()
-        pytest.fail(str(e), pytrace=False)
+def _router(tmp_path_factory, **kw) -> Router:
+    return Router(tmp_path_factory.mktemp(f"router{next(_counter)}"), **kw)
 
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory):
-    r = _start(tmp_path_factory)
-    yield r
-    crashed = not r.alive
-    code = r.stop()
-    if crashed:
-        pytest.fail(f"router died during the module with exit code {code}; stderr:\n"
-                    f"{r.stderr_tail()}", pytrace=False)
+    yield from serve_module(_router(tmp_path_factory))
 
 
 @pytest.fixture
@@ -61,7 +50,7 @@ def start_router(tmp_path_factory):
     started: list[Router] = []
 
     def start(**kw) -> Router:
-        r = _start(tmp_path_factory, **kw)
+        r = start_or_fail(_router(tmp_path_factory, **kw))
         started.append(r)
         return r
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import cbor2
 import msgpack
+import pytest
 import txaio
 
 txaio.use_asyncio()
@@ -350,6 +351,29 @@ class Router:
 
     def stderr_tail(self, lines: int = 40) -> str:
         return "\n".join(self.stderr().splitlines()[-lines:]) or "(empty)"
+
+
+def start_or_fail(r: Router) -> Router:
+    """`r` started; if it does not start, it is stopped and the test fails (without a traceback)
+    with the RouterError's message."""
+    try:
+        return r.start()
+    except RouterError as e:
+        r.stop()
+        pytest.fail(str(e), pytrace=False)
+
+
+def serve_module(r: Router):
+    """Generator body for a module-scoped router fixture (`yield from serve_module(Router(...))`):
+    yields `r` started (see `start_or_fail`), then stops it, and fails if it had died during the
+    module, with its exit code and stderr."""
+    start_or_fail(r)
+    yield r
+    crashed = not r.alive
+    code = r.stop()
+    if crashed:
+        pytest.fail(f"router died during the module with exit code {code}; stderr:\n"
+                    f"{r.stderr_tail()}", pytrace=False)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -39,10 +39,11 @@ from interop import (
     HELLO_ROLES,
     RawSocketConn,
     RawWebSocketConn,
-    RouterError,
     eventually,
     realm,
     role,
+    serve_module,
+    start_or_fail,
     within,
 )
 
@@ -150,25 +151,14 @@ def _ids(ts):
     return [f"{t}-{s}" for t, s in ts]
 
 
-def _start(tmp_path_factory) -> AuthRouter:
-    r = AuthRouter(tmp_path_factory.mktemp("authrouter"), auths=AUTHS, wst_auth="static",
-                   realms=REALMS)
-    try:
-        return r.start()
-    except RouterError as e:
-        r.stop()
-        pytest.fail(str(e), pytrace=False)
+def _router(tmp_path_factory) -> AuthRouter:
+    return AuthRouter(tmp_path_factory.mktemp("authrouter"), auths=AUTHS, wst_auth="static",
+                      realms=REALMS)
 
 
 @pytest.fixture(scope="module")
 def arouter(tmp_path_factory):
-    r = _start(tmp_path_factory)
-    yield r
-    crashed = not r.alive
-    code = r.stop()
-    if crashed:
-        pytest.fail(f"router died during the module with exit code {code}; stderr:\n"
-                    f"{r.stderr_tail()}", pytrace=False)
+    yield from serve_module(_router(tmp_path_factory))
 
 
 class _Auth:
@@ -965,7 +955,7 @@ async def test_no_secret_in_router_log(tmp_path_factory, monkeypatch, clients, l
     secrets, salted passwords, Ed25519 keys, a dynamic authenticator's tickets and secrets, and
     refusals of all of them, has none of those strings in its log."""
     monkeypatch.setenv("RUST_LOG", level)
-    r = _start(tmp_path_factory)
+    r = start_or_fail(_router(tmp_path_factory))
     try:
         a = _Auth(r, clients)
         authn = Authenticator()

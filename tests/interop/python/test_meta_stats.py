@@ -16,10 +16,10 @@ from interop import (
     RawSocketConn,
     RawWebSocketConn,
     Router,
-    RouterError,
     eventually,
     hello,
     realm,
+    start_or_fail,
     within,
 )
 
@@ -48,12 +48,7 @@ def router(tmp_path_factory):
                                "trigger_after_rated_messages": 1}),
         realm("realm4", stats={"trigger_after_duration": 1}),
     ])
-    try:
-        r.start()
-    except RouterError as e:
-        r.stop()
-        pytest.fail(str(e), pytrace=False)
-    yield r
+    yield start_or_fail(r)
     r.stop()
 
 

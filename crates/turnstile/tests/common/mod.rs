@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
-use turnstile_config::{Endpoint, Format, NodeConfig, TransportConfig};
+use turnstile_config::{Format, NodeConfig};
 
 /// A directory under the system temp dir, removed when dropped.
 pub struct TempDir(PathBuf);
@@ -58,27 +58,13 @@ pub fn realm1() -> Value {
 }
 
 /// Validates a JSON configuration (as if it were `dir/config.json`) and moves every TCP
-/// endpoint to 127.0.0.1 port 0, so tests never use fixed ports.
+/// endpoint to 127.0.0.1 port 0 ([`NodeConfig::on_ephemeral_loopback_ports`]), so tests never
+/// use fixed ports.
 pub fn load_config(json: &Value, dir: &Path) -> NodeConfig {
     let text = serde_json::to_string_pretty(json).unwrap();
     let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
         .unwrap_or_else(|e| panic!("test config invalid: {e}"));
-    for worker in &mut config.workers {
-        for transport in &mut worker.transports {
-            let endpoint = match transport {
-                TransportConfig::WebSocket { endpoint, .. }
-                | TransportConfig::Web { endpoint, .. }
-                | TransportConfig::RawSocket { endpoint, .. } => endpoint,
-            };
-            if let Endpoint::Tcp {
-                port, interface, ..
-            } = endpoint
-            {
-                *port = 0;
-                *interface = Some("127.0.0.1".into());
-            }
-        }
-    }
+    config.on_ephemeral_loopback_ports();
     config
 }
 
