@@ -87,8 +87,9 @@ pub struct RealmOptions {
     /// URIs when the configuration is loaded.
     pub uri_check: UriRules,
     /// `event_dispatching_chunk_size` (Crossbar): how many subscribers an event is dispatched
-    /// to before the broker yields to other work. A positive integer; `None` when not given
-    /// (the router picks its own; Crossbar's default is 100).
+    /// to before the broker yields to other work. A positive integer; `None` when not given.
+    /// Accepted so Crossbar configurations load, but Turnstile delivers a publication in one
+    /// step: the server warns at start that it has no effect.
     pub event_dispatching_chunk_size: Option<u32>,
 }
 

@@ -95,6 +95,17 @@ impl Server {
         for (w, worker) in config.workers.iter().enumerate() {
             let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
             info!("router worker {w}: realms {}", names.join(", "));
+            for (r, realm) in worker.realms.iter().enumerate() {
+                if let Some(size) = realm.options.event_dispatching_chunk_size {
+                    // Accepted so that Crossbar configurations load unchanged, but said aloud:
+                    // a realm task delivers each publication to all its subscribers at once.
+                    warn!(
+                        "workers[{w}].realms[{r}].options.event_dispatching_chunk_size = {size} \
+                         has no effect: Turnstile delivers a publication to all subscribers in \
+                         one step (it serializes the event once per serializer)"
+                    );
+                }
+            }
         }
 
         let conns = Conns::default();
