@@ -69,8 +69,23 @@ pub struct Registered {
     pub created: bool,
 }
 
-/// The `caller` of an invocation made by the router itself (connections are numbered from 1).
-pub const INTERNAL_CALLER: ConnId = 0;
+/// Who made a call: a session, or the router itself (a dynamic authenticator or authorizer),
+/// whose waiter is found by the invocation's `call_request` token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Session(ConnId),
+    Router,
+}
+
+impl Caller {
+    /// The caller's connection, if it is a session.
+    pub fn session(self) -> Option<ConnId> {
+        match self {
+            Caller::Session(conn) => Some(conn),
+            Caller::Router => None,
+        }
+    }
+}
 
 /// A successful answer to a call the router made: the RESULT's payload.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +108,7 @@ pub type InternalCallOutcome = Result<CallReturn, CallFailure>;
 /// A call in flight, keyed by (callee connection, INVOCATION request id).
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    pub caller: ConnId,
+    pub caller: Caller,
     pub call_request: Id,
     pub registration: Id,
     /// The caller asked for progressive results.

@@ -70,8 +70,6 @@ pub struct Session {
     pub removal_events: Vec<(&'static str, wamp_proto::List)>,
     /// The authentication in progress, while `Authenticating`.
     pub auth: Option<Box<crate::core::auth::AuthFlow>>,
-    /// Generation of the live handshake timer.
-    pub handshake_timer: u64,
     /// Messages waiting for a dynamic authorizer's decision on the first of them.
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
     /// The authorizer's decision for the message being handled now.

@@ -285,7 +285,6 @@ impl Realm {
             testaments: Vec::new(),
             removal_events: Vec::new(),
             auth: Some(Box::new(flow)),
-            handshake_timer: 0,
             blocked: None,
             current_decision: Default::default(),
             decision_cache: Default::default(),
@@ -762,7 +761,11 @@ impl Realm {
         }
         for inv in served {
             if let Some(call) = self.dealer.invocations.remove(&(conn, inv)) {
-                if let Some(caller) = self.sessions.get_mut(&call.caller) {
+                if let Some(caller) = call
+                    .caller
+                    .session()
+                    .and_then(|c| self.sessions.get_mut(&c))
+                {
                     caller.pending_calls.remove(&call.call_request);
                 }
                 let text = "the callee left before it answered";

@@ -7,7 +7,7 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 use super::options::*;
 use super::*;
 use crate::core::dealer::CancelMode;
-use crate::core::dealer::{CallFailure, CallReturn, InternalCallOutcome, INTERNAL_CALLER};
+use crate::core::dealer::{CallFailure, CallReturn, Caller, InternalCallOutcome};
 use crate::core::timer::{Timer, TimerKind};
 use tokio::sync::oneshot;
 
@@ -289,7 +289,7 @@ impl Realm {
         self.dealer.invocations.insert(
             (callee, invocation_id),
             Invocation {
-                caller: conn,
+                caller: Caller::Session(conn),
                 call_request: request,
                 registration,
                 receive_progress,
@@ -343,7 +343,7 @@ impl Realm {
                 format!("a call with request ID {request} is already in flight on this session"),
             ));
         };
-        if !inv.caller_progress || inv.caller != conn {
+        if !inv.caller_progress || inv.caller != Caller::Session(conn) {
             return Err(RequestError::new(
                 uris::INVALID_ARGUMENT,
                 format!(
@@ -536,9 +536,9 @@ impl Realm {
 
     /// Sends a RESULT or ERROR to the caller of an invocation: a session, or the router itself
     /// for an internal call (a dynamic authenticator or authorizer), whose waiter gets it.
-    pub(super) fn reply_to_caller(&mut self, caller: ConnId, msg: Message) {
-        if caller != INTERNAL_CALLER {
-            return self.send(caller, &msg);
+    pub(super) fn reply_to_caller(&mut self, caller: Caller, msg: Message) {
+        if let Caller::Session(conn) = caller {
+            return self.send(conn, &msg);
         }
         let (request, outcome) = match msg {
             Message::Result {
@@ -613,7 +613,7 @@ impl Realm {
         self.dealer.invocations.insert(
             (callee, invocation_id),
             Invocation {
-                caller: INTERNAL_CALLER,
+                caller: Caller::Router,
                 call_request: token,
                 registration,
                 receive_progress: false,
@@ -645,7 +645,11 @@ impl Realm {
     /// Forgets a finished invocation on both sides.
     pub(super) fn finish_invocation(&mut self, callee: ConnId, request: Id) {
         if let Some(call) = self.dealer.invocations.remove(&(callee, request)) {
-            if let Some(c) = self.sessions.get_mut(&call.caller) {
+            if let Some(c) = call
+                .caller
+                .session()
+                .and_then(|c| self.sessions.get_mut(&c))
+            {
                 c.pending_calls.remove(&call.call_request);
             }
         }
