@@ -205,6 +205,30 @@ impl Message {
         }
     }
 
+    /// ABORT with `reason` and a human-readable `message` in its details (the convention every
+    /// WAMP peer shows to its user).
+    pub fn abort(reason: &str, message: &str) -> Message {
+        Message::Abort {
+            details: crate::dict! {"message" => message},
+            reason: reason.to_owned(),
+            args: None,
+            kwargs: None,
+        }
+    }
+
+    /// ERROR answering request `request` of type `request_type`, with `error` and a
+    /// human-readable `text` as its one positional argument.
+    pub fn error(request_type: u64, request: Id, error: &str, text: &str) -> Message {
+        Message::Error {
+            request_type,
+            request,
+            details: Dict::new(),
+            error: error.to_owned(),
+            args: Some(vec![crate::Value::from(text)]),
+            kwargs: None,
+        }
+    }
+
     /// The message's name in upper case, as the WAMP spec writes it (`"PUBLISH"`).
     pub fn name(&self) -> &'static str {
         code_name(self.code()).unwrap_or("UNKNOWN")

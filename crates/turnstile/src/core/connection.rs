@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tracing::debug;
 use wamp_proto::{uris, Message, Serializer};
 
-use crate::core::peer::{CloseReason, PeerSender, TransportInfo};
+use crate::core::peer::{PeerSender, TransportInfo};
 use crate::core::realm_task::RealmInput;
 use crate::core::router::{ConnId, RealmTx, Router};
 
@@ -142,18 +141,8 @@ impl Connection {
     /// ABORT sent by the connection itself, when there is no session to account it to.
     fn abort_here(&mut self, reason: &str, text: &str) {
         self.state = State::Failed;
-        let abort = Message::Abort {
-            details: wamp_proto::dict! {"message" => text},
-            reason: reason.to_owned(),
-            args: None,
-            kwargs: None,
-        };
-        if let Ok(bytes) = self.info.serializer.encode(&abort) {
-            let _ = self.sender.send(Bytes::from(bytes));
-        }
-        self.sender.close(CloseReason::protocol_error(
-            text.chars().take(120).collect::<String>(),
-        ));
+        self.sender
+            .abort_and_close(self.info.serializer, reason, text, 1002);
     }
 }
 

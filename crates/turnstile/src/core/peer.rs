@@ -28,6 +28,15 @@ pub struct CloseReason {
     pub text: String,
 }
 
+/// A reason text short enough for a WebSocket close frame (at most 123 bytes of UTF-8).
+pub fn close_text(text: &str) -> String {
+    let mut end = text.len().min(120);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 impl CloseReason {
     pub fn normal(text: impl Into<String>) -> Self {
         Self {
@@ -138,6 +147,24 @@ impl PeerSender {
             self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             SendError::Closed
         })
+    }
+
+    /// ABORTs a connection that has no session to account it to (a refused HELLO, a violation
+    /// before HELLO), then closes it. `close_code` is the WebSocket close code.
+    pub fn abort_and_close(
+        &self,
+        serializer: Serializer,
+        reason: &str,
+        text: &str,
+        close_code: u16,
+    ) {
+        if let Ok(bytes) = serializer.encode(&wamp_proto::Message::abort(reason, text)) {
+            let _ = self.send(Bytes::from(bytes));
+        }
+        self.close(CloseReason {
+            code: close_code,
+            text: close_text(text),
+        });
     }
 
     /// Asks the transport to close after writing what is queued.

@@ -172,10 +172,12 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
         tokio::select! {
             input = rx.recv() => {
                 let Some(input) = input else { break };
-                dispatch(&mut realm, input, &mut shutdown_waiters);
+                // One clock read per batch: the inputs of a batch arrived together.
+                let now = Instant::now();
+                dispatch(&mut realm, input, now, &mut shutdown_waiters);
                 for _ in 0..INPUT_BATCH {
                     match rx.try_recv() {
-                        Ok(input) => dispatch(&mut realm, input, &mut shutdown_waiters),
+                        Ok(input) => dispatch(&mut realm, input, now, &mut shutdown_waiters),
                         Err(_) => break,
                     }
                 }
@@ -196,8 +198,12 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
     }
 }
 
-fn dispatch(realm: &mut Realm, input: RealmInput, waiters: &mut Vec<oneshot::Sender<()>>) {
-    let now = Instant::now();
+fn dispatch(
+    realm: &mut Realm,
+    input: RealmInput,
+    now: Instant,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) {
     match input {
         RealmInput::Hello {
             conn,

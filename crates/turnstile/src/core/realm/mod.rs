@@ -24,7 +24,7 @@ use crate::core::clock::Clock;
 use crate::core::dealer::InternalCallOutcome;
 use crate::core::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
 use crate::core::meter::{session_info, CountKind, Meter};
-use crate::core::peer::{CloseReason, PeerSender, SendError, TransportInfo};
+use crate::core::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
 use crate::core::router::ConnId;
 use crate::core::session::{Identity, Session, SessionState};
 use crate::core::timer::{Timer, TimerKind, TimerTable};
@@ -223,7 +223,8 @@ impl Realm {
             m.count(len, CountKind::Checked);
         }
         let refuse = |reason: &str, text: &str| {
-            abort_unjoined(&peer, &info, reason, text);
+            debug!(peer = %info.peer, reason, text, "HELLO refused");
+            peer.abort_and_close(info.serializer, reason, text, 1008);
         };
         if self.shutting_down {
             return refuse(uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
@@ -337,16 +338,10 @@ impl Realm {
             return;
         };
         debug!(peer = %s.info.peer, reason, message, "session refused");
-        let abort = Message::Abort {
-            details: dict! {"message" => message},
-            reason: reason.into(),
-            args: None,
-            kwargs: None,
-        };
-        self.send(conn, &abort);
+        self.send(conn, &Message::abort(reason, message));
         if let Some(s) = self.sessions.remove(&conn) {
             self.by_session_id.remove(&s.id);
-            s.peer.close(CloseReason::policy(truncate(message, 120)));
+            s.peer.close(CloseReason::policy(close_text(message)));
         }
     }
 
@@ -709,16 +704,8 @@ impl Realm {
         }
         debug!(conn, %text, "protocol violation");
         self.detach(conn);
-        self.send(
-            conn,
-            &Message::Abort {
-                details: dict! {"message" => text},
-                reason: uris::PROTOCOL_VIOLATION.into(),
-                args: None,
-                kwargs: None,
-            },
-        );
-        let reason = CloseReason::protocol_error(truncate(text, 120));
+        self.send(conn, &Message::abort(uris::PROTOCOL_VIOLATION, text));
+        let reason = CloseReason::protocol_error(close_text(text));
         self.end_session(conn, EndCause::ProtocolViolation, Some(reason));
     }
 
@@ -894,17 +881,7 @@ impl Realm {
     }
 
     fn send_error(&mut self, conn: ConnId, request_type: u64, request: Id, uri: &str, text: &str) {
-        self.send(
-            conn,
-            &Message::Error {
-                request_type,
-                request,
-                details: Dict::new(),
-                error: uri.into(),
-                args: Some(vec![Value::from(text)]),
-                kwargs: None,
-            },
-        );
+        self.send(conn, &Message::error(request_type, request, uri, text));
     }
 
     // ===== dispatch =====
@@ -1015,21 +992,6 @@ impl Realm {
     }
 }
 
-/// ABORT to a client whose HELLO was refused, then close. Nothing is metered: no session exists.
-fn abort_unjoined(peer: &PeerSender, info: &TransportInfo, reason: &str, text: &str) {
-    debug!(peer = %info.peer, reason, text, "HELLO refused");
-    let abort = Message::Abort {
-        details: dict! {"message" => text},
-        reason: reason.into(),
-        args: None,
-        kwargs: None,
-    };
-    if let Ok(bytes) = info.serializer.encode(&abort) {
-        let _ = peer.send(Bytes::from(bytes));
-    }
-    peer.close(CloseReason::policy(truncate(text, 120)));
-}
-
 /// Features announced in WELCOME: exactly those that work.
 fn broker_features(options: &RealmOptions) -> Dict {
     let mut f = dict! {
@@ -1071,8 +1033,4 @@ fn dealer_features(options: &RealmOptions) -> Dict {
         }
     }
     f
-}
-
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
 }

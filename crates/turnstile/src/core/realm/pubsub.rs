@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use tracing::{debug, warn};
 use wamp_proto::message::code;
-use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
+use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Serializer, Value};
 
 use super::options::*;
 use super::*;
@@ -117,11 +117,16 @@ impl Realm {
             if sub.policy != MatchPolicy::Exact {
                 details.insert("topic".into(), Value::from(topic));
             }
-            let receivers: Vec<ConnId> = sub
+            // One session lookup per receiver here; sending looks it up once more to meter.
+            let receivers: Vec<(ConnId, Serializer)> = sub
                 .subscribers
                 .iter()
-                .copied()
-                .filter(|c| admits(eligibility, *c, &self.sessions))
+                .filter_map(|&c| {
+                    let s = self.sessions.get(&c)?;
+                    let admitted = s.state == SessionState::Joined
+                        && eligibility.admits(c, s.id, &s.identity.authid, &s.identity.authrole);
+                    admitted.then_some((c, s.info.serializer))
+                })
                 .collect();
             if receivers.is_empty() {
                 continue;
@@ -134,11 +139,7 @@ impl Realm {
                 kwargs: kwargs.clone(),
             };
             let mut encoded: [Option<Bytes>; 3] = Default::default();
-            for conn in receivers {
-                let Some(s) = self.sessions.get(&conn) else {
-                    continue;
-                };
-                let serializer = s.info.serializer;
+            for (conn, serializer) in receivers {
                 let bytes = match &encoded[serializer.index()] {
                     Some(b) => b.clone(),
                     None => match serializer.encode(&event) {
@@ -148,7 +149,7 @@ impl Realm {
                             b
                         }
                         Err(e) => {
-                            warn!(session = s.id, error = %e, "cannot serialize an event");
+                            warn!(topic, error = %e, "cannot serialize an event");
                             continue;
                         }
                     },

@@ -671,12 +671,5 @@ pub(super) fn registration_info(r: &crate::core::dealer::Registration) -> Dict {
 
 /// An ERROR answering a CALL.
 pub(super) fn call_error(request: Id, uri: &str, text: &str) -> Message {
-    Message::Error {
-        request_type: code::CALL,
-        request,
-        details: Dict::new(),
-        error: uri.into(),
-        args: Some(vec![Value::from(text)]),
-        kwargs: None,
-    }
+    Message::error(code::CALL, request, uri, text)
 }
