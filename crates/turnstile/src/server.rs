@@ -91,10 +91,19 @@ impl Server {
             transports,
             socket_files,
         } = self;
+        if let Some(node) = &config.node_id {
+            info!("node {node}");
+        }
         let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
         for (w, worker) in config.workers.iter().enumerate() {
             let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
-            info!("router worker {w}: realms {}", names.join(", "));
+            // The configuration's names for the node and worker, so logs can be matched to it.
+            let label = match (&worker.id, &worker.title) {
+                (Some(id), Some(title)) => format!(" ({id}: {title})"),
+                (Some(name), None) | (None, Some(name)) => format!(" ({name})"),
+                (None, None) => String::new(),
+            };
+            info!("router worker {w}{label}: realms {}", names.join(", "));
             for (r, realm) in worker.realms.iter().enumerate() {
                 if let Some(size) = realm.options.event_dispatching_chunk_size {
                     // Accepted so that Crossbar configurations load unchanged, but said aloud:
