@@ -1,6 +1,12 @@
 //! Named limits of the router, each with its default and what happens when it is reached.
+//!
+//! The limits the sans-IO core enforces live in `turnstile_core::limits` and are re-exported
+//! here, so this module lists every limit of the router.
 
 use std::time::Duration;
+
+/// The limits the routing core enforces (handshake and GOODBYE deadlines, retained topics).
+pub use turnstile_core::limits::*;
 
 /// Bytes that may wait in one connection's outgoing queue. A session whose client does not read
 /// fast enough to stay under this is disconnected (slow consumer) with a logged reason, so a
@@ -10,14 +16,6 @@ pub const MAX_OUTGOING_QUEUE_BYTES: usize = 16 << 20;
 /// Messages a connection may have handed to its realm that the realm has not processed yet. A
 /// connection that sends faster waits (backpressure on its socket), other connections do not.
 pub const REALM_INBOX_CAPACITY: usize = 4096;
-
-/// How long the router waits for a client's GOODBYE reply after sending GOODBYE (kill, shutdown)
-/// before it ends the session anyway.
-pub const GOODBYE_REPLY_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How long a client may take from opening the connection to WELCOME (HELLO, and any
-/// authentication round trip) before it is dropped.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long the router waits, at shutdown, for sessions to answer GOODBYE and for final meta
 /// events to be written before it exits.
@@ -54,10 +52,6 @@ pub const RAWSOCKET_WRITE_BUFFER_SIZE: usize = 16 << 10;
 /// How long an accept loop pauses after an accept error that is not about one connection (for
 /// example out of file descriptors), so the error cannot spin a core. Logged at error level.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(500);
-
-/// Topics whose last `retain` event a realm keeps. Beyond this the topic retained longest ago
-/// is forgotten, so retention cannot make memory grow without bound.
-pub const MAX_RETAINED_TOPICS: usize = 10_000;
 
 /// How long the router waits for a procedure it calls itself (a dynamic authenticator or
 /// authorizer) to answer; past it, the authentication fails or the action is denied.

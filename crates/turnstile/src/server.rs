@@ -12,8 +12,8 @@ use tracing::{info, warn};
 use turnstile_config::{NodeConfig, TransportConfig, WebPath};
 use wamp_proto::Serializer;
 
-use crate::core::router::Router;
 use crate::limits;
+use crate::runtime::router::Router;
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
 use crate::transport::{transport_auth, web, Conns, LocalAddr};

@@ -9,9 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use crate::core::connection::Connection;
-use crate::core::peer::{CloseReason, Outbound, PeerReceiver};
 use crate::limits;
+use crate::runtime::connection::Connection;
+use crate::runtime::outbox::PeerReceiver;
+use turnstile_core::peer::{CloseReason, Outbound};
 
 /// The connection tasks of a server, and the signal that tells them to close (at shutdown).
 #[derive(Debug, Clone, Default)]

@@ -12,8 +12,8 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, error, warn};
 use turnstile_config::Endpoint;
 
-use crate::core::peer::{ChannelType, TransportInfo};
 use crate::limits;
+use turnstile_core::peer::{ChannelType, TransportInfo};
 
 /// Where an accepted connection comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Transports: WebSocket (sharing its port with an HTTP server for static files) and RawSocket,
 //! over TCP or Unix sockets. Each connection runs in its own task and talks to the router core
-//! through a [`crate::core::connection::Connection`].
+//! through a [`crate::runtime::connection::Connection`].
 
 mod driver;
 pub mod listener;

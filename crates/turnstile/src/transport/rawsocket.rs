@@ -11,11 +11,11 @@ use tokio_util::codec::{Decoder, FramedRead};
 use tracing::debug;
 use wamp_proto::Serializer;
 
-use crate::core::peer::{CloseReason, Framing, TransportInfo};
-use crate::core::router::Router;
 use crate::limits;
+use crate::runtime::router::Router;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::{PeerAddr, SplitStream};
+use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 
 /// The first octet of every RawSocket handshake.
 pub const MAGIC: u8 = 0x7F;

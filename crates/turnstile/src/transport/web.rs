@@ -12,7 +12,7 @@ use tower_http::services::ServeDir;
 use tracing::debug;
 use turnstile_config::{WebPath, WebSocketService};
 
-use crate::core::router::Router;
+use crate::runtime::router::Router;
 use crate::transport::driver::Conns;
 use crate::transport::listener::PeerAddr;
 use crate::transport::websocket::WsEndpoint;

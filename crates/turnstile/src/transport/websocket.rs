@@ -19,12 +19,12 @@ use tungstenite::error::CapacityError;
 use turnstile_config::{WebSocketOptions, WebSocketService};
 use wamp_proto::Serializer;
 
-use crate::core::peer::{CloseReason, Framing, TransportInfo};
-use crate::core::router::Router;
 use crate::limits;
+use crate::runtime::router::Router;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
 use crate::transport::transport_auth;
+use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 
 /// A WebSocket service ready to be mounted on a path.
 #[derive(Debug)]

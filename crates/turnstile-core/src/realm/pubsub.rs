@@ -10,7 +10,7 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Se
 
 use super::options::*;
 use super::*;
-use crate::core::broker::{Eligibility, RetainedEvent, StoredEvent};
+use crate::broker::{Eligibility, RetainedEvent, StoredEvent};
 
 impl Realm {
     /// Publishes an event from the realm's service session, if the meta API is on.
@@ -34,7 +34,7 @@ impl Realm {
     }
 
     /// Publishes a testament of a session that has just ended, as it would have published it.
-    pub(super) fn publish_testament(&mut self, s: &Session, t: crate::core::session::Testament) {
+    pub(super) fn publish_testament(&mut self, s: &Session, t: crate::session::Testament) {
         let Ok(eligibility) = eligibility_from_options(&t.options) else {
             return;
         };
@@ -330,7 +330,7 @@ impl Realm {
         conn: ConnId,
         options: &Dict,
         topic: &str,
-    ) -> Result<crate::core::broker::Subscribed, RequestError> {
+    ) -> Result<crate::broker::Subscribed, RequestError> {
         let policy = match_policy(options, "SUBSCRIBE")?;
         self.check_uri(topic, policy)?;
         let s = &self.sessions[&conn];
@@ -434,7 +434,7 @@ pub(super) fn copy_passthru(from: &Dict, to: &mut Dict) {
     }
 }
 
-pub(super) fn subscription_info(s: &crate::core::broker::Subscription) -> Dict {
+pub(super) fn subscription_info(s: &crate::broker::Subscription) -> Dict {
     dict! {
         "id" => s.id,
         "created" => s.created.as_str(),

@@ -5,18 +5,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
-use turnstile_config::RealmConfig;
-use wamp_proto::{Dict, List, Message};
-
 use std::collections::HashMap;
 
-use crate::core::dealer::{CallFailure, InternalCallOutcome};
-use crate::core::realm::{CallPurpose, Effect};
+use tokio::sync::{mpsc, oneshot};
+use turnstile_config::RealmConfig;
+use turnstile_core::dealer::{CallFailure, InternalCallOutcome};
+use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
+use turnstile_core::realm::{CallPurpose, Effect, Realm, ReplyToken};
+use wamp_proto::{Dict, List, Message};
 
-use crate::core::peer::{PeerSender, TransportInfo};
-use crate::core::realm::Realm;
-use crate::core::router::ConnId;
 use crate::limits;
 
 /// What connections and the router tell a realm.
@@ -92,15 +89,27 @@ struct Shell {
 }
 
 impl Shell {
+    /// Carries out one effect of the realm: a call into a realm, or the answer to a call made
+    /// into this one (handed to its waiter in `replies`).
+    fn carry_out(&self, effect: Effect, replies: &mut Replies) {
+        match effect {
+            Effect::Call {
+                realm,
+                procedure,
+                args,
+                purpose,
+            } => self.call(realm, procedure, args, purpose),
+            Effect::Answer { reply, outcome } => {
+                if let Some(waiter) = replies.waiting.remove(&reply) {
+                    let _ = waiter.send(outcome);
+                }
+            }
+        }
+    }
+
     /// Calls a procedure in a realm (maybe this one) without blocking this realm's task: the
     /// outcome, or a timeout, comes back to this realm as [`RealmInput::CallDone`].
-    fn carry_out(&self, effect: Effect) {
-        let Effect::Call {
-            realm,
-            procedure,
-            args,
-            purpose,
-        } = effect;
+    fn call(&self, realm: String, procedure: String, args: List, purpose: CallPurpose) {
         let me = self.me.tx.clone();
         let target = self.registry.get(&realm).map(|h| h.tx.clone());
         tokio::spawn(async move {
@@ -156,8 +165,25 @@ fn failure(error: &str, text: String) -> CallFailure {
 /// Inputs handled between two timer checks, so a busy realm still serves its timers.
 const INPUT_BATCH: usize = 256;
 
+/// The waiters of calls made into this realm by the router (from this or another realm's task),
+/// by the token the realm answers them with.
+#[derive(Default)]
+struct Replies {
+    waiting: HashMap<ReplyToken, oneshot::Sender<InternalCallOutcome>>,
+    next: ReplyToken,
+}
+
+impl Replies {
+    fn add(&mut self, waiter: oneshot::Sender<InternalCallOutcome>) -> ReplyToken {
+        self.next += 1;
+        self.waiting.insert(self.next, waiter);
+        self.next
+    }
+}
+
 async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell) {
     let mut shutdown_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut replies = Replies::default();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
     let mut armed: Option<Instant> = None;
@@ -174,10 +200,10 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
                 let Some(input) = input else { break };
                 // One clock read per batch: the inputs of a batch arrived together.
                 let now = Instant::now();
-                dispatch(&mut realm, input, now, &mut shutdown_waiters);
+                dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies);
                 for _ in 0..INPUT_BATCH {
                     match rx.try_recv() {
-                        Ok(input) => dispatch(&mut realm, input, now, &mut shutdown_waiters),
+                        Ok(input) => dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies),
                         Err(_) => break,
                     }
                 }
@@ -188,7 +214,7 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
             }
         }
         while let Some(effect) = realm.poll_effect() {
-            shell.carry_out(effect);
+            shell.carry_out(effect, &mut replies);
         }
         if !shutdown_waiters.is_empty() && realm.is_drained() {
             for w in shutdown_waiters.drain(..) {
@@ -203,6 +229,7 @@ fn dispatch(
     input: RealmInput,
     now: Instant,
     waiters: &mut Vec<oneshot::Sender<()>>,
+    replies: &mut Replies,
 ) {
     match input {
         RealmInput::Hello {
@@ -222,7 +249,10 @@ fn dispatch(
             args,
             kwargs,
             reply,
-        } => realm.handle_internal_call(&procedure, args, kwargs, reply, now),
+        } => {
+            let token = replies.add(reply);
+            realm.handle_internal_call(&procedure, args, kwargs, token, now)
+        }
         RealmInput::CallDone { purpose, outcome } => realm.handle_call_done(purpose, outcome, now),
         RealmInput::Shutdown { done } => {
             realm.handle_shutdown(now);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use turnstile_config::StatsConfig;
 use wamp_proto::{dict, Dict, Value};
 
-use crate::core::clock::Clock;
+use crate::clock::Clock;
 
 /// Counters of one cycle, both directions added up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

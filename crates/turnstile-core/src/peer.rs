@@ -1,14 +1,18 @@
 //! The link between the router core and one connection's transport: what the core sends to the
-//! connection ([`Outbound`]) and the bounded, lock-free queue that carries it.
+//! connection ([`Outbound`]), what it knows of the transport ([`TransportInfo`]), and the
+//! [`Outbox`] abstraction of a connection's outgoing queue. The queue itself (with its async
+//! wake-up) belongs to the runtime; the core only pushes into it and never waits.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 use wamp_proto::Serializer;
+
+/// A connection's key inside the router: unique for the router's lifetime, never sent on the wire
+/// (WAMP session ids are separate, random, and change when a connection re-joins).
+pub type ConnId = u64;
 
 /// What the router core asks a connection's transport to do, in order.
 #[derive(Debug, Clone)]
@@ -104,24 +108,6 @@ impl TransportInfo {
     }
 }
 
-/// State shared by the two ends of one connection's outgoing queue.
-#[derive(Debug, Default)]
-struct QueueShared {
-    /// Bytes queued and not yet taken by the transport.
-    queued_bytes: AtomicUsize,
-    /// Cancelled when the core drops the connection at once (slow consumer).
-    kill: CancellationToken,
-    kill_reason: OnceLock<CloseReason>,
-}
-
-/// The core's end of a connection's outgoing queue. Cheap to clone; never blocks.
-#[derive(Debug, Clone)]
-pub struct PeerSender {
-    tx: mpsc::UnboundedSender<Outbound>,
-    shared: Arc<QueueShared>,
-    max_queued_bytes: usize,
-}
-
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -133,20 +119,35 @@ pub enum SendError {
     Closed,
 }
 
+/// A connection's outgoing queue as the core sees it: it takes messages and close requests in
+/// order and never blocks. The runtime implements it (with a bounded queue that wakes the
+/// connection's writer); tests implement it with a plain buffer.
+pub trait Outbox: Send + Sync + fmt::Debug {
+    /// Queues one serialized message. Fails, without queueing, when the queue is over its byte
+    /// limit ([`SendError::QueueFull`]) or the transport is gone.
+    fn push(&self, message: Bytes) -> Result<(), SendError>;
+    /// Asks the transport to close after writing what is queued.
+    fn close(&self, reason: CloseReason);
+    /// Closes the connection at once, discarding what is queued (a slow consumer).
+    fn kill(&self, reason: CloseReason);
+    /// Whether the transport end has gone away.
+    fn is_closed(&self) -> bool;
+}
+
+/// The core's handle on one connection's [`Outbox`]. Cheap to clone; never blocks.
+#[derive(Debug, Clone)]
+pub struct PeerSender(Arc<dyn Outbox>);
+
 impl PeerSender {
+    /// A handle on `outbox`.
+    pub fn new(outbox: Arc<dyn Outbox>) -> Self {
+        Self(outbox)
+    }
+
     /// Queues one serialized message. Fails, without queueing, when the queue is over its byte
     /// limit; the caller then drops the connection with [`PeerSender::kill`].
     pub fn send(&self, bytes: Bytes) -> Result<(), SendError> {
-        let len = bytes.len();
-        let before = self.shared.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        if before > self.max_queued_bytes {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            return Err(SendError::QueueFull(self.max_queued_bytes));
-        }
-        self.tx.send(Outbound::Message(bytes)).map_err(|_| {
-            self.shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-            SendError::Closed
-        })
+        self.0.push(bytes)
     }
 
     /// ABORTs a connection that has no session to account it to (a refused HELLO, a violation
@@ -169,76 +170,16 @@ impl PeerSender {
 
     /// Asks the transport to close after writing what is queued.
     pub fn close(&self, reason: CloseReason) {
-        let _ = self.tx.send(Outbound::Close(reason));
+        self.0.close(reason);
     }
 
     /// Closes the connection at once, discarding what is queued.
     pub fn kill(&self, reason: CloseReason) {
-        let _ = self.shared.kill_reason.set(reason);
-        self.shared.kill.cancel();
+        self.0.kill(reason);
     }
 
     /// Whether the transport end has gone away.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.0.is_closed()
     }
-}
-
-/// The transport's end of a connection's outgoing queue.
-#[derive(Debug)]
-pub struct PeerReceiver {
-    rx: mpsc::UnboundedReceiver<Outbound>,
-    shared: Arc<QueueShared>,
-}
-
-impl PeerReceiver {
-    /// The next thing to do. `None` when the core will send nothing more (the transport should
-    /// close). A kill takes precedence over anything still queued.
-    pub async fn recv(&mut self) -> Option<Outbound> {
-        tokio::select! {
-            biased;
-            _ = self.shared.kill.cancelled() => Some(Outbound::Close(self.kill_reason())),
-            item = self.rx.recv() => self.taken(item),
-        }
-    }
-
-    /// The next item if one is ready now, for writing several messages before one flush.
-    pub fn try_recv(&mut self) -> Option<Outbound> {
-        if self.shared.kill.is_cancelled() {
-            return Some(Outbound::Close(self.kill_reason()));
-        }
-        let item = self.rx.try_recv().ok();
-        self.taken(item)
-    }
-
-    fn taken(&self, item: Option<Outbound>) -> Option<Outbound> {
-        if let Some(Outbound::Message(b)) = &item {
-            self.shared
-                .queued_bytes
-                .fetch_sub(b.len(), Ordering::Relaxed);
-        }
-        item
-    }
-
-    fn kill_reason(&self) -> CloseReason {
-        self.shared
-            .kill_reason
-            .get()
-            .cloned()
-            .unwrap_or_else(|| CloseReason::policy("connection dropped by the router"))
-    }
-}
-
-/// A new outgoing queue whose sender refuses messages once `max_queued_bytes` are waiting.
-pub fn peer_channel(max_queued_bytes: usize) -> (PeerSender, PeerReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let shared = Arc::new(QueueShared::default());
-    (
-        PeerSender {
-            tx,
-            shared: shared.clone(),
-            max_queued_bytes,
-        },
-        PeerReceiver { rx, shared },
-    )
 }

@@ -10,19 +10,89 @@ use turnstile_config::{
 use wamp_proto::message::code;
 use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Serializer, Value};
 
-use crate::core::peer::{
-    peer_channel, ChannelType, Framing, Outbound, PeerReceiver, TransportInfo,
-};
-use crate::core::realm::Realm;
-use crate::core::router::ConnId;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
 use crate::limits;
+use crate::peer::{
+    ChannelType, CloseReason, ConnId, Framing, Outbound, Outbox, PeerSender, SendError,
+    TransportInfo,
+};
+use crate::realm::{Effect, Realm, ReplyToken};
+
+/// A fake connection's outgoing queue: what the realm queued, bounded in bytes like the
+/// runtime's, with a kill taking precedence over what is queued.
+#[derive(Debug)]
+struct FakeOutbox {
+    max_queued_bytes: usize,
+    state: Mutex<FakeQueue>,
+}
+
+#[derive(Debug, Default)]
+struct FakeQueue {
+    items: VecDeque<Outbound>,
+    queued_bytes: usize,
+    killed: Option<CloseReason>,
+}
+
+impl Outbox for FakeOutbox {
+    fn push(&self, message: Bytes) -> Result<(), SendError> {
+        let mut q = self.state.lock().unwrap();
+        if q.queued_bytes > self.max_queued_bytes {
+            return Err(SendError::QueueFull(self.max_queued_bytes));
+        }
+        q.queued_bytes += message.len();
+        q.items.push_back(Outbound::Message(message));
+        Ok(())
+    }
+    fn close(&self, reason: CloseReason) {
+        self.state
+            .lock()
+            .unwrap()
+            .items
+            .push_back(Outbound::Close(reason));
+    }
+    fn kill(&self, reason: CloseReason) {
+        self.state.lock().unwrap().killed.get_or_insert(reason);
+    }
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
+
+/// The client's end of a [`FakeOutbox`].
+struct PeerReceiver(Arc<FakeOutbox>);
+
+impl PeerReceiver {
+    fn try_recv(&mut self) -> Option<Outbound> {
+        let mut q = self.0.state.lock().unwrap();
+        if let Some(reason) = &q.killed {
+            return Some(Outbound::Close(reason.clone()));
+        }
+        let item = q.items.pop_front();
+        if let Some(Outbound::Message(b)) = &item {
+            q.queued_bytes -= b.len();
+        }
+        item
+    }
+}
+
+fn peer_channel(max_queued_bytes: usize) -> (PeerSender, PeerReceiver) {
+    let outbox = Arc::new(FakeOutbox {
+        max_queued_bytes,
+        state: Mutex::default(),
+    });
+    (PeerSender::new(outbox.clone()), PeerReceiver(outbox))
+}
 
 /// A fake client: what it sent and received, with exact serialized lengths.
 struct Client {
     conn: ConnId,
     serializer: Serializer,
     rx: PeerReceiver,
-    peer: crate::core::peer::PeerSender,
+    peer: PeerSender,
     /// (sent?, length) of every message, in order.
     log: Vec<(bool, usize)>,
     inbox: Vec<Message>,
@@ -49,6 +119,9 @@ struct Harness {
     realm: Realm,
     now: Instant,
     next_conn: ConnId,
+    /// Answers to calls handed in with `handle_internal_call`, by token, as the shell keeps them.
+    answers: std::collections::HashMap<ReplyToken, crate::dealer::InternalCallOutcome>,
+    next_token: ReplyToken,
 }
 
 fn allow_all_role(name: &str) -> RoleConfig {
@@ -93,13 +166,51 @@ impl Harness {
             realm: Realm::new(config, now),
             now,
             next_conn: 1,
+            answers: Default::default(),
+            next_token: 0,
         }
+    }
+
+    /// Takes the realm's effects as the shell would: answers are kept by token, calls are
+    /// returned as (procedure, args, purpose).
+    fn poll_effects(&mut self) -> Vec<(String, List, crate::realm::CallPurpose)> {
+        let mut calls = Vec::new();
+        while let Some(effect) = self.realm.poll_effect() {
+            match effect {
+                Effect::Answer { reply, outcome } => {
+                    assert!(self.answers.insert(reply, outcome).is_none(), "one answer");
+                }
+                Effect::Call {
+                    procedure,
+                    args,
+                    purpose,
+                    ..
+                } => calls.push((procedure, args, purpose)),
+            }
+        }
+        calls
+    }
+
+    /// Hands the realm a call of the router's own; returns its reply token.
+    fn internal_call(&mut self, procedure: &str, args: List) -> ReplyToken {
+        self.next_token += 1;
+        self.realm
+            .handle_internal_call(procedure, args, None, self.next_token, self.now);
+        self.next_token
+    }
+
+    /// The answer to the internal call with `reply`, once the realm has given it.
+    fn answer(&mut self, reply: ReplyToken) -> Option<crate::dealer::InternalCallOutcome> {
+        let calls = self.poll_effects();
+        assert!(calls.is_empty(), "unexpected calls: {calls:?}");
+        self.answers.remove(&reply)
     }
 
     fn connect(&mut self, serializer: Serializer) -> Client {
         let conn = self.next_conn;
         self.next_conn += 1;
-        let (peer, rx) = peer_channel(limits::MAX_OUTGOING_QUEUE_BYTES);
+        // As large as the runtime's default (`turnstile::limits::MAX_OUTGOING_QUEUE_BYTES`).
+        let (peer, rx) = peer_channel(16 << 20);
         Client {
             conn,
             serializer,
@@ -1280,9 +1391,7 @@ fn internal_calls_reach_callees_and_come_back() {
     let mut callee = h.connect(Serializer::Json);
     h.join(&mut callee);
     h.register(&mut callee, "com.auth");
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.realm
-        .handle_internal_call("com.auth", vec![Value::from("realm1")], None, tx, h.now);
+    let first = h.internal_call("com.auth", vec![Value::from("realm1")]);
     let Some(Message::Invocation { request, args, .. }) = h.take(&mut callee).pop() else {
         panic!()
     };
@@ -1296,13 +1405,11 @@ fn internal_calls_reach_callees_and_come_back() {
             kwargs: None,
         },
     );
-    let got = rx.try_recv().unwrap().unwrap();
+    let got = h.answer(first).unwrap().unwrap();
     assert_eq!(got.args, Some(vec![Value::from("role1")]));
-    let (tx, mut rx) = tokio::sync::oneshot::channel();
-    h.realm
-        .handle_internal_call("com.none", vec![], None, tx, h.now);
+    let second = h.internal_call("com.none", vec![]);
     assert_eq!(
-        rx.try_recv().unwrap().unwrap_err().error,
+        h.answer(second).unwrap().unwrap_err().error,
         uris::NO_SUCH_PROCEDURE
     );
 }
@@ -1310,7 +1417,7 @@ fn internal_calls_reach_callees_and_come_back() {
 /// Authentication through the realm, with a transport's `auth` configuration.
 mod authentication {
     use super::*;
-    use crate::core::realm::{CallPurpose, Effect};
+    use crate::realm::CallPurpose;
     use turnstile_config::{AuthConfig, DynamicAuth, Secret, TicketAuth, TicketPrincipal};
 
     fn info_with(auth: AuthConfig) -> Arc<TransportInfo> {
@@ -1443,24 +1550,10 @@ mod authentication {
     }
 
     /// Runs the effects the realm asks for (calls into this same realm), as the shell would.
-    fn run_effects(
-        h: &mut Harness,
-    ) -> Vec<(
-        CallPurpose,
-        tokio::sync::oneshot::Receiver<crate::core::dealer::InternalCallOutcome>,
-    )> {
+    fn run_effects(h: &mut Harness) -> Vec<(CallPurpose, ReplyToken)> {
         let mut pending = Vec::new();
-        while let Some(Effect::Call {
-            procedure,
-            args,
-            purpose,
-            ..
-        }) = h.realm.poll_effect()
-        {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            h.realm
-                .handle_internal_call(&procedure, args, None, tx, h.now);
-            pending.push((purpose, rx));
+        for (procedure, args, purpose) in h.poll_effects() {
+            pending.push((purpose, h.internal_call(&procedure, args)));
         }
         pending
     }
@@ -1532,8 +1625,8 @@ mod authentication {
                     },
                 );
             }
-            let (purpose, mut rx) = pending.remove(0);
-            let outcome = rx.try_recv().unwrap();
+            let (purpose, reply) = pending.remove(0);
+            let outcome = h.answer(reply).unwrap();
             h.realm.handle_call_done(purpose, outcome, h.now);
             match (ok, h.take(&mut c).as_slice()) {
                 (true, [Message::Welcome { details, .. }]) => {
@@ -1615,9 +1708,9 @@ mod authentication {
                 kwargs: None,
             },
         );
-        let (purpose, mut rx) = pending.remove(0);
-        h.realm
-            .handle_call_done(purpose, rx.try_recv().unwrap(), h.now);
+        let (purpose, reply) = pending.remove(0);
+        let outcome = h.answer(reply).unwrap();
+        h.realm.handle_call_done(purpose, outcome, h.now);
         let got = h.take(&mut c);
         assert!(
             matches!(
@@ -1655,9 +1748,9 @@ mod authentication {
                 kwargs: None,
             },
         );
-        let (purpose, mut rx) = pending.remove(0);
-        h.realm
-            .handle_call_done(purpose, rx.try_recv().unwrap(), h.now);
+        let (purpose, reply) = pending.remove(0);
+        let outcome = h.answer(reply).unwrap();
+        h.realm.handle_call_done(purpose, outcome, h.now);
         assert!(
             matches!(h.take(&mut c).as_slice(), [Message::Error { error, .. }] if error == uris::NOT_AUTHORIZED)
         );

@@ -7,14 +7,12 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use turnstile_config::RouterWorker;
 
-use crate::core::connection::Connection;
-use crate::core::peer::{peer_channel, PeerReceiver, TransportInfo};
-use crate::core::realm_task::{realm_inbox, spawn_realm, RealmHandle, RealmInput};
-use crate::limits;
+use turnstile_core::peer::TransportInfo;
 
-/// A connection's key inside the router: unique for the router's lifetime, never sent on the wire
-/// (WAMP session ids are separate, random, and change when a connection re-joins).
-pub type ConnId = u64;
+use crate::limits;
+use crate::runtime::connection::Connection;
+use crate::runtime::outbox::{peer_channel, PeerReceiver};
+use crate::runtime::realm_task::{realm_inbox, spawn_realm, RealmHandle, RealmInput};
 
 /// The realms of a router worker. Shared by every transport; immutable once started, so
 /// connecting and routing take no lock.

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use tracing::debug;
 use wamp_proto::{uris, Message, Serializer};
 
-use crate::core::peer::{PeerSender, TransportInfo};
-use crate::core::realm_task::RealmInput;
-use crate::core::router::{ConnId, RealmTx, Router};
+use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
+
+use crate::runtime::realm_task::RealmInput;
+use crate::runtime::router::{RealmTx, Router};
 
 /// Where a connection is in the WAMP session life cycle, as far as routing needs to know.
 #[derive(Debug)]

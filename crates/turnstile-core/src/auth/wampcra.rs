@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::core::auth::CraSalt;
+use crate::auth::CraSalt;
 
 type HmacSha256 = Hmac<Sha256>;
 

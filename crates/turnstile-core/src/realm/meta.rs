@@ -3,7 +3,7 @@
 
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
-use crate::core::session::{Testament, TestamentScope};
+use crate::session::{Testament, TestamentScope};
 
 use super::*;
 use super::{options, pubsub, rpc};
@@ -290,7 +290,7 @@ impl Realm {
         &self,
         conn: ConnId,
         id: Id,
-    ) -> Result<&crate::core::broker::Subscription, RequestError> {
+    ) -> Result<&crate::broker::Subscription, RequestError> {
         self.broker
             .get(id)
             .filter(|s| self.visible(conn, &s.uri))
@@ -306,7 +306,7 @@ impl Realm {
         &self,
         conn: ConnId,
         id: Id,
-    ) -> Result<&crate::core::dealer::Registration, RequestError> {
+    ) -> Result<&crate::dealer::Registration, RequestError> {
         self.dealer
             .get(id)
             .filter(|r| self.visible(conn, &r.uri))

@@ -8,8 +8,8 @@ use tracing::warn;
 use wamp_proto::{Dict, Message, Value};
 
 use super::*;
-use crate::core::auth::authorizer::{call_args, parse_result};
-use crate::core::authorization::Decision;
+use crate::auth::authorizer::{call_args, parse_result};
+use crate::authorization::Decision;
 
 impl Realm {
     /// The decision for `s` to perform `action` on `uri`: for a role with a dynamic authorizer,
@@ -82,7 +82,7 @@ impl Realm {
         };
         let procedure = procedure.to_owned();
         s.blocked = Some(VecDeque::from([msg]));
-        self.effects.push(Effect::Call {
+        self.effects.push_back(Effect::Call {
             realm: self.name.clone(),
             procedure,
             args,

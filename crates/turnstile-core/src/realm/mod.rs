@@ -1,12 +1,12 @@
 //! A realm: its sessions, broker, dealer, authorization, metering and meta API, driven by
 //! `handle_*` inputs and queueing serialized messages to the sessions' connections.
 //!
-//! Everything here runs on the realm's own task (see [`super::realm_task`]), so no state is shared
+//! Everything here runs on the realm's own task (the runtime's realm task), so no state is shared
 //! and nothing is locked. Every message to a client goes through [`Realm::send`] or
 //! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,18 +17,18 @@ use wamp_proto::message::code;
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
-use crate::core::auth::{AuthAction, AuthFlow, AuthRequest};
-use crate::core::authorization::{Action, Authorizer, TRUSTED_ROLE};
-use crate::core::broker::Broker;
-use crate::core::clock::Clock;
-use crate::core::dealer::InternalCallOutcome;
-use crate::core::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
-use crate::core::meter::{session_info, CountKind, Meter};
-use crate::core::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
-use crate::core::router::ConnId;
-use crate::core::session::{Identity, Session, SessionState};
-use crate::core::timer::{Timer, TimerKind, TimerTable};
+use crate::auth::{AuthAction, AuthFlow, AuthRequest};
+use crate::authorization::{Action, Authorizer, TRUSTED_ROLE};
+use crate::broker::Broker;
+use crate::clock::Clock;
+use crate::dealer::InternalCallOutcome;
+use crate::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
 use crate::limits;
+use crate::meter::{session_info, CountKind, Meter};
+use crate::peer::ConnId;
+use crate::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
+use crate::session::{Identity, Session, SessionState};
+use crate::timer::{Timer, TimerKind, TimerTable};
 
 mod authorize;
 mod meta;
@@ -95,6 +95,10 @@ impl RequestError {
     }
 }
 
+/// The token with which the runtime hands the realm a call of its own
+/// ([`Realm::handle_internal_call`]) and recognises the answer ([`Effect::Answer`]).
+pub type ReplyToken = u64;
+
 /// A side effect the realm asks its shell to carry out.
 #[derive(Debug)]
 pub enum Effect {
@@ -105,6 +109,11 @@ pub enum Effect {
         procedure: String,
         args: List,
         purpose: CallPurpose,
+    },
+    /// The outcome of the call handed in by [`Realm::handle_internal_call`] with `reply`.
+    Answer {
+        reply: ReplyToken,
+        outcome: InternalCallOutcome,
     },
 }
 
@@ -139,11 +148,11 @@ pub struct Realm {
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
     welcome_roles: Value,
-    /// Side effects for the shell: calls into other realms (dynamic authenticators, authorizers).
-    effects: Vec<Effect>,
-    /// Waiters of calls the router made itself, by the call's token (its `call_request`).
-    internal_calls:
-        HashMap<Id, tokio::sync::oneshot::Sender<crate::core::dealer::InternalCallOutcome>>,
+    /// Side effects for the shell, in order: calls into other realms (dynamic authenticators,
+    /// authorizers) and answers to the calls the shell handed in.
+    effects: VecDeque<Effect>,
+    /// The shell's tokens of calls the router made itself, by the call's `call_request`.
+    internal_calls: HashMap<Id, ReplyToken>,
 }
 
 impl Realm {
@@ -156,7 +165,7 @@ impl Realm {
         broker.histories = config
             .event_history
             .iter()
-            .map(|h| crate::core::broker::History {
+            .map(|h| crate::broker::History {
                 uri: h.uri.clone(),
                 policy: h.match_policy,
                 limit: h.limit,
@@ -180,7 +189,7 @@ impl Realm {
             doomed: Vec::new(),
             welcome_roles,
             internal_calls: HashMap::new(),
-            effects: Vec::new(),
+            effects: VecDeque::new(),
         }
     }
 
@@ -318,7 +327,7 @@ impl Realm {
                 let Some(s) = self.sessions.get(&conn) else {
                     return;
                 };
-                self.effects.push(Effect::Call {
+                self.effects.push_back(Effect::Call {
                     realm,
                     procedure,
                     args,
@@ -416,11 +425,7 @@ impl Realm {
 
     /// The next side effect the shell must carry out (calls to other realms).
     pub fn poll_effect(&mut self) -> Option<Effect> {
-        if self.effects.is_empty() {
-            None
-        } else {
-            Some(self.effects.remove(0))
-        }
+        self.effects.pop_front()
     }
 
     /// Any message but the first HELLO from a connection in this realm.
@@ -800,7 +805,7 @@ impl Realm {
         // Without session resumption a session is detached and destroyed at once: the
         // `detached` testaments go first, as the spec orders them.
         let mut testaments = std::mem::take(&mut s.testaments);
-        testaments.sort_by_key(|t| t.scope != crate::core::session::TestamentScope::Detached);
+        testaments.sort_by_key(|t| t.scope != crate::session::TestamentScope::Detached);
         for t in testaments {
             self.publish_testament(&s, t);
         }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
 
-use crate::core::broker::policy_index;
-use crate::core::router::ConnId;
+use crate::broker::policy_index;
+use crate::peer::ConnId;
 
 /// How a shared registration picks a callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

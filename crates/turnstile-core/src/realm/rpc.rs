@@ -6,10 +6,9 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
 use super::*;
-use crate::core::dealer::CancelMode;
-use crate::core::dealer::{CallFailure, CallReturn, Caller, InternalCallOutcome};
-use crate::core::timer::{Timer, TimerKind};
-use tokio::sync::oneshot;
+use crate::dealer::CancelMode;
+use crate::dealer::{CallFailure, CallReturn, Caller};
+use crate::timer::{Timer, TimerKind};
 
 impl Realm {
     pub(super) fn on_register(
@@ -46,7 +45,7 @@ impl Realm {
         conn: ConnId,
         options: &Dict,
         procedure: &str,
-    ) -> Result<crate::core::dealer::Registered, RequestError> {
+    ) -> Result<crate::dealer::Registered, RequestError> {
         let policy = match_policy(options, "REGISTER")?;
         self.check_uri(procedure, policy)?;
         if procedure.starts_with("wamp.") {
@@ -568,19 +567,20 @@ impl Realm {
             ),
             _ => return,
         };
-        if let Some(waiter) = self.internal_calls.remove(&request) {
-            let _ = waiter.send(outcome);
+        if let Some(reply) = self.internal_calls.remove(&request) {
+            self.effects.push_back(Effect::Answer { reply, outcome });
         }
     }
 
     /// A call made by the router itself (from this or another realm): routed like a CALL; the
-    /// answer goes to `reply`. No callee: answered at once with `wamp.error.no_such_procedure`.
+    /// answer comes out of [`Realm::poll_effect`] as [`Effect::Answer`] with `reply`, the
+    /// caller's token. No callee: answered at once with `wamp.error.no_such_procedure`.
     pub fn handle_internal_call(
         &mut self,
         procedure: &str,
         args: List,
         kwargs: Option<Dict>,
-        reply: oneshot::Sender<InternalCallOutcome>,
+        reply: ReplyToken,
         now: std::time::Instant,
     ) {
         self.now = now;
@@ -589,13 +589,14 @@ impl Realm {
             .matching(procedure)
             .and_then(|reg| self.dealer.pick_callee(reg).map(|callee| (reg, callee)));
         let Some((registration, callee)) = target else {
-            let _ = reply.send(Err(CallFailure {
+            let outcome = Err(CallFailure {
                 error: uris::NO_SUCH_PROCEDURE.into(),
                 args: Some(vec![Value::from(format!(
                     "no callee registered for procedure \"{procedure}\""
                 ))]),
                 kwargs: None,
-            }));
+            });
+            self.effects.push_back(Effect::Answer { reply, outcome });
             return;
         };
         let token = loop {
@@ -659,7 +660,7 @@ impl Realm {
     }
 }
 
-pub(super) fn registration_info(r: &crate::core::dealer::Registration) -> Dict {
+pub(super) fn registration_info(r: &crate::dealer::Registration) -> Dict {
     dict! {
         "id" => r.id,
         "created" => r.created.as_str(),

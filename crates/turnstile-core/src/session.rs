@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use wamp_proto::{dict, Dict, Id, IdSequence, Value};
 
-use crate::core::meter::Meter;
-use crate::core::peer::{ChannelType, Framing, PeerSender, TransportInfo};
-use crate::core::router::ConnId;
+use crate::meter::Meter;
+use crate::peer::ConnId;
+use crate::peer::{ChannelType, Framing, PeerSender, TransportInfo};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +69,14 @@ pub struct Session {
     /// its `on_leave`.
     pub removal_events: Vec<(&'static str, wamp_proto::List)>,
     /// The authentication in progress, while `Authenticating`.
-    pub auth: Option<Box<crate::core::auth::AuthFlow>>,
+    pub auth: Option<Box<crate::auth::AuthFlow>>,
     /// Messages waiting for a dynamic authorizer's decision on the first of them.
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
     /// The authorizer's decision for the message being handled now.
-    pub current_decision: std::cell::Cell<Option<crate::core::authorization::Decision>>,
+    pub current_decision: std::cell::Cell<Option<crate::authorization::Decision>>,
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
-    pub decision_cache: std::cell::RefCell<crate::core::auth::authorizer::DecisionCache>,
+    pub decision_cache: std::cell::RefCell<crate::auth::authorizer::DecisionCache>,
 }
 
 /// When a testament is published. Without session resumption a session is detached and

@@ -10,7 +10,7 @@ use wamp_proto::{dict, uris, Dict, List, Value};
 
 use super::authorizer::{self, AuthorizerDecision, DecisionCache};
 use super::*;
-use crate::core::authorization::{Action, Decision};
+use crate::authorization::{Action, Decision};
 
 // ---- Reference values (scripts/auth_vectors.py) ----
 

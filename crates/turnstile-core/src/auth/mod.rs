@@ -49,7 +49,7 @@ pub use turnstile_config::{
     AuthConfig, CraSalt, CryptosignAuth, DynamicAuth, Secret, TicketAuth, WampCraAuth,
 };
 
-use crate::core::session::{random_authid, Identity};
+use crate::session::{random_authid, Identity};
 
 /// The reason of every refusal of wrong credentials.
 pub const CREDENTIALS_REFUSED: &str = uris::AUTHENTICATION_FAILED;

@@ -9,7 +9,7 @@ use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
 
 use crate::limits;
 
-use crate::core::router::ConnId;
+use crate::peer::ConnId;
 
 /// One subscription: a URI and policy shared by all of its subscribers (one id per topic).
 #[derive(Debug, Clone)]

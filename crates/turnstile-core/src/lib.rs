@@ -1,0 +1,42 @@
+//! The routing core of Turnstile: each realm (its sessions, broker, dealer, authorization,
+//! authentication flows, metering and meta API) as a state machine without I/O.
+//!
+//! The crate has no networking code, no async runtime and reads no clock: every time-aware input
+//! takes `now`, so a test drives it with a fake clock and gets the same result every time. Cargo
+//! keeps the boundary: this crate does not depend on tokio or any socket library.
+//!
+//! A [`realm::Realm`] takes `handle_*(…, now)` inputs (a HELLO, a decoded message, a lost
+//! connection, a timeout, the answer of a call it asked for) and produces:
+//! - serialized messages, pushed as shared `Bytes` into each connection's [`peer::Outbox`] (the
+//!   runtime's queue; the core never waits on it);
+//! - one deadline, [`realm::Realm::poll_timeout`], at which the runtime calls `handle_timeout`;
+//! - effects, [`realm::Realm::poll_effect`]: calls into other realms and answers to calls the
+//!   runtime made, which the runtime carries out.
+//!
+//! # Layout
+//! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, dynamic
+//!   authorization).
+//! - [`session`]: a session as the realm keeps it.
+//! - [`broker`], [`dealer`]: subscriptions and registrations with their URI tables.
+//! - [`authorization`]: static roles and permissions; [`auth`]: authentication methods and flows.
+//! - [`meter`]: per-session usage metering (`wamp.session.on_stats`).
+//! - [`timer`]: the realm's table of deadlines; [`clock`]: wall-clock time from instants.
+//! - [`peer`]: what the core knows of a connection and the queue it writes to.
+//! - [`limits`]: the limits the core enforces.
+
+pub mod auth;
+pub mod authorization;
+pub mod broker;
+pub mod clock;
+pub mod dealer;
+pub mod limits;
+pub mod meter;
+pub mod peer;
+pub mod realm;
+pub mod session;
+pub mod timer;
+
+pub use peer::ConnId;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,16 @@
+//! Named limits the routing core enforces, each with its default and what happens when it is
+//! reached. The runtime's own limits (queues, buffers, I/O deadlines) are in `turnstile::limits`.
+
+use std::time::Duration;
+
+/// How long the router waits for a client's GOODBYE reply after sending GOODBYE (kill, shutdown)
+/// before it ends the session anyway.
+pub const GOODBYE_REPLY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a client may take from opening the connection to WELCOME (HELLO, and any
+/// authentication round trip) before it is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Topics whose last `retain` event a realm keeps. Beyond this the topic retained longest ago
+/// is forgotten, so retention cannot make memory grow without bound.
+pub const MAX_RETAINED_TOPICS: usize = 10_000;
