@@ -29,7 +29,12 @@
 #   BENCH_OUT [target/bench-compare]  configs, logs and JSON results
 #   BENCH_REPORT [BENCHMARKS.md]      the report to write
 #   BENCH_PORT_BASE [18080]  Crossbar listens on BASE (ws) and BASE+1 (rawsocket), Turnstile on
-#                            BASE+10/+11 (statistics on) and BASE+20/+21 (off)
+#                            BASE+10/+11 (statistics on) and BASE+20/+21 (off), the baseline on
+#                            BASE+30/+31
+#   BENCH_BASELINE_REV []  a git revision (e.g. the commit before a change): it is built (release,
+#                         in a worktree under target/) and measured in the same run, statistics on,
+#                         scenario by scenario in turn with the current build, so that the report
+#                         can say whether the change made any scenario slower
 #
 # Every load loop is bounded: each tool run lasts warm-up + repeats x duration and fails after
 # 20 s without progress; each tool invocation is also killed after 10 minutes.
@@ -59,6 +64,9 @@ TS_WS=$((PORT_BASE + 10))
 TS_RS=$((PORT_BASE + 11))
 TS2_WS=$((PORT_BASE + 20))
 TS2_RS=$((PORT_BASE + 21))
+TS3_WS=$((PORT_BASE + 30))
+TS3_RS=$((PORT_BASE + 31))
+BASELINE_REV="${BENCH_BASELINE_REV:-}"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
@@ -225,6 +233,26 @@ if ! cargo build --release -p turnstile -p turnstile-bench >"$OUT/logs/build.log
     exit 1
 fi
 
+BASELINE_BIN=""
+BASELINE_DESC=""
+if [ -n "$BASELINE_REV" ]; then
+    BASELINE_TREE="$ROOT/target/bench-baseline-src"
+    BASELINE_SHA="$(git rev-parse --short "$BASELINE_REV")" || { log "unknown revision $BASELINE_REV"; exit 1; }
+    log "building the baseline $BASELINE_REV ($BASELINE_SHA) in $BASELINE_TREE"
+    git worktree remove --force "$BASELINE_TREE" >/dev/null 2>&1 || rm -rf "$BASELINE_TREE"
+    git worktree prune
+    if git worktree add --detach "$BASELINE_TREE" "$BASELINE_SHA" >"$OUT/logs/baseline-build.log" 2>&1 &&
+        (cd "$BASELINE_TREE" && CARGO_TARGET_DIR="$ROOT/target/bench-baseline" \
+            cargo build --release -p turnstile) >>"$OUT/logs/baseline-build.log" 2>&1; then
+        BASELINE_BIN="$ROOT/target/bench-baseline/release/turnstile"
+        BASELINE_DESC="$BASELINE_SHA ($(git log -1 --format=%s "$BASELINE_SHA" | cut -c1-80))"
+    else
+        tail -n 20 "$OUT/logs/baseline-build.log"
+        log "the baseline could not be built"
+        exit 1
+    fi
+fi
+
 # Many sessions need many file descriptors, in the tool and in both routers (inherited).
 NEEDED_FDS=$((SESSIONS * 2 + 4096))
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NEEDED_FDS" ]; then
@@ -286,6 +314,7 @@ mkdir -p "$OUT/crossbar/.crossbar"
 node_config "$CB_WS" "$CB_RS" "$STATS" "" >"$OUT/crossbar/.crossbar/config.json"
 node_config "$TS_WS" "$TS_RS" "$STATS" ', "max_message_size": 1048576' >"$OUT/turnstile-stats.json"
 node_config "$TS2_WS" "$TS2_RS" "" ', "max_message_size": 1048576' >"$OUT/turnstile-nostats.json"
+node_config "$TS3_WS" "$TS3_RS" "$STATS" ', "max_message_size": 1048576' >"$OUT/turnstile-baseline.json"
 
 # ---- the loopback floor ----
 
@@ -340,9 +369,24 @@ ROUTER_PIDS+=($!)
 RUST_LOG=warn "${ROUTER_CPU[@]}" "$TURNSTILE" start --config "$OUT/turnstile-nostats.json" \
     >"$OUT/logs/turnstile-nostats-router.log" 2>&1 &
 ROUTER_PIDS+=($!)
+TARGETS=("turnstile:$TS_WS" "turnstile-nostats:$TS2_WS")
+BASELINE_OK=1
+if [ -n "$BASELINE_BIN" ]; then
+    log "starting the baseline $BASELINE_DESC (ports $TS3_WS, $TS3_RS)"
+    RUST_LOG=warn "${ROUTER_CPU[@]}" "$BASELINE_BIN" start --config "$OUT/turnstile-baseline.json" \
+        >"$OUT/logs/turnstile-baseline-router.log" 2>&1 &
+    ROUTER_PIDS+=($!)
+    if wait_port "$TS3_WS" 30 "${ROUTER_PIDS[2]}" && wait_port "$TS3_RS" 10 "${ROUTER_PIDS[2]}"; then
+        TARGETS+=("turnstile-baseline:$TS3_WS")
+    else
+        BASELINE_OK=0
+        log "the baseline did not start: $(tail -n 5 "$OUT/logs/turnstile-baseline-router.log")"
+    fi
+fi
 if wait_port "$TS_WS" 30 "${ROUTER_PIDS[0]}" && wait_port "$TS_RS" 10 "${ROUTER_PIDS[0]}" &&
-    wait_port "$TS2_WS" 30 "${ROUTER_PIDS[1]}" && wait_port "$TS2_RS" 10 "${ROUTER_PIDS[1]}"; then
-    run_suite "turnstile:$TS_WS" "turnstile-nostats:$TS2_WS"
+    wait_port "$TS2_WS" 30 "${ROUTER_PIDS[1]}" && wait_port "$TS2_RS" 10 "${ROUTER_PIDS[1]}" &&
+    [ "$BASELINE_OK" = 1 ]; then
+    run_suite "${TARGETS[@]}"
 else
     log "Turnstile did not start: $(tail -n 5 "$OUT"/logs/turnstile*-router.log)"
 fi
@@ -361,5 +405,6 @@ python3 "$ROOT/bench/report.py" \
     --settings "duration=$DURATION warmup=$WARMUP repeats=$REPEATS sessions=$SESSIONS pinned=$PINNED placement=$PLACEMENT" \
     --elapsed "$((FINISHED_AT - STARTED_AT))" \
     --notes "$ROOT/bench/notes.md" \
-    --git "$GIT_REV"
+    --git "$GIT_REV" \
+    --baseline "$BASELINE_DESC"
 log "wrote $REPORT ($((FINISHED_AT - STARTED_AT)) s)"

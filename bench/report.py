@@ -2,7 +2,8 @@
 """Writes BENCHMARKS.md from the JSON results of bench/compare.sh (turnstile-bench --json).
 
 results/<router>/<name>.json  one tool run (router: crossbar, turnstile, turnstile-nostats,
-                              baseline); <name>.err holds the error of a run that failed.
+                              turnstile-baseline, baseline); <name>.err holds the error of a run
+                              that failed.
 Standard library only.
 """
 
@@ -362,6 +363,44 @@ class Report:
         self.w()
         return costs
 
+    def before_after(self, sers, stems):
+        """This build against the baseline revision, measured in the same run (statistics on)."""
+        if not self.args.baseline:
+            return
+        self.w("## This build against the baseline revision")
+        self.w()
+        self.w(
+            f"The baseline `{self.args.baseline}` was built from its own commit and measured in the same run as "
+            "this build, scenario by scenario in turn, both with statistics on. Change = rate(this build) / "
+            "rate(baseline) − 1; *within spread* means the two min – max ranges overlap, so the run cannot tell "
+            "them apart."
+        )
+        self.w()
+        self.w("| scenario | serializer | this build | baseline | change | CPU µs/op this build | CPU µs/op baseline | verdict |")
+        self.w("|---|---|---:|---:|---:|---:|---:|---|")
+        rows = [(f"{stem}-{ser}", label, ser) for stem, label in stems for ser in sers]
+        if sers:
+            rows.insert(0, (f"sessions-{sers[0]}", "sessions (join)", sers[0]))
+        for name, label, ser in rows:
+            now, before = self.get("turnstile", name), self.get("turnstile-baseline", name)
+            if not now or not before:
+                self.w(f"| {label} | {ser} | {rate_cell(now) if now else self.missing('turnstile', name)} | "
+                       f"{rate_cell(before) if before else self.missing('turnstile-baseline', name)} | – | – | – | – |")
+                continue
+            a, b = now["summary"]["rate"], before["summary"]["rate"]
+            change = a["median"] / b["median"] - 1
+            overlap = a["min"] <= b["max"] and b["min"] <= a["max"]
+            verdict = "within spread" if overlap else ("faster" if change > 0 else "**slower**")
+            self.w(f"| {label} | {ser} | {rate_cell(now)} | {rate_cell(before)} | {change * 100:+.1f} % | "
+                   f"{fmt(median(now, 'router_cpu_us_per_op'))} | {fmt(median(before, 'router_cpu_us_per_op'))} | {verdict} |")
+        name = f"sessions-{sers[0]}" if sers else "sessions-json"
+        now, before = self.get("turnstile", name), self.get("turnstile-baseline", name)
+        if now and before:
+            self.w()
+            self.w(f"Memory per idle session: {fmt(median(now, 'kib_per_session'), 1)} KiB this build, "
+                   f"{fmt(median(before, 'kib_per_session'), 1)} KiB baseline.")
+        self.w()
+
     # ------------------------------------------------------------------------------------------
 
     def target(self, what, met, figures):
@@ -478,6 +517,7 @@ class Report:
         stems += [(f"fanout{n}", f"fanout {n}") for n in fanouts]
         stems += [("rpc", "rpc"), ("rpc-par", "rpc-par")]
         costs = self.metering(sers, stems)
+        self.before_after(sers, stems)
         self.evaluate(sers, res, sessions, costs)
         self.write_targets()
         notes = Path(self.args.notes)
@@ -506,6 +546,7 @@ def main():
     p.add_argument("--elapsed", type=int, default=0)
     p.add_argument("--notes", default="bench/notes.md")
     p.add_argument("--git", default="", help="the revision the binaries were built from")
+    p.add_argument("--baseline", default="", help="the baseline revision measured in the same run, if any")
     args = p.parse_args()
     text = Report(args).build()
     Path(args.out).write_text(text + "\n")
