@@ -140,7 +140,10 @@ impl<'a> Reader<'a> {
         Ok(&rest[..n as usize])
     }
     fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        Ok(self.take(N as u64)?.try_into().expect("N bytes"))
+        Ok(self
+            .take(N as u64)?
+            .try_into()
+            .expect("take(N) returns exactly N bytes"))
     }
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos

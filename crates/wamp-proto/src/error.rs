@@ -15,7 +15,9 @@ pub enum DecodeError {
     /// allows). `serializer` is `JSON`, `MessagePack` or `CBOR`.
     #[error("invalid {serializer}: {detail}")]
     Syntax {
+        /// The serializer's display name: `JSON`, `MessagePack` or `CBOR`.
         serializer: &'static str,
+        /// What the parser reported (for JSON, serde_json's text with line and column).
         detail: String,
     },
     /// Well-formed data that is not a valid WAMP message: not a list, unknown type code, wrong
@@ -39,7 +41,10 @@ impl DecodeError {
 #[derive(Debug, Error, Clone, PartialEq)]
 #[error("cannot encode {message} as {serializer}: {detail}")]
 pub struct EncodeError {
+    /// The name of the message that could not be encoded (`PUBLISH`).
     pub message: &'static str,
+    /// The serializer's display name: `JSON`, `MessagePack` or `CBOR`.
     pub serializer: &'static str,
+    /// What could not be represented (for example a non-finite float).
     pub detail: String,
 }

@@ -18,6 +18,7 @@ pub struct IdSequence {
 }
 
 impl IdSequence {
+    /// A sequence whose first id is 1.
     pub fn new() -> Self {
         Self::default()
     }

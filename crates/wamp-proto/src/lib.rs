@@ -13,6 +13,9 @@
 //! - [`error`]: the error types of decoding and validation.
 //! - [`uris`]: well-known error and close reason URIs as constants.
 
+// Library code turns malformed input into an error, never a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod error;
 pub mod id;
 pub mod message;

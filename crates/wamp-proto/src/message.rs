@@ -5,29 +5,53 @@ use crate::Id;
 
 /// Message type codes, as on the wire.
 pub mod code {
+    /// `[HELLO, Realm|uri, Details|dict]`: a client asks to join a realm.
     pub const HELLO: u64 = 1;
+    /// `[WELCOME, Session|id, Details|dict]`: the router accepts the session.
     pub const WELCOME: u64 = 2;
+    /// `[ABORT, Details|dict, Reason|uri]`: a session is refused or ended before it was established.
     pub const ABORT: u64 = 3;
+    /// `[CHALLENGE, AuthMethod|string, Extra|dict]`: the router asks the client to authenticate.
     pub const CHALLENGE: u64 = 4;
+    /// `[AUTHENTICATE, Signature|string, Extra|dict]`: the client's answer to a CHALLENGE.
     pub const AUTHENTICATE: u64 = 5;
+    /// `[GOODBYE, Details|dict, Reason|uri]`: either peer closes an established session.
     pub const GOODBYE: u64 = 6;
+    /// `[ERROR, REQUEST.Type|int, REQUEST.Request|id, Details|dict, Error|uri, Args, KwArgs]`: a request failed.
     pub const ERROR: u64 = 8;
+    /// `[PUBLISH, Request|id, Options|dict, Topic|uri, Args, KwArgs]`: a publisher sends an event.
     pub const PUBLISH: u64 = 16;
+    /// `[PUBLISHED, PUBLISH.Request|id, Publication|id]`: acknowledges a PUBLISH with `acknowledge: true`.
     pub const PUBLISHED: u64 = 17;
+    /// `[SUBSCRIBE, Request|id, Options|dict, Topic|uri]`: a subscriber asks for events on a topic.
     pub const SUBSCRIBE: u64 = 32;
+    /// `[SUBSCRIBED, SUBSCRIBE.Request|id, Subscription|id]`: the subscription was made.
     pub const SUBSCRIBED: u64 = 33;
+    /// `[UNSUBSCRIBE, Request|id, SUBSCRIBED.Subscription|id]`: a subscriber drops a subscription.
     pub const UNSUBSCRIBE: u64 = 34;
+    /// `[UNSUBSCRIBED, UNSUBSCRIBE.Request|id]`: the subscription was dropped (or revoked, with Details).
     pub const UNSUBSCRIBED: u64 = 35;
+    /// `[EVENT, Subscription|id, Publication|id, Details|dict, Args, KwArgs]`: an event delivered to a subscriber.
     pub const EVENT: u64 = 36;
+    /// `[CALL, Request|id, Options|dict, Procedure|uri, Args, KwArgs]`: a caller calls a procedure.
     pub const CALL: u64 = 48;
+    /// `[CANCEL, CALL.Request|id, Options|dict]`: a caller cancels a pending CALL.
     pub const CANCEL: u64 = 49;
+    /// `[RESULT, CALL.Request|id, Details|dict, Args, KwArgs]`: the (final or progressive) result of a CALL.
     pub const RESULT: u64 = 50;
+    /// `[REGISTER, Request|id, Options|dict, Procedure|uri]`: a callee offers a procedure.
     pub const REGISTER: u64 = 64;
+    /// `[REGISTERED, REGISTER.Request|id, Registration|id]`: the registration was made.
     pub const REGISTERED: u64 = 65;
+    /// `[UNREGISTER, Request|id, REGISTERED.Registration|id]`: a callee withdraws a registration.
     pub const UNREGISTER: u64 = 66;
+    /// `[UNREGISTERED, UNREGISTER.Request|id]`: the registration was withdrawn (or revoked, with Details).
     pub const UNREGISTERED: u64 = 67;
+    /// `[INVOCATION, Request|id, Registration|id, Details|dict, Args, KwArgs]`: the router asks a callee to run a CALL.
     pub const INVOCATION: u64 = 68;
+    /// `[INTERRUPT, INVOCATION.Request|id, Options|dict]`: the router asks a callee to stop a canceled INVOCATION.
     pub const INTERRUPT: u64 = 69;
+    /// `[YIELD, INVOCATION.Request|id, Options|dict, Args, KwArgs]`: a callee's (final or progressive) result of an INVOCATION.
     pub const YIELD: u64 = 70;
 }
 
@@ -49,126 +73,224 @@ pub mod code {
 /// EVENT/INVOCATION details and forwards `args` forwards the payload unchanged.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
+    /// HELLO: a client asks to join a realm, announcing its roles and features.
     Hello {
+        /// The realm the client wants to join.
         realm: String,
+        /// The client's roles and features (`roles`), auth methods and `authid`, `agent`, ...
         details: Dict,
     },
+    /// WELCOME: the router accepted the client into the realm.
     Welcome {
+        /// The new session's id (global scope).
         session: Id,
+        /// The router's roles and features and the session's `authid`, `authrole`, `realm`, ...
         details: Dict,
     },
+    /// ABORT: the session is refused or ended before it was established.
     Abort {
+        /// Details, usually a human-readable `message`.
         details: Dict,
+        /// Why, as a URI (`wamp.error.no_such_realm`).
         reason: String,
+        /// Optional positional arguments (a newer spec extension), `None` when absent.
         args: Option<List>,
+        /// Optional keyword arguments (a newer spec extension), `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// CHALLENGE: the router asks the client to authenticate.
     Challenge {
+        /// The auth method the router chose from the HELLO's `authmethods` (`wampcra`, `ticket`, ...).
         authmethod: String,
+        /// The method's challenge data (for example WAMP-CRA's `challenge`, `salt`, `iterations`).
         extra: Dict,
     },
+    /// AUTHENTICATE: the client's answer to a CHALLENGE.
     Authenticate {
+        /// The signature or ticket proving the client's identity.
         signature: String,
+        /// Extra data of the auth method (empty for most methods).
         extra: Dict,
     },
+    /// GOODBYE: either peer closes an established session; the other answers with GOODBYE too.
     Goodbye {
+        /// Details, optionally a human-readable `message`.
         details: Dict,
+        /// Why, as a URI (`wamp.close.close_realm`, or `wamp.close.goodbye_and_out` in the reply).
         reason: String,
     },
+    /// ERROR: a request (SUBSCRIBE, CALL, INVOCATION, ...) failed.
     Error {
+        /// The type code of the failed request (for example [`code::CALL`]).
         request_type: u64,
+        /// The failed request's id.
         request: Id,
+        /// Error details.
         details: Dict,
+        /// The error URI (`wamp.error.no_such_procedure` or an application error).
         error: String,
+        /// The error's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The error's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// PUBLISH: a publisher sends an event to a topic.
     Publish {
+        /// The PUBLISH's request id, echoed in its PUBLISHED or ERROR.
         request: Id,
+        /// Publish options (`acknowledge`, `exclude_me`, `eligible`, `exclude`, ...).
         options: Dict,
+        /// The topic URI published to.
         topic: String,
+        /// The event's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The event's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// PUBLISHED: the router acknowledges a PUBLISH sent with `acknowledge: true`.
     Published {
+        /// The acknowledged PUBLISH's request id.
         request: Id,
+        /// The publication's id, as its EVENTs carry it (global scope).
         publication: Id,
     },
+    /// SUBSCRIBE: a client asks for the events of a topic.
     Subscribe {
+        /// The SUBSCRIBE's request id, echoed in its SUBSCRIBED or ERROR.
         request: Id,
+        /// Subscribe options (`match`: `exact`, `prefix` or `wildcard`, ...).
         options: Dict,
+        /// The topic URI, or pattern under the `match` policy.
         topic: String,
     },
+    /// SUBSCRIBED: the router made the subscription.
     Subscribed {
+        /// The SUBSCRIBE's request id.
         request: Id,
+        /// The subscription's id, used by EVENT and UNSUBSCRIBE (router scope).
         subscription: Id,
     },
+    /// UNSUBSCRIBE: a subscriber drops a subscription.
     Unsubscribe {
+        /// The UNSUBSCRIBE's request id, echoed in its UNSUBSCRIBED or ERROR.
         request: Id,
+        /// The subscription to drop, as SUBSCRIBED gave it.
         subscription: Id,
     },
+    /// UNSUBSCRIBED: the subscription was dropped.
+    ///
     /// `details` is present only for subscription revocation (`[35, Request, Details]`).
     Unsubscribed {
+        /// The UNSUBSCRIBE's request id (0 for a revocation).
         request: Id,
+        /// For a revocation, the revoked `subscription` and an optional `reason`; else `None`.
         details: Option<Dict>,
     },
+    /// EVENT: the router delivers a publication to a subscriber.
     Event {
+        /// The subscription the event is delivered for.
         subscription: Id,
+        /// The publication's id (the same for every receiver of one PUBLISH).
         publication: Id,
+        /// Event details (`topic` for pattern subscriptions, `publisher`, ...).
         details: Dict,
+        /// The PUBLISH's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The PUBLISH's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// CALL: a caller calls a procedure.
     Call {
+        /// The CALL's request id, echoed in its RESULT or ERROR.
         request: Id,
+        /// Call options (`timeout`, `receive_progress`, `disclose_me`, ...).
         options: Dict,
+        /// The procedure URI called.
         procedure: String,
+        /// The call's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The call's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// CANCEL: a caller cancels a pending CALL.
     Cancel {
+        /// The request id of the CALL to cancel.
         request: Id,
+        /// Cancel options (`mode`: `skip`, `kill` or `killnowait`).
         options: Dict,
     },
+    /// RESULT: the router returns a CALL's result (final, or progressive with `progress: true`).
     Result {
+        /// The CALL's request id.
         request: Id,
+        /// Result details (`progress`, ...).
         details: Dict,
+        /// The YIELD's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The YIELD's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// REGISTER: a callee offers a procedure.
     Register {
+        /// The REGISTER's request id, echoed in its REGISTERED or ERROR.
         request: Id,
+        /// Register options (`match`, `invoke`, `disclose_caller`, ...).
         options: Dict,
+        /// The procedure URI, or pattern under the `match` policy.
         procedure: String,
     },
+    /// REGISTERED: the router made the registration.
     Registered {
+        /// The REGISTER's request id.
         request: Id,
+        /// The registration's id, used by INVOCATION and UNREGISTER (router scope).
         registration: Id,
     },
+    /// UNREGISTER: a callee withdraws a registration.
     Unregister {
+        /// The UNREGISTER's request id, echoed in its UNREGISTERED or ERROR.
         request: Id,
+        /// The registration to withdraw, as REGISTERED gave it.
         registration: Id,
     },
+    /// UNREGISTERED: the registration was withdrawn.
+    ///
     /// `details` is present only for registration revocation (`[67, Request, Details]`).
     Unregistered {
+        /// The UNREGISTER's request id (0 for a revocation).
         request: Id,
+        /// For a revocation, the revoked `registration` and an optional `reason`; else `None`.
         details: Option<Dict>,
     },
+    /// INVOCATION: the router asks a callee to run a CALL.
     Invocation {
+        /// The INVOCATION's request id (session scope), echoed in the callee's YIELD or ERROR.
         request: Id,
+        /// The registration the call is routed to.
         registration: Id,
+        /// Invocation details (`procedure` for pattern registrations, `caller`, `receive_progress`, ...).
         details: Dict,
+        /// The CALL's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The CALL's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
+    /// INTERRUPT: the router asks a callee to stop an INVOCATION whose CALL was canceled.
     Interrupt {
+        /// The INVOCATION's request id.
         request: Id,
+        /// Interrupt options (`mode`, `reason`).
         options: Dict,
     },
+    /// YIELD: a callee returns an INVOCATION's result (final, or progressive with `progress: true`).
     Yield {
+        /// The INVOCATION's request id.
         request: Id,
+        /// Yield options (`progress`, ...).
         options: Dict,
+        /// The result's positional arguments, `None` when absent.
         args: Option<List>,
+        /// The result's keyword arguments, `None` when absent.
         kwargs: Option<Dict>,
     },
 }

@@ -218,7 +218,10 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn be<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        Ok(self.take(N)?.try_into().expect("N bytes"))
+        Ok(self
+            .take(N)?
+            .try_into()
+            .expect("take(N) returns exactly N bytes"))
     }
     fn len(&mut self, width: u8) -> Result<usize, DecodeError> {
         Ok(match width {

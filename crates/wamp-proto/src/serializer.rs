@@ -17,8 +17,11 @@ pub const MAX_DEPTH: usize = 128;
 /// A WAMP serializer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Serializer {
+    /// JSON (`wamp.2.json`, RawSocket id 1), binary as `"\0" + base64` strings.
     Json,
+    /// MessagePack (`wamp.2.msgpack`, RawSocket id 2).
     MsgPack,
+    /// CBOR (`wamp.2.cbor`, RawSocket id 3).
     Cbor,
 }
 
@@ -38,6 +41,7 @@ impl Serializer {
             Serializer::Cbor => "cbor",
         }
     }
+    /// The serializer named `name` (`json`, `msgpack`, `cbor`), the inverse of [`Serializer::name`].
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
@@ -49,6 +53,7 @@ impl Serializer {
             Serializer::Cbor => "wamp.2.cbor",
         }
     }
+    /// The serializer of a WebSocket subprotocol (`wamp.2.json`, ...), if it is one of ours.
     pub fn from_ws_subprotocol(p: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.ws_subprotocol() == p)
     }
@@ -60,6 +65,7 @@ impl Serializer {
             Serializer::Cbor => 3,
         }
     }
+    /// The serializer of a RawSocket handshake serializer id (1, 2 or 3), if it is one of ours.
     pub fn from_rawsocket_id(id: u8) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.rawsocket_id() == id)
     }

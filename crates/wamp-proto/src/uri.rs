@@ -13,13 +13,18 @@ pub enum UriRules {
 /// How a subscription, registration or permission URI matches concrete URIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MatchPolicy {
+    /// `exact`: the pattern matches only the identical URI.
     #[default]
     Exact,
+    /// `prefix`: the pattern matches every URI that starts with it.
     Prefix,
+    /// `wildcard`: an empty component of the pattern (`a..c`) matches any one component; the
+    /// component counts must be equal.
     Wildcard,
 }
 
 impl MatchPolicy {
+    /// The policy's name as in the `match` option and configuration: `exact`, `prefix`, `wildcard`.
     pub fn as_str(&self) -> &'static str {
         match self {
             MatchPolicy::Exact => "exact",
@@ -27,6 +32,7 @@ impl MatchPolicy {
             MatchPolicy::Wildcard => "wildcard",
         }
     }
+    /// The policy named `s` (`exact`, `prefix`, `wildcard`), the inverse of [`MatchPolicy::as_str`].
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "exact" => Some(MatchPolicy::Exact),

@@ -23,16 +23,24 @@ pub type List = Vec<Value>;
 /// values above `i64::MAX`, so two equal numbers always compare equal.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    /// JSON `null`, MessagePack `nil`, CBOR `null`/`undefined`.
     #[default]
     Null,
+    /// A boolean.
     Bool(bool),
+    /// An integer that fits an `i64` (every integer up to `i64::MAX`).
     Int(i64),
+    /// An integer above `i64::MAX` (never used for smaller values).
     UInt(u64),
+    /// A floating point number.
     Float(f64),
+    /// A text string.
     Str(String),
     /// Binary: a MessagePack `bin`, a CBOR byte string, or in JSON a string `"\0" + base64`.
     Bytes(Vec<u8>),
+    /// A list of values.
     List(List),
+    /// A dictionary with string keys.
     Dict(Dict),
 }
 
@@ -53,6 +61,7 @@ impl Value {
             _ => None,
         }
     }
+    /// The value as a float, if it is a number (integers are converted, possibly losing precision).
     pub fn as_f64(&self) -> Option<f64> {
         match *self {
             Value::Int(i) => Some(i as f64),
@@ -61,12 +70,14 @@ impl Value {
             _ => None,
         }
     }
+    /// The value as a string slice, if it is [`Value::Str`].
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
             _ => None,
         }
     }
+    /// The value as a boolean, if it is [`Value::Bool`].
     pub fn as_bool(&self) -> Option<bool> {
         match *self {
             Value::Bool(b) => Some(b),
@@ -80,18 +91,21 @@ impl Value {
             _ => None,
         }
     }
+    /// The value as a list, if it is [`Value::List`].
     pub fn as_list(&self) -> Option<&List> {
         match self {
             Value::List(l) => Some(l),
             _ => None,
         }
     }
+    /// The value as a dictionary, if it is [`Value::Dict`].
     pub fn as_dict(&self) -> Option<&Dict> {
         match self {
             Value::Dict(d) => Some(d),
             _ => None,
         }
     }
+    /// Whether the value is [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
     }
