@@ -19,19 +19,19 @@ pub(crate) struct Node<'v> {
 
 impl<'v> Node<'v> {
     /// The document itself.
-    pub fn root(value: &'v Value) -> Self {
+    pub(crate) fn root(value: &'v Value) -> Self {
         Node {
             value,
             path: String::new(),
         }
     }
 
-    pub fn value(&self) -> &'v Value {
+    pub(crate) fn value(&self) -> &'v Value {
         self.value
     }
 
     /// The path, `(top level)` for the document itself.
-    pub fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         if self.path.is_empty() {
             "(top level)".to_owned()
         } else {
@@ -40,11 +40,11 @@ impl<'v> Node<'v> {
     }
 
     /// The value as shortened compact JSON, for messages.
-    pub fn found(&self) -> String {
+    pub(crate) fn found(&self) -> String {
         shorten(self.value)
     }
 
-    pub fn fail(&self, problem: Problem) -> Invalid {
+    pub(crate) fn fail(&self, problem: Problem) -> Invalid {
         Invalid {
             at: self.path(),
             problem,
@@ -52,7 +52,7 @@ impl<'v> Node<'v> {
     }
 
     /// "found <this value>, expected <expected>".
-    pub fn invalid(&self, expected: impl Into<String>) -> Invalid {
+    pub(crate) fn invalid(&self, expected: impl Into<String>) -> Invalid {
         self.fail(Problem::Invalid {
             found: self.found(),
             expected: expected.into(),
@@ -60,7 +60,7 @@ impl<'v> Node<'v> {
     }
 
     /// "found <this value>: <message>" for a feature that is not implemented.
-    pub fn unsupported(&self, message: impl Into<String>) -> Invalid {
+    pub(crate) fn unsupported(&self, message: impl Into<String>) -> Invalid {
         self.fail(Problem::Unsupported {
             found: self.found(),
             message: message.into(),
@@ -68,7 +68,7 @@ impl<'v> Node<'v> {
     }
 
     /// "found <this value>: <message>" for a clash with another part of the configuration.
-    pub fn conflict(&self, message: impl Into<String>) -> Invalid {
+    pub(crate) fn conflict(&self, message: impl Into<String>) -> Invalid {
         self.fail(Problem::Conflict {
             found: self.found(),
             message: message.into(),
@@ -78,7 +78,7 @@ impl<'v> Node<'v> {
     /// This value as an object whose keys are all in `keys`. A key that is not is refused:
     /// with its message if it is listed in `unsupported` (known Crossbar keys that Turnstile
     /// does not implement), else as unknown. Keys are checked in sorted order.
-    pub fn object(&self, keys: &Keys) -> VResult<Obj<'v>> {
+    pub(crate) fn object(&self, keys: &Keys) -> VResult<Obj<'v>> {
         let Value::Object(map) = self.value else {
             return Err(self.invalid(format!("an object ({})", keys.what)));
         };
@@ -103,7 +103,7 @@ impl<'v> Node<'v> {
     /// For objects told apart by their `type` (workers, transports, endpoints, ...): checks
     /// that this is an object with a string `type` and returns the `type` node and value. The
     /// other keys are checked afterwards with [`Node::object`], once the type is known.
-    pub fn tagged(&self, what: &str) -> VResult<(Node<'v>, &'v str)> {
+    pub(crate) fn tagged(&self, what: &str) -> VResult<(Node<'v>, &'v str)> {
         let Value::Object(map) = self.value else {
             return Err(self.invalid(format!("an object ({what})")));
         };
@@ -121,7 +121,7 @@ impl<'v> Node<'v> {
     }
 
     /// This value as an object with any keys (a map such as web `paths`), in key order.
-    pub fn entries(&self, what: &str) -> VResult<Vec<(&'v str, Node<'v>)>> {
+    pub(crate) fn entries(&self, what: &str) -> VResult<Vec<(&'v str, Node<'v>)>> {
         let Value::Object(map) = self.value else {
             return Err(self.invalid(format!("an object ({what})")));
         };
@@ -132,12 +132,12 @@ impl<'v> Node<'v> {
     }
 
     /// The value at `key` if this is an object that has it (no key checks).
-    pub fn get(&self, key: &str) -> Option<Node<'v>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Node<'v>> {
         self.value.get(key).map(|value| self.child_key(key, value))
     }
 
     /// This value as a list; its items know their index.
-    pub fn list(&self, what: &str) -> VResult<Vec<Node<'v>>> {
+    pub(crate) fn list(&self, what: &str) -> VResult<Vec<Node<'v>>> {
         let Value::Array(items) = self.value else {
             return Err(self.invalid(format!("a list ({what})")));
         };
@@ -151,28 +151,28 @@ impl<'v> Node<'v> {
             .collect())
     }
 
-    pub fn str(&self, what: &str) -> VResult<&'v str> {
+    pub(crate) fn str(&self, what: &str) -> VResult<&'v str> {
         self.value
             .as_str()
             .ok_or_else(|| self.invalid(format!("a string ({what})")))
     }
 
     /// A string that is not empty.
-    pub fn non_empty_str(&self, what: &str) -> VResult<&'v str> {
+    pub(crate) fn non_empty_str(&self, what: &str) -> VResult<&'v str> {
         match self.value.as_str() {
             Some(s) if !s.is_empty() => Ok(s),
             _ => Err(self.invalid(format!("a non-empty string ({what})"))),
         }
     }
 
-    pub fn bool(&self) -> VResult<bool> {
+    pub(crate) fn bool(&self) -> VResult<bool> {
         self.value
             .as_bool()
             .ok_or_else(|| self.invalid("true or false"))
     }
 
     /// An integer in `[min, max]`; `expected` describes the rule for the message.
-    pub fn int_in(&self, min: u64, max: u64, expected: &str) -> VResult<u64> {
+    pub(crate) fn int_in(&self, min: u64, max: u64, expected: &str) -> VResult<u64> {
         match self.value.as_u64() {
             Some(n) if (min..=max).contains(&n) => Ok(n),
             _ => Err(self.invalid(expected)),
@@ -180,7 +180,7 @@ impl<'v> Node<'v> {
     }
 
     /// One of `choices` (strings).
-    pub fn choice(&self, choices: &[&'static str]) -> VResult<&'v str> {
+    pub(crate) fn choice(&self, choices: &[&'static str]) -> VResult<&'v str> {
         match self.value.as_str() {
             Some(s) if choices.contains(&s) => Ok(s),
             _ => Err(self.invalid(one_of(choices))),
@@ -212,14 +212,14 @@ pub(crate) struct Obj<'v> {
 
 impl<'v> Obj<'v> {
     /// The value at `key`, if present.
-    pub fn get(&self, key: &str) -> Option<Node<'v>> {
+    pub(crate) fn get(&self, key: &str) -> Option<Node<'v>> {
         self.map
             .get(key)
             .map(|value| self.node.child_key(key, value))
     }
 
     /// The value at `key`, or a "missing required key" error describing what belongs there.
-    pub fn required(&self, key: &str, expected: &str) -> VResult<Node<'v>> {
+    pub(crate) fn required(&self, key: &str, expected: &str) -> VResult<Node<'v>> {
         self.get(key).ok_or_else(|| Invalid {
             at: join_key(&self.node.path, key),
             problem: Problem::Missing {
@@ -229,7 +229,7 @@ impl<'v> Obj<'v> {
     }
 
     /// `f(value)` if `key` is present, else `default`.
-    pub fn opt<T>(
+    pub(crate) fn opt<T>(
         &self,
         key: &str,
         default: T,
@@ -242,12 +242,12 @@ impl<'v> Obj<'v> {
     }
 
     /// A boolean at `key`, `default` when absent.
-    pub fn bool_or(&self, key: &str, default: bool) -> VResult<bool> {
+    pub(crate) fn bool_or(&self, key: &str, default: bool) -> VResult<bool> {
         self.opt(key, default, Node::bool)
     }
 
     /// An optional string at `key`.
-    pub fn opt_str(&self, key: &str, what: &str) -> VResult<Option<String>> {
+    pub(crate) fn opt_str(&self, key: &str, what: &str) -> VResult<Option<String>> {
         self.opt(key, None, |n| {
             n.non_empty_str(what).map(|s| Some(s.to_owned()))
         })
@@ -255,7 +255,7 @@ impl<'v> Obj<'v> {
 
     /// Accepts `key` only with the value `accepted` (which means what Turnstile does anyway);
     /// any other value is refused as not supported yet with `message`.
-    pub fn only_value(&self, key: &str, accepted: &Value, message: &str) -> VResult<()> {
+    pub(crate) fn only_value(&self, key: &str, accepted: &Value, message: &str) -> VResult<()> {
         match self.get(key) {
             Some(node) if node.value() != accepted => Err(node.unsupported(format!(
                 "{message} (only {} is accepted here)",

@@ -15,7 +15,9 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {}: {source}", .file.display())]
     Io {
+        /// The file that could not be read.
         file: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
@@ -25,33 +27,44 @@ pub enum ConfigError {
         "cannot load config file {}: unknown file type, expected a name ending in .json, .yaml or .yml",
         .file.display()
     )]
-    UnknownFormat { file: PathBuf },
+    UnknownFormat {
+        /// The file whose name has no known extension.
+        file: PathBuf,
+    },
 
     /// A configuration directory has neither `config.json` nor `config.yaml`.
     #[error("no config file in {}: neither {} nor {} exists", .dir.display(), .json.display(), .yaml.display())]
     NotFound {
+        /// The configuration directory searched.
         dir: PathBuf,
+        /// The `config.json` path that does not exist.
         json: PathBuf,
+        /// The `config.yaml` path that does not exist.
         yaml: PathBuf,
     },
 
     /// The text is not valid JSON or YAML (or has a duplicate key).
     #[error("config syntax error in {} ({format}){}: {message}", .file.display(), at_line(.location))]
     Syntax {
+        /// The file (or the origin given to [`crate::load_str`]).
         file: PathBuf,
+        /// The syntax it was parsed as.
         format: crate::Format,
         /// 1-based line and column, when the parser knows them.
         location: Option<(usize, usize)>,
+        /// The parser's description of the error.
         message: String,
     },
 
     /// The document parsed but is not a valid configuration.
     #[error("config error in {} at {at}: {problem}", .file.display())]
     Invalid {
+        /// The file (or the origin given to [`crate::load_str`]).
         file: PathBuf,
         /// The path to the offending key, e.g. `workers[0].transports[1].endpoint.port`;
         /// `(top level)` for the document itself.
         at: String,
+        /// What is wrong there.
         problem: Problem,
     },
 }
@@ -74,14 +87,30 @@ pub enum Problem {
         expected: String,
     },
     /// A required key is absent.
-    Missing { expected: String },
+    Missing {
+        /// What the key should hold.
+        expected: String,
+    },
     /// A key that is not part of the schema at this place.
-    UnknownKey { allowed: Vec<&'static str> },
+    UnknownKey {
+        /// The keys allowed at this place (empty when none are).
+        allowed: Vec<&'static str>,
+    },
     /// A Crossbar feature Turnstile does not implement (yet).
-    Unsupported { found: String, message: String },
+    Unsupported {
+        /// What was found, described for the operator (secrets hidden).
+        found: String,
+        /// What is not supported, and the alternative if there is one.
+        message: String,
+    },
     /// A value that clashes with another part of the configuration (duplicate names, two
     /// transports on one port, ...).
-    Conflict { found: String, message: String },
+    Conflict {
+        /// The clashing value, described for the operator.
+        found: String,
+        /// What it clashes with.
+        message: String,
+    },
 }
 
 impl fmt::Display for Problem {

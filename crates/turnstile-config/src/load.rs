@@ -14,7 +14,9 @@ use crate::validate;
 /// The syntax of a configuration text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// JSON (`.json`).
     Json,
+    /// YAML (`.yaml`, `.yml`).
     Yaml,
 }
 

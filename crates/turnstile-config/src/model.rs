@@ -25,7 +25,9 @@ pub struct RouterWorker {
     pub id: Option<String>,
     /// `options.title`: the worker's title (for logs), if given.
     pub title: Option<String>,
+    /// `realms`: the realms the worker hosts (possibly none).
     pub realms: Vec<RealmConfig>,
+    /// `transports`: the listening transports clients connect through.
     pub transports: Vec<TransportConfig>,
 }
 
@@ -59,8 +61,12 @@ impl NodeConfig {
 /// A realm (`workers[i].realms[j]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RealmConfig {
+    /// `name` (required): the realm's name, a valid WAMP URI such as `realm1`, as clients give
+    /// it in HELLO.
     pub name: String,
+    /// `roles`: the roles sessions can be authenticated as on this realm; default none.
     pub roles: Vec<RoleConfig>,
+    /// `options`: see [`RealmOptions`] for the defaults.
     pub options: RealmOptions,
     /// `Some` when the realm has a `stats` section (metering on), even an empty one.
     pub stats: Option<StatsConfig>,
@@ -72,7 +78,9 @@ pub struct RealmConfig {
 /// One entry of a realm's `store.event-history`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventHistoryConfig {
+    /// `uri` (required): the topic, or topic pattern under `match_policy`.
     pub uri: String,
+    /// `match`: `exact` (default), `prefix` or `wildcard`.
     pub match_policy: MatchPolicy,
     /// Events kept, newest last (`limit`, default the store's `limit`, else 100).
     pub limit: usize,
@@ -107,6 +115,7 @@ impl Default for RealmOptions {
 /// the two is given in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleConfig {
+    /// `name` (required): the authrole, such as `anonymous`.
     pub name: String,
     /// The static permissions; empty when the role has an `authorizer`.
     pub permissions: Vec<Permission>,
@@ -126,37 +135,53 @@ pub struct Permission {
     ///   `"com.*.update"` (other stars) is wildcard on `"com..update"`; the stars are removed;
     /// - anything else: exact.
     pub match_policy: MatchPolicy,
+    /// `allow`: which actions on matching URIs are permitted.
     pub allow: Allow,
+    /// `disclose`: whether the caller's or publisher's identity is disclosed to callees and
+    /// subscribers.
     pub disclose: Disclose,
+    /// `cache`, default true: whether a session may keep this permission's decision instead of
+    /// checking again.
     pub cache: bool,
 }
 
 /// `permissions[n].allow`: every action defaults to false.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Allow {
+    /// `call`: may CALL matching procedures.
     pub call: bool,
+    /// `register`: may REGISTER matching procedures.
     pub register: bool,
+    /// `publish`: may PUBLISH to matching topics.
     pub publish: bool,
+    /// `subscribe`: may SUBSCRIBE to matching topics.
     pub subscribe: bool,
 }
 
 /// `permissions[n].disclose`: both default to false.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Disclose {
+    /// `caller`: INVOCATIONs of matching procedures carry the caller's identity.
     pub caller: bool,
+    /// `publisher`: EVENTs of matching topics carry the publisher's identity.
     pub publisher: bool,
 }
 
 /// A realm's `stats` section (see `shared/spec/session-statistics.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsConfig {
-    /// A power of two in [1, 2^30]; default 512.
+    /// `rated_message_size`: the unit of rated messages in bytes (a message counts as its size
+    /// divided by this, rounded up); a power of two in [1, 2^30]; default 512.
     pub rated_message_size: u32,
-    /// 0 = off.
+    /// `trigger_after_rated_messages`: a statistics snapshot is published after this many rated
+    /// messages in the cycle; 0 = off (default).
     pub trigger_after_rated_messages: u64,
-    /// Seconds; 0 = off.
+    /// `trigger_after_duration`: a snapshot is published after this many seconds of the cycle;
+    /// 0 = off (default).
     pub trigger_after_duration: u64,
+    /// `trigger_on_join`, default true: a snapshot is published when the session joins.
     pub trigger_on_join: bool,
+    /// `trigger_on_leave`, default true: a final snapshot is published when the session leaves.
     pub trigger_on_leave: bool,
 }
 
@@ -179,23 +204,35 @@ pub enum TransportConfig {
     /// `"type": "websocket"`: one WebSocket service on its own endpoint, at `path` (from `url`,
     /// default `/`). Any other path gets 404.
     WebSocket {
+        /// `id`: the transport's id (for logs), if given.
         id: Option<String>,
+        /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// The HTTP path of the WebSocket service, from `url` (`ws://host:port/path`); default `/`.
         path: String,
+        /// `serializers`, `options` and `auth` of the WebSocket service.
         service: WebSocketService,
     },
     /// `"type": "web"`: an HTTP server with a tree of path services.
     Web {
+        /// `id`: the transport's id (for logs), if given.
         id: Option<String>,
+        /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// `paths` (required, not empty): the path services by key (`"/"` or one segment).
         paths: BTreeMap<String, WebPath>,
     },
     /// `"type": "rawsocket"`. `max_message_size` is in [512, 16 MiB] (RawSocket lengths are
     /// 2^(9+L) for L in 0..=15).
     RawSocket {
+        /// `id`: the transport's id (for logs), if given.
         id: Option<String>,
+        /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// `serializers`: the serializers a client may ask for in the handshake; default all three.
         serializers: Vec<Serializer>,
+        /// `max_message_size` (or `options.max_message_size`, not both) in bytes: the largest
+        /// message accepted; default 1 MiB.
         max_message_size: usize,
         /// `auth`; `None`: Crossbar's default, anonymous with authrole `anonymous`.
         auth: Option<AuthConfig>,
@@ -267,6 +304,7 @@ pub struct DynamicAuth {
 pub enum TicketAuth {
     /// `"type": "static"`: `principals`, by authid (at least one).
     Static {
+        /// `principals`: the principals by authid.
         principals: BTreeMap<String, TicketPrincipal>,
     },
     /// `"type": "dynamic"`: the authenticator gets the ticket in `details.ticket`.
@@ -289,6 +327,7 @@ pub struct TicketPrincipal {
 pub enum WampCraAuth {
     /// `"type": "static"`: `users`, by authid (at least one).
     Static {
+        /// `users`: the users by authid.
         users: BTreeMap<String, WampCraUser>,
     },
     /// `"type": "dynamic"`: the authenticator returns the user's `secret` and `role` (and
@@ -327,6 +366,7 @@ pub struct CraSalt {
 pub enum CryptosignAuth {
     /// `"type": "static"`: `principals`, by authid (at least one).
     Static {
+        /// `principals`: the principals by authid.
         principals: BTreeMap<String, CryptosignPrincipal>,
     },
     /// `"type": "dynamic"`: the authenticator gets the client's `authextra` (with `pubkey`) and
@@ -353,6 +393,7 @@ pub struct CryptosignPrincipal {
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret (a ticket or WAMP-CRA secret).
     pub fn new(secret: impl Into<String>) -> Self {
         Secret(secret.into())
     }
@@ -372,7 +413,10 @@ impl std::fmt::Debug for Secret {
 /// A listening endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// `"type": "tcp"`: a TCP listener.
     Tcp {
+        /// `port` (required): the TCP port, 1 to 65535 (0 only after
+        /// [`NodeConfig::on_ephemeral_loopback_ports`]).
         port: u16,
         /// `interface`: the address to bind (validated to parse as an IP address of `version`);
         /// default all interfaces of `version`.
@@ -383,7 +427,10 @@ pub enum Endpoint {
         backlog: u32,
     },
     /// `path` resolved against the configuration file's directory.
-    Unix { path: PathBuf },
+    Unix {
+        /// `path` (required): the socket file.
+        path: PathBuf,
+    },
 }
 
 /// A WebSocket service (`websocket` transport, or a `web` path of type `websocket`).
@@ -391,6 +438,7 @@ pub enum Endpoint {
 pub struct WebSocketService {
     /// Offered serializers in order of preference; default all three.
     pub serializers: Vec<Serializer>,
+    /// `options`: see [`WebSocketOptions`] for the defaults.
     pub options: WebSocketOptions,
     /// `auth`; `None`: Crossbar's default, anonymous with authrole `anonymous`.
     pub auth: Option<AuthConfig>,
@@ -429,9 +477,11 @@ impl Default for WebSocketOptions {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebPath {
+    /// `"type": "websocket"`: a WebSocket service at this path.
     WebSocket(WebSocketService),
-    /// Serve a directory (resolved against the configuration file's directory).
+    /// `"type": "static"`: serve a directory.
     Static {
+        /// `directory` (required), resolved against the configuration file's directory.
         directory: PathBuf,
     },
 }
