@@ -23,35 +23,51 @@ use crate::transport::{ConnectOptions, Transport};
 /// The router's WELCOME.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Welcome {
+    /// The session id the router assigned.
     pub session: Id,
+    /// WELCOME.Details: the router's roles, the session's `authid`, `authrole`, ...
     pub details: Dict,
 }
 
 /// An EVENT, with absent `args`/`kwargs` as empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The subscription (as SUBSCRIBED gave it) the event was delivered for.
     pub subscription: Id,
+    /// The publication's id (the same for every receiver of one publication).
     pub publication: Id,
+    /// EVENT.Details (`topic` for pattern subscriptions, `publisher` when disclosed, ...).
     pub details: Dict,
+    /// The publication's positional arguments (empty when absent).
     pub args: List,
+    /// The publication's keyword arguments (empty when absent).
     pub kwargs: Dict,
 }
 
 /// An INVOCATION to answer with [`Session::yield_result`] or [`Session::yield_error`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
+    /// The INVOCATION's request id, to echo in the YIELD or ERROR.
     pub request: Id,
+    /// The registration (as REGISTERED gave it) the call was routed to.
     pub registration: Id,
+    /// INVOCATION.Details (`procedure` for pattern registrations, `caller` when disclosed,
+    /// `receive_progress`, ...).
     pub details: Dict,
+    /// The call's positional arguments (empty when absent).
     pub args: List,
+    /// The call's keyword arguments (empty when absent).
     pub kwargs: Dict,
 }
 
 /// The RESULT of a call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallResult {
+    /// RESULT.Details.
     pub details: Dict,
+    /// The result's positional arguments (empty when absent).
     pub args: List,
+    /// The result's keyword arguments (empty when absent).
     pub kwargs: Dict,
 }
 
@@ -198,10 +214,13 @@ impl Session {
         self.session_id
     }
 
+    /// The connection the session runs on.
     pub fn transport(&self) -> &Transport {
         &self.transport
     }
 
+    /// The connection the session runs on, to send or receive on it directly (bypassing the
+    /// inbox).
     pub fn transport_mut(&mut self) -> &mut Transport {
         &mut self.transport
     }

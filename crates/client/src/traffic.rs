@@ -8,13 +8,16 @@
 /// Which way a message went, seen from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Sent by the client to the router.
     Sent,
+    /// Received by the client from the router.
     Received,
 }
 
 /// One recorded message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record {
+    /// Whether the client sent or received the message.
     pub direction: Direction,
     /// The WAMP message type code (`wamp_proto::message::code`).
     pub code: u64,
@@ -36,9 +39,13 @@ pub struct TrafficMark(pub(crate) usize);
 /// Totals and the per-message log.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Traffic {
+    /// Messages the client sent.
     pub sent_messages: u64,
+    /// Serialized bytes of the messages the client sent (no framing).
     pub sent_bytes: u64,
+    /// Messages the client received.
     pub received_messages: u64,
+    /// Serialized bytes of the messages the client received (no framing).
     pub received_bytes: u64,
     /// Every message, in the order the client sent or received it.
     pub per_message: Vec<Record>,
