@@ -147,7 +147,7 @@ pub struct Disclose {
     pub publisher: bool,
 }
 
-/// A realm's `stats` section (see `shared/spec/session-statistics.md` §5).
+/// A realm's `stats` section (see `docs/session-statistics.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsConfig {
     /// A power of two in [1, 2^30]; default 512.
