@@ -167,7 +167,7 @@ pub struct Disclose {
     pub publisher: bool,
 }
 
-/// A realm's `stats` section (see `shared/spec/session-statistics.md` §5).
+/// A realm's `stats` section (see `docs/session-statistics.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatsConfig {
     /// `rated_message_size`: the unit of rated messages in bytes (a message counts as its size

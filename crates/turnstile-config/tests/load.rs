@@ -1,4 +1,5 @@
-//! Configurations that load: the shared example (JSON and YAML), the spec's `stats` example,
+//! Configurations that load: the example configuration (`tests/data/config-example.json`, and
+//! the same in YAML), the `stats` example of `docs/session-statistics.md`,
 //! the built-in default, and the defaults the loader fills in.
 
 use std::collections::BTreeMap;
@@ -7,17 +8,15 @@ use std::path::{Path, PathBuf};
 use turnstile_config::*;
 use wamp_proto::{MatchPolicy, Serializer, UriRules};
 
-/// `/work/shared/spec` (the `shared/` directory beside the workspace), written lexically.
-fn spec_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(3)
-        .unwrap()
-        .join("shared/spec")
+/// `tests/data` of this crate, which holds the example configuration (paths in a configuration
+/// are resolved against its directory, lexically).
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
+/// The example node configuration of the docs (`docs/README.md`).
 fn example_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/config-example.json")
+    example_dir().join("config-example.json")
 }
 
 fn tcp(port: u16) -> Endpoint {
@@ -63,7 +62,7 @@ fn expected_example() -> NodeConfig {
     paths.insert(
         "/".to_owned(),
         WebPath::Static {
-            directory: spec_dir().parent().unwrap().join("web"),
+            directory: example_dir().parent().unwrap().join("web"),
         },
     );
     paths.insert(
@@ -96,7 +95,7 @@ fn expected_example() -> NodeConfig {
                 TransportConfig::RawSocket {
                     id: None,
                     endpoint: Endpoint::Unix {
-                        path: spec_dir().join("router.sock"),
+                        path: example_dir().join("router.sock"),
                     },
                     serializers: vec![Serializer::MsgPack],
                     max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -108,7 +107,7 @@ fn expected_example() -> NodeConfig {
 }
 
 #[test]
-fn shared_example_loads() {
+fn example_config_loads() {
     let config = load_file(&example_path()).unwrap();
     let worker = &config.workers[0];
     let realm = &worker.realms[0];
@@ -122,7 +121,7 @@ fn shared_example_loads() {
     assert_eq!(
         worker.transports[2].endpoint(),
         &Endpoint::Unix {
-            path: spec_dir().join("router.sock")
+            path: example_dir().join("router.sock")
         }
     );
     let TransportConfig::Web { paths, .. } = &worker.transports[0] else {
@@ -131,7 +130,7 @@ fn shared_example_loads() {
     assert_eq!(
         paths["/"],
         WebPath::Static {
-            directory: spec_dir().with_file_name("web")
+            directory: example_dir().with_file_name("web")
         }
     );
     assert_eq!(config, expected_example());
@@ -182,7 +181,7 @@ workers:
 
 #[test]
 fn yaml_equivalent_of_example_loads_the_same() {
-    let origin = spec_dir().join("config.yaml");
+    let origin = example_dir().join("config.yaml");
     let config = load_str(EXAMPLE_YAML, Format::Yaml, &origin).unwrap();
     assert_eq!(config, expected_example());
 }
@@ -218,8 +217,8 @@ fn stats_of(text: &str) -> Option<StatsConfig> {
 }
 
 #[test]
-fn stats_example_of_the_spec_loads() {
-    // shared/spec/session-statistics.md section 5, verbatim.
+fn stats_example_of_the_docs_loads() {
+    // The example of docs/session-statistics.md section 5, verbatim.
     let spec = r#"{
         "rated_message_size": 512,
         "trigger_after_rated_messages": 0,

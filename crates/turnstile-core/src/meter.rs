@@ -1,4 +1,4 @@
-//! Per-session usage metering (`shared/spec/session-statistics.md`): counters of the current
+//! Per-session usage metering (`docs/session-statistics.md`): counters of the current
 //! cycle, rated messages, and the snapshots that close a cycle.
 //!
 //! The meter is plain data inside the session, bumped by the realm each time it decodes or

@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use turnstile_config::{ConfigError, NodeConfig};
 use wamp_proto::Serializer;
@@ -37,7 +40,9 @@ enum Command {
     Start {
         #[command(flatten)]
         source: ConfigSource,
-        /// Log level: none, critical, error, warn, info, debug or trace (RUST_LOG overrides).
+        /// Log level of Turnstile's own lines: none, critical, error, warn, info, debug or trace.
+        /// Below debug, dependencies log warnings and errors only. RUST_LOG, when set, replaces
+        /// this filter.
         #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = [
             "none", "critical", "error", "warn", "info", "debug", "trace",
         ])]
@@ -223,37 +228,90 @@ fn plural(n: usize, word: &str) -> String {
     }
 }
 
-/// Logs to stderr at `level` (Crossbar's names), unless `RUST_LOG` says otherwise.
-fn init_logging(level: &str) {
+/// The crates of Turnstile itself: they log at the chosen `--loglevel`; every other crate (the
+/// dependencies: tokio, hyper, axum, tungstenite, ...) at `warn` at most, unless the level is
+/// `debug` or `trace`.
+const OWN_CRATES: [&str; 4] = [
+    "turnstile",
+    "turnstile_core",
+    "turnstile_config",
+    "wamp_proto",
+];
+
+/// Crates whose logging is capped at `debug`, whatever the filter says: the WebSocket library
+/// logs whole messages at `trace`, which would put the tickets and secrets of the authentication
+/// handshake in the log.
+const CAPPED_AT_DEBUG: [&str; 2] = ["tungstenite", "tokio_tungstenite"];
+
+/// The filter directives of `--loglevel LEVEL` (Crossbar's names): Turnstile's own crates at the
+/// level; below `debug`, the dependencies at `warn` (or at the level when it is quieter still),
+/// so that a default log holds what the router does, not its libraries' chatter.
+fn level_directives(level: &str) -> String {
     let level = match level {
         "none" => "off",
         "critical" => "error",
         other => other,
     };
+    let dependencies = match level {
+        "debug" | "trace" => level,
+        "info" | "warn" => "warn",
+        quieter => quieter,
+    };
+    let mut directives = dependencies.to_owned();
+    for krate in OWN_CRATES {
+        directives.push_str(&format!(",{krate}={level}"));
+    }
+    directives
+}
+
+/// Logs to stderr at `level`, unless `RUST_LOG` says otherwise (a filter such as
+/// `info,turnstile_core=debug`, taken as it is). Either way the WebSocket library is capped at
+/// `debug` ([`CAPPED_AT_DEBUG`]) so that secrets never reach the log.
+fn init_logging(level: &str) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());
     let (filter, bad_env) = match from_env.as_deref().map(EnvFilter::try_new) {
         Some(Ok(filter)) => (filter, None),
-        Some(Err(e)) => (EnvFilter::new(level), Some(e)),
-        None => (EnvFilter::new(level), None),
+        Some(Err(e)) => (EnvFilter::new(level_directives(level)), Some(e)),
+        None => (EnvFilter::new(level_directives(level)), None),
     };
-    // The WebSocket library logs whole messages at trace level, which would put tickets and
-    // secrets of the authentication handshake in the log: it is capped at debug, whatever the
-    // filter says.
-    let filter = ["tungstenite=debug", "tokio_tungstenite=debug"]
-        .into_iter()
-        .fold(filter, |f, d| {
-            f.add_directive(d.parse().expect("valid directive"))
-        });
+    // A second filter that every event must pass too: a true cap (adding `tungstenite=debug` to
+    // the first filter would instead turn the library's debug lines on at every level).
+    let cap = CAPPED_AT_DEBUG.into_iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, krate| t.with_target(krate, LevelFilter::DEBUG),
+    );
     // Colours only on a terminal: logs written to files and journals stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(cap)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(ansi),
+        )
         .init();
     if let Some(e) = bad_env {
         warn!("ignoring RUST_LOG: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::level_directives;
+
+    #[test]
+    fn dependencies_log_at_warn_below_debug() {
+        assert_eq!(
+            level_directives("info"),
+            "warn,turnstile=info,turnstile_core=info,turnstile_config=info,wamp_proto=info"
+        );
+        assert!(level_directives("warn").starts_with("warn,turnstile=warn,"));
+        assert!(level_directives("critical").starts_with("error,turnstile=error,"));
+        assert!(level_directives("none").starts_with("off,turnstile=off,"));
+        assert!(level_directives("debug").starts_with("debug,turnstile=debug,"));
+        assert!(level_directives("trace").starts_with("trace,turnstile=trace,"));
     }
 }

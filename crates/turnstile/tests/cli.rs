@@ -1,5 +1,6 @@
-//! The `turnstile` binary: `version`, `init`, `check`, configuration errors (exit 2), and a
-//! `start` on a Unix socket that stops gracefully on SIGTERM (exit 0).
+//! The `turnstile` binary: `version`, `init`, `check`, configuration errors (exit 2), a
+//! `start` on a Unix socket that stops gracefully on SIGTERM (exit 0), and what `--loglevel`
+//! lets into the log (no dependency chatter below `debug`).
 
 // This file uses only `TempDir` of the shared harness.
 #[allow(dead_code)]
@@ -10,6 +11,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
+use turnstile_client::Session;
+use wamp_proto::Serializer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_turnstile");
 
@@ -182,4 +185,176 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
     assert!(stderr.contains("listening: rawsocket on unix:"), "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(!sock.exists(), "socket file removed");
+}
+
+/// Sends SIGTERM and waits (bounded) for the router to exit; returns its exit status and
+/// everything it wrote to stdout and stderr.
+fn stop(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let mut log = text(&out.stdout);
+    log.push_str(&text(&out.stderr));
+    (out.status, log)
+}
+
+/// Starts the router on a WebSocket endpoint with `loglevel` (None: the default), lets a real
+/// client (tokio-tungstenite, through `turnstile-client`) join, leave and close the WebSocket,
+/// stops the router and returns its whole output.
+fn log_of_one_websocket_session(loglevel: Option<&str>) -> String {
+    log_of_one_websocket_session_with(loglevel, None)
+}
+
+/// [`log_of_one_websocket_session`] with `RUST_LOG` set to `rust_log` (None: unset).
+fn log_of_one_websocket_session_with(loglevel: Option<&str>, rust_log: Option<&str>) -> String {
+    let dir = TempDir::new(DIR_PREFIX);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("config.json");
+    let json = format!(
+        r#"{{
+            "version": 2,
+            "workers": [{{
+                "type": "router",
+                "realms": [{{
+                    "name": "realm1",
+                    "roles": [{{"name": "anonymous", "permissions": [{{"uri": "", "match": "prefix",
+                        "allow": {{"call": true, "register": true, "publish": true, "subscribe": true}}}}]}}],
+                    "stats": {{}}
+                }}],
+                "transports": [{{
+                    "type": "websocket",
+                    "endpoint": {{"type": "tcp", "interface": "127.0.0.1", "port": {port}}},
+                    "serializers": ["json", "msgpack", "cbor"]
+                }}]
+            }}]
+        }}"#
+    );
+    std::fs::write(&config, json).unwrap();
+    let mut args = vec!["start", "--config", config.to_str().unwrap()];
+    if let Some(level) = loglevel {
+        args.extend(["--loglevel", level]);
+    }
+    let mut command = Command::new(BIN);
+    command.args(&args).env_remove("RUST_LOG");
+    if let Some(filter) = rust_log {
+        command.env("RUST_LOG", filter);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(10) || child.try_wait().unwrap().is_some() {
+            let (_, log) = stop(child);
+            panic!("router did not listen on port {port}: {log}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/");
+    let session = runtime.block_on(async {
+        let mut session = Session::connect(&url, Serializer::Json).await?;
+        session.join("realm1").await?;
+        session.leave().await?;
+        session.close().await
+    });
+    // Give the router time to log the end of the connection before it is stopped.
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, log) = stop(child);
+    session.unwrap_or_else(|e| panic!("the WebSocket session failed: {e}; router log:\n{log}"));
+    assert!(status.success(), "exit {status}: {log}");
+    log
+}
+
+/// Lines of `log` at DEBUG or TRACE level (tracing's format: `TIME LEVEL target: message`).
+fn debug_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|level| level == "DEBUG" || level == "TRACE")
+        })
+        .collect()
+}
+
+/// At the default level and at `--loglevel info`, the log holds Turnstile's own lines (the
+/// session joined and left) and no DEBUG line of a dependency: the WebSocket library's lines
+/// about the close in particular stay out.
+#[test]
+fn default_and_info_logs_hold_no_dependency_debug_lines() {
+    for level in [None, Some("info")] {
+        let log = log_of_one_websocket_session(level);
+        assert!(
+            log.contains("session joined") && log.contains("session left"),
+            "{level:?}: Turnstile's info lines are missing:\n{log}"
+        );
+        let debug = debug_lines(&log);
+        assert!(
+            debug.is_empty(),
+            "{level:?}: DEBUG lines:\n{}",
+            debug.join("\n")
+        );
+        assert!(!log.contains("tungstenite"), "{level:?}:\n{log}");
+    }
+}
+
+/// `--loglevel warn` writes nothing for a normal session, and `--loglevel none` nothing at all.
+#[test]
+fn warn_and_none_logs_stay_quiet() {
+    let log = log_of_one_websocket_session(Some("warn"));
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let level = l.split_whitespace().nth(1).unwrap_or("");
+            !(level == "WARN" || level == "ERROR")
+        })
+        .collect();
+    assert!(
+        noisy.is_empty(),
+        "warn: lines below WARN:\n{}",
+        noisy.join("\n")
+    );
+    let log = log_of_one_websocket_session(Some("none"));
+    assert!(log.is_empty(), "none: the log is not empty:\n{log}");
+}
+
+/// At `--loglevel trace` and with `RUST_LOG=trace` the dependencies log too, but the WebSocket
+/// library stays capped at DEBUG: at TRACE it would write whole messages, secrets included.
+#[test]
+fn trace_logs_keep_the_websocket_library_at_debug() {
+    for (loglevel, rust_log) in [(Some("trace"), None), (None, Some("trace"))] {
+        let log = log_of_one_websocket_session_with(loglevel, rust_log);
+        let trace = debug_lines(&log);
+        assert!(
+            trace.iter().any(|l| l.contains(" TRACE ")),
+            "{loglevel:?} {rust_log:?}: trace logging is not on:\n{log}"
+        );
+        let leaked: Vec<&&str> = trace
+            .iter()
+            .filter(|l| l.contains(" TRACE ") && l.contains("tungstenite"))
+            .collect();
+        assert!(leaked.is_empty(), "{loglevel:?} {rust_log:?}: {leaked:?}");
+    }
 }

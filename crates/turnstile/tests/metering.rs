@@ -1,4 +1,4 @@
-//! Session statistics (`shared/spec/session-statistics.md`) end to end: a router started in
+//! Session statistics (`docs/session-statistics.md`) end to end: a router started in
 //! process on ephemeral ports, measured clients (`turnstile-client`, which records every message
 //! it sends and receives with its exact serialized length) and monitor sessions subscribed to
 //! `wamp.session.on_stats`, `on_join` and `on_leave`. Every test names the rule it checks.

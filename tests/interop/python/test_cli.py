@@ -1,7 +1,7 @@
 """The command line: `turnstile check --config FILE` validates a node configuration (exit 0, or
 exit 2 with a message on stderr naming the file, the path to the key and the value), and
 `turnstile start` refuses an invalid configuration before listening
-(shared/spec/session-statistics.md section 5)."""
+(docs/session-statistics.md section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The WAMP meta API (shared/spec/meta-api.md) with Autobahn|Python 26.10.2 (asyncio): every
+"""The WAMP meta API (docs/meta-api.md) with Autobahn|Python 26.10.2 (asyncio): every
 session, subscription and registration procedure and event with its errors, the testament
 procedures, subscription and registration revocation, visibility of `wamp.` URIs, authorization
 of meta calls, a realm with `enable_meta_api: false`, and the features announced in WELCOME.

@@ -1,4 +1,4 @@
-"""Session meta events and session statistics (shared/spec/session-statistics.md, meta-api.md),
+"""Session meta events and session statistics (docs/session-statistics.md, docs/meta-api.md),
 observed the way existing Crossbar monitoring clients observe them: an autobahn session that
 subscribes to wamp.session.on_join (session_details), wamp.session.on_stats (session_details,
 stats) and wamp.session.on_leave (session_id)."""

@@ -1,5 +1,5 @@
 //! Realms: names, options, roles (static permissions or a dynamic authorizer), and the `stats`
-//! section (`shared/spec/session-statistics.md` §5).
+//! section (`docs/session-statistics.md` §5).
 
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{MatchPolicy, UriRules};
