@@ -126,6 +126,7 @@ fn start(source: &ConfigSource, loglevel: &str) -> ExitCode {
 }
 
 fn run(config: NodeConfig) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +152,20 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
         };
         turnstile::server::run(config, shutdown).await
     })
+}
+
+/// Raises the soft open-file limit to the hard one: every connection takes a file descriptor,
+/// and the usual soft default (1024) is far below what a router serves. Done here rather than in
+/// the server so that tests and embedders keep the limits they chose. The server's default
+/// connection limit is derived from the result.
+fn raise_open_file_limit() {
+    match turnstile::transport::admission::raise_nofile_limit() {
+        Ok((before, after)) if before != after => {
+            info!("open-file limit raised from {before} to {after} (the hard limit)")
+        }
+        Ok((before, _)) => info!("open-file limit: {before} (the hard limit)"),
+        Err(e) => warn!("cannot raise the open-file limit to the hard limit: {e}"),
+    }
 }
 
 fn check(source: &ConfigSource) -> ExitCode {
