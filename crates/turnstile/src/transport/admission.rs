@@ -187,8 +187,10 @@ pub struct Admitted<S> {
     slot: Option<Slot>,
     control: Arc<SocketControl>,
     seen_completed: u64,
-    /// When the unfinished message's deadline is (armed while `Some`).
-    partial: Option<Pin<Box<Sleep>>>,
+    /// Data of an unfinished message has been read (since the last complete one).
+    partial: Partial,
+    /// The completion deadline's timer, kept for reuse once allocated.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<S> Admitted<S> {
@@ -200,7 +202,8 @@ impl<S> Admitted<S> {
             slot,
             control: Arc::default(),
             seen_completed: 0,
-            partial: None,
+            partial: Partial::None,
+            deadline: None,
         }
     }
 
@@ -263,6 +266,18 @@ fn linger<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(mut io: S, slot: O
     });
 }
 
+/// Where a connection is in receiving a message, as its socket sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Partial {
+    /// Nothing read since the last complete message.
+    None,
+    /// Data read; the deadline is set at the first read that has to wait for more. (A message
+    /// that arrives whole in one read costs no clock read and no timer.)
+    Started,
+    /// Waiting for the rest, the deadline set.
+    Timed,
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for Admitted<S> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -277,23 +292,31 @@ impl<S: AsyncRead + Unpin> AsyncRead for Admitted<S> {
         let completed = this.control.completed.load(Ordering::Relaxed);
         if completed != this.seen_completed {
             this.seen_completed = completed;
-            this.partial = None;
+            this.partial = Partial::None;
         }
         let before = buf.filled().len();
         match this.io().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before && this.partial.is_none() {
-                    let timeout = Duration::from_millis(timeout_ms);
-                    this.partial = Some(Box::pin(tokio::time::sleep(timeout)));
+                if buf.filled().len() > before && this.partial == Partial::None {
+                    this.partial = Partial::Started;
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
-                if let Some(deadline) = &mut this.partial {
+                let timeout = Duration::from_millis(timeout_ms);
+                if this.partial == Partial::Started {
+                    this.partial = Partial::Timed;
+                    let at = tokio::time::Instant::now() + timeout;
+                    match &mut this.deadline {
+                        Some(deadline) => deadline.as_mut().reset(at),
+                        None => this.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+                    }
+                }
+                if this.partial == Partial::Timed {
+                    let deadline = this.deadline.as_mut().expect("set when timed");
                     if deadline.as_mut().poll(cx).is_ready() {
-                        this.partial = None;
-                        let timeout = Duration::from_millis(timeout_ms);
+                        this.partial = Partial::None;
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             MessageTimeout(timeout),
@@ -337,6 +360,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Admitted<S> {
 }
 
 /// The soft and hard `RLIMIT_NOFILE` of this process.
+// `rlim_t` is not `u64` on every platform.
+#[allow(clippy::unnecessary_cast)]
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
