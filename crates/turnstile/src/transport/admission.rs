@@ -65,11 +65,6 @@ impl Admission {
         self.max
     }
 
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.max - self.slots.available_permits()
-    }
-
     /// A free slot, if there is one now.
     pub fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
-use tracing::debug;
+use tracing::{debug, trace};
 use turnstile_config::{WebPath, WebSocketService};
 
 use crate::runtime::router::Router;
@@ -95,7 +95,8 @@ fn static_dir(directory: &Path) -> ServeDir {
 ///
 /// Connections are served with hyper's HTTP/1 server directly rather than `axum::serve`, which
 /// gives hyper no timer and so no request-head deadline
-/// ([`crate::limits::HTTP_REQUEST_HEADER_TIMEOUT`]).
+/// ([`crate::limits::HTTP_REQUEST_HEADER_TIMEOUT`]). HTTP/1 only, as before (axum's `http2`
+/// feature is not enabled).
 pub async fn serve<L, S>(
     mut listener: L,
     app: axum::Router,
@@ -111,6 +112,8 @@ pub async fn serve<L, S>(
             _ = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
+        // As axum::serve logged it before this loop replaced it.
+        trace!(peer = %peer.peer_string(), "http connection accepted");
         let control = io.control();
         let app = app.clone();
         // What the handlers learn about the connection: the peer (axum's `ConnectInfo`

@@ -1,5 +1,6 @@
 //! WAMP over WebSocket: the upgrade (subprotocol negotiation, size limits), the connection's
-//! framing (text for JSON, binary otherwise), ping/pong keepalive and the close handshake.
+//! framing (text for JSON, binary otherwise; a frame of the other kind is a protocol
+//! violation), ping/pong keepalive, the message completion deadline and the close handshake.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -318,32 +319,33 @@ impl WampSocket for WsSocket {
             let far = || self.opened_at + Duration::from_secs(86400);
             tokio::select! {
                 msg = self.inner.recv() => {
-                if let Some(Ok(_)) = msg {
-                    self.completed();
+                    if let Some(Ok(_)) = msg {
+                        self.completed();
+                    }
+                    match msg {
+                        Some(Ok(Message::Text(text))) if !self.binary => {
+                            return Incoming::Message(Bytes::from(text));
+                        }
+                        Some(Ok(Message::Binary(bin))) if self.binary => return Incoming::Message(bin),
+                        Some(Ok(Message::Text(_))) => return self.wrong_frame_type("text"),
+                        Some(Ok(Message::Binary(_))) => return self.wrong_frame_type("binary"),
+                        // tungstenite answers pings itself.
+                        Some(Ok(Message::Ping(_))) => {}
+                        // Any pong proves the peer alive (RFC 6455 allows unsolicited ones).
+                        Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
+                        Some(Ok(Message::Close(frame))) => {
+                            // Send the close reply tungstenite queued.
+                            let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.inner.flush()).await;
+                            let why = match frame {
+                                Some(f) => format!("closed by the peer ({} {})", f.code, f.reason.as_str()),
+                                None => "closed by the peer".to_owned(),
+                            };
+                            return Incoming::Gone(why);
+                        }
+                        Some(Err(e)) => return self.error_input(e),
+                        None => return Incoming::Gone("closed".into()),
+                    }
                 }
-                match msg {
-                    Some(Ok(Message::Text(text))) if !self.binary => {
-                        return Incoming::Message(Bytes::from(text));
-                    }
-                    Some(Ok(Message::Binary(bin))) if self.binary => return Incoming::Message(bin),
-                    Some(Ok(Message::Text(_))) => return self.wrong_frame_type("text"),
-                    Some(Ok(Message::Binary(_))) => return self.wrong_frame_type("binary"),
-                    // tungstenite answers pings itself.
-                    Some(Ok(Message::Ping(_))) => {}
-                    // Any pong proves the peer alive (RFC 6455 allows unsolicited ones).
-                    Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
-                    Some(Ok(Message::Close(frame))) => {
-                        // Send the close reply tungstenite queued.
-                        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.inner.flush()).await;
-                        let why = match frame {
-                            Some(f) => format!("closed by the peer ({} {})", f.code, f.reason.as_str()),
-                            None => "closed by the peer".to_owned(),
-                        };
-                        return Incoming::Gone(why);
-                    }
-                    Some(Err(e)) => return self.error_input(e),
-                    None => return Incoming::Gone("closed".into()),
-                }},
                 _ = tokio::time::sleep_until(ping_at.unwrap_or_else(far)), if ping_at.is_some() => {
                     return Incoming::Control(WsControl::Ping);
                 }
