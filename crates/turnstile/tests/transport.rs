@@ -818,11 +818,16 @@ async fn ws_join(addr: std::net::SocketAddr) -> Ws {
 }
 
 /// Connections that never complete a request head (idle, slowloris at a byte per 200 ms, kept
-/// alive after an error reply) are closed at the request-head deadline, and a WebSocket client
+/// alive after a 404) are closed at the request-head deadline, and a WebSocket client
 /// can connect and join while they are open (and stays joined past that deadline).
 #[tokio::test]
 async fn http_connections_that_never_finish_a_request_are_closed_at_the_deadline() {
-    let server = ws_router_with(short_limits(1000)).await;
+    // Two seconds: time to set everything up (on a loaded machine) before the first deadline.
+    let server = ws_router_with(ConnectionLimits {
+        http_request_header_timeout: Duration::from_secs(2),
+        ..short_limits(1000)
+    })
+    .await;
     let addr = server.tcp(0);
     let start = tokio::time::Instant::now();
 
@@ -864,13 +869,9 @@ async fn http_connections_that_never_finish_a_request_are_closed_at_the_deadline
 
     // While they are all open, a real client joins.
     let mut ws = ws_join(addr).await;
-    assert!(
-        start.elapsed() < Duration::from_millis(900),
-        "setup too slow for this test: {:?}",
-        start.elapsed()
-    );
+    let joined = tokio::time::Instant::now();
 
-    let by = start + Duration::from_secs(5);
+    let by = joined + Duration::from_secs(5);
     let mut closed = Vec::new();
     for s in idle.into_iter().chain(kept_alive) {
         closed.push(closed_by(s, by).await.expect("closed by the deadline"));
@@ -881,15 +882,21 @@ async fn http_connections_that_never_finish_a_request_are_closed_at_the_deadline
             .expect("slowloris closed");
         closed.push(at.unwrap());
     }
-    let first = closed.iter().min().unwrap().duration_since(start);
-    let last = closed.iter().max().unwrap().duration_since(start);
-    // Each is closed one second after its own start (the kept-alive ones one second after their
-    // response); none is closed early.
+    let first = *closed.iter().min().unwrap();
+    let last = *closed.iter().max().unwrap();
+    // Each is closed a second after it connected (the kept-alive ones a second after their
+    // response): none before the client joined or a second after the start, all soon after.
+    assert!(first > joined, "one was closed before the client joined");
+    let first = first.duration_since(start);
     assert!(
-        first >= Duration::from_millis(900),
+        first >= Duration::from_millis(950),
         "first closed at {first:?}"
     );
-    assert!(last < Duration::from_secs(4), "last closed at {last:?}");
+    let last = last.duration_since(joined);
+    assert!(
+        last < Duration::from_secs(3),
+        "last closed {last:?} after the join"
+    );
 
     // The joined session is not subject to that deadline.
     ws_send_text(&mut ws, r#"[32,1,{},"com.example.topic"]"#).await;
