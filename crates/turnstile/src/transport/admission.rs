@@ -385,3 +385,42 @@ pub fn raise_nofile_limit() -> io::Result<(u64, u64)> {
     }
     Ok((soft, hard))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_cap_counts_open_connections_per_address() {
+        let admission = Admission::new(&ConnectionLimits {
+            max_connections: 10,
+            max_connections_per_ip: Some(2),
+            ..ConnectionLimits::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let first = admission.admit_ip(Some(a)).expect("first");
+        let _second = admission.admit_ip(Some(a)).expect("second");
+        assert!(admission.admit_ip(Some(a)).is_none(), "third from a");
+        assert!(admission.admit_ip(Some(b)).is_some(), "another address");
+        assert!(
+            admission.admit_ip(None).is_some(),
+            "unix sockets are not capped"
+        );
+        drop(first);
+        assert!(admission.admit_ip(Some(a)).is_some(), "room again");
+    }
+
+    #[test]
+    fn slots_run_out_at_the_maximum() {
+        let admission = Admission::new(&ConnectionLimits {
+            max_connections: 2,
+            ..ConnectionLimits::default()
+        });
+        let one = admission.try_slot().expect("one");
+        let _two = admission.try_slot().expect("two");
+        assert!(admission.try_slot().is_none());
+        drop(one);
+        assert!(admission.try_slot().is_some());
+    }
+}
