@@ -12,6 +12,8 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use turnstile::limits::ConnectionLimits;
+use turnstile::server::Server;
 use turnstile_config::{ConfigError, NodeConfig};
 use wamp_proto::Serializer;
 
@@ -47,6 +49,8 @@ enum Command {
             "none", "critical", "error", "warn", "info", "debug", "trace",
         ])]
         loglevel: String,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Validate a configuration without starting (default: the one in .crossbar).
     Check {
@@ -74,6 +78,32 @@ struct ConfigSource {
     cbdir: Option<PathBuf>,
 }
 
+/// Connection limits of `start` (see `turnstile::limits::ConnectionLimits`). Not configuration
+/// keys: Crossbar's configuration has no place for node-wide connection limits.
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Connections open at once, node-wide; at the limit, new ones wait in the listen backlog
+    /// (default: the open-file limit less an eighth, at least 64 less).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Connections open at once from one IP address; more are closed at once (default: no cap).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections_per_ip: Option<u32>,
+}
+
+impl LimitArgs {
+    /// `limits` with the values given on the command line.
+    fn apply(&self, mut limits: ConnectionLimits) -> ConnectionLimits {
+        if let Some(n) = self.max_connections {
+            limits.max_connections = n as usize;
+        }
+        if let Some(n) = self.max_connections_per_ip {
+            limits.max_connections_per_ip = Some(n as usize);
+        }
+        limits
+    }
+}
+
 impl ConfigSource {
     /// The configuration file named by the options, if any.
     fn file(&self) -> Result<Option<PathBuf>, ConfigError> {
@@ -88,7 +118,11 @@ impl ConfigSource {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start { source, loglevel } => start(&source, &loglevel),
+        Command::Start {
+            source,
+            loglevel,
+            limits,
+        } => start(&source, &loglevel, &limits),
         Command::Check { source } => check(&source),
         Command::Init { cbdir } => init(&cbdir),
         Command::Version => {
@@ -101,7 +135,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn start(source: &ConfigSource, loglevel: &str) -> ExitCode {
+fn start(source: &ConfigSource, loglevel: &str, limits: &LimitArgs) -> ExitCode {
     init_logging(loglevel);
     let config = match source.file() {
         Ok(Some(file)) => match turnstile_config::load_file(&file) {
@@ -121,7 +155,7 @@ fn start(source: &ConfigSource, loglevel: &str) -> ExitCode {
         }
         Err(e) => return config_error(&e),
     };
-    match run(config) {
+    match run(config, limits) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("turnstile: {e:#}");
@@ -130,7 +164,8 @@ fn start(source: &ConfigSource, loglevel: &str) -> ExitCode {
     }
 }
 
-fn run(config: NodeConfig) -> anyhow::Result<()> {
+fn run(config: NodeConfig, limits: &LimitArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,8 +189,24 @@ fn run(config: NodeConfig) -> anyhow::Result<()> {
                 std::process::exit(130);
             });
         };
-        turnstile::server::run(config, shutdown).await
+        let server = Server::bind(config).await?;
+        let limits = limits.apply(server.connection_limits().clone());
+        server.with_connection_limits(limits).run(shutdown).await
     })
+}
+
+/// Raises the soft open-file limit to the hard one: every connection takes a file descriptor,
+/// and the usual soft default (1024) is far below what a router serves. Done here rather than in
+/// the server so that tests and embedders keep the limits they chose. The server's default
+/// connection limit is derived from the result.
+fn raise_open_file_limit() {
+    match turnstile::transport::admission::raise_nofile_limit() {
+        Ok((before, after)) if before != after => {
+            info!("open-file limit raised from {before} to {after} (the hard limit)")
+        }
+        Ok((before, _)) => info!("open-file limit: {before} (the hard limit)"),
+        Err(e) => warn!("cannot raise the open-file limit to the hard limit: {e}"),
+    }
 }
 
 fn check(source: &ConfigSource) -> ExitCode {

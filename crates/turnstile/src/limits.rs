@@ -56,3 +56,91 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(500);
 /// How long the router waits for a procedure it calls itself (a dynamic authenticator or
 /// authorizer) to answer; past it, the authentication fails or the action is denied.
 pub const ROUTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an HTTP connection (on a `web` or `websocket` transport) may take to send a complete
+/// request head: its first request (for a WebSocket, the upgrade request) counting from the
+/// accept, and each later request on a kept-alive connection counting from the end of the
+/// previous response, so it is also the keep-alive idle timeout. At the deadline the connection
+/// is closed without a response. This is what frees the file descriptors of connections that
+/// never upgrade: idle ones, slowloris ones sending a byte now and then, and kept-alive ones
+/// after an error reply. Upgraded WebSocket connections are not affected (the HELLO deadline,
+/// [`HANDSHAKE_TIMEOUT`], takes over from the upgrade).
+///
+/// What a not-yet-upgraded connection costs until then: one file descriptor and one admission
+/// slot ([`ConnectionLimits::max_connections`]), the kernel's socket buffers, one task and hyper's
+/// connection state with its read buffer. Measured (RSS of a debug build, 1,000 connections):
+/// about 10 KiB each when idle, about 22 KiB each once a partial request head has arrived.
+pub const HTTP_REQUEST_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a WebSocket message (or control frame) may take to arrive once its first bytes have
+/// been read. Past it, the connection is closed (1008, policy violation) and its session ends,
+/// so a peer cannot hold a partial message, and the memory buffered for it, forever. Long
+/// enough for a maximum-size message over a slow link. See `transport::admission::Admitted` for
+/// how the start of a message is seen.
+pub const MESSAGE_COMPLETION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// File descriptors kept out of [`ConnectionLimits::max_connections`] for everything that is not
+/// a connection: listeners, log files, static files being served, the runtime's own. The default
+/// maximum is the open-file limit minus this, or minus an eighth of the limit if that is more.
+pub const FD_RESERVE: u64 = 64;
+
+/// The default node-wide maximum of open connections for an open-file limit of `nofile`: the
+/// limit less a reserve ([`FD_RESERVE`] or an eighth, whichever is larger), at least 1.
+pub fn default_max_connections(nofile: u64) -> usize {
+    let reserve = FD_RESERVE.max(nofile / 8);
+    let max = nofile.saturating_sub(reserve).max(1);
+    usize::try_from(max)
+        .unwrap_or(usize::MAX)
+        .min(tokio::sync::Semaphore::MAX_PERMITS)
+}
+
+/// Limits on the connections of a node, across all its transports (WebSocket, HTTP, RawSocket;
+/// TCP and Unix). The defaults come from the named limits above; tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once, node-wide. A listener takes a slot before it accepts: at the
+    /// limit it stops accepting and new connections wait in the kernel's listen backlog (or are
+    /// refused by the kernel when that is full) until a connection closes, instead of being
+    /// accepted and failing for want of file descriptors. Default: [`default_max_connections`]
+    /// of the soft open-file limit at start. Logged at warn level when reached.
+    pub max_connections: usize,
+    /// Connections open at once from one IP address (TCP only); `None` (the default): no cap.
+    /// A connection beyond it is closed right after the accept. Off by default because a reverse
+    /// proxy or a load generator legitimately opens many connections from one address.
+    pub max_connections_per_ip: Option<usize>,
+    /// [`HTTP_REQUEST_HEADER_TIMEOUT`].
+    pub http_request_header_timeout: Duration,
+    /// [`MESSAGE_COMPLETION_TIMEOUT`].
+    pub message_completion_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        let nofile = crate::transport::admission::nofile_limit()
+            .map(|(soft, _)| soft)
+            .unwrap_or(1024);
+        Self {
+            max_connections: default_max_connections(nofile),
+            max_connections_per_ip: None,
+            http_request_header_timeout: HTTP_REQUEST_HEADER_TIMEOUT,
+            message_completion_timeout: MESSAGE_COMPLETION_TIMEOUT,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_max_connections_leaves_headroom() {
+        assert_eq!(default_max_connections(1024), 1024 - 128);
+        assert_eq!(default_max_connections(256), 256 - 64);
+        assert_eq!(default_max_connections(20_000), 20_000 - 2_500);
+        assert_eq!(default_max_connections(10), 1);
+        assert_eq!(
+            default_max_connections(u64::MAX),
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
+    }
+}

@@ -12,8 +12,9 @@ use tracing::{info, warn};
 use turnstile_config::{NodeConfig, TransportConfig, WebPath};
 use wamp_proto::Serializer;
 
-use crate::limits;
+use crate::limits::{self, ConnectionLimits};
 use crate::runtime::router::Router;
+use crate::transport::admission::Admission;
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
 use crate::transport::{transport_auth, web, Conns, LocalAddr};
@@ -25,6 +26,7 @@ pub struct Server {
     transports: Vec<BoundTransport>,
     /// Unix socket files to remove at the end.
     socket_files: Vec<SocketFile>,
+    limits: ConnectionLimits,
 }
 
 #[derive(Debug)]
@@ -65,7 +67,20 @@ impl Server {
             config,
             transports,
             socket_files,
+            limits: ConnectionLimits::default(),
         })
+    }
+
+    /// Replaces the connection limits (default: [`ConnectionLimits::default`], sized by the
+    /// open-file limit when the server was bound).
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The connection limits this server will run with.
+    pub fn connection_limits(&self) -> &ConnectionLimits {
+        &self.limits
     }
 
     /// The addresses of all transports: workers in order, each worker's transports in order.
@@ -90,10 +105,17 @@ impl Server {
             config,
             transports,
             socket_files,
+            limits,
         } = self;
         if let Some(node) = &config.node_id {
             info!("node {node}");
         }
+        info!(
+            max_connections = limits.max_connections,
+            max_connections_per_ip = limits.max_connections_per_ip,
+            "connection limits"
+        );
+        let admission = Admission::new(&limits);
         let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
         for (w, worker) in config.workers.iter().enumerate() {
             let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
@@ -120,19 +142,27 @@ impl Server {
         let conns = Conns::default();
         let stop = CancellationToken::new();
         let listeners = TaskTracker::new();
-        for t in transports {
+        for mut t in transports {
+            t.bound.admit_with(admission.clone());
             let transport = &config.workers[t.worker].transports[t.index];
             let at = position(t.worker, t.index, transport);
             info!("listening: {} [{at}]", describe(transport, &t.local));
             let router = &routers[t.worker];
             match transport {
                 TransportConfig::Web { paths, .. } => {
-                    let app = web::web_app(paths, router, &conns);
-                    spawn_web(&listeners, t.bound, app, stop.clone());
+                    let app =
+                        web::web_app(paths, router, &conns, limits.message_completion_timeout);
+                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::WebSocket { path, service, .. } => {
-                    let app = web::websocket_app(path, service, router, &conns);
-                    spawn_web(&listeners, t.bound, app, stop.clone());
+                    let app = web::websocket_app(
+                        path,
+                        service,
+                        router,
+                        &conns,
+                        limits.message_completion_timeout,
+                    );
+                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::RawSocket {
                     serializers,
@@ -190,10 +220,17 @@ pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyh
     Server::bind(config).await?.run(shutdown).await
 }
 
-fn spawn_web(listeners: &TaskTracker, bound: Bound, app: axum::Router, stop: CancellationToken) {
+fn spawn_web(
+    listeners: &TaskTracker,
+    bound: Bound,
+    app: axum::Router,
+    stop: CancellationToken,
+    limits: &ConnectionLimits,
+) {
+    let timeout = limits.http_request_header_timeout;
     match bound {
-        Bound::Tcp(l) => listeners.spawn(web::serve(l, app, stop)),
-        Bound::Unix(l) => listeners.spawn(web::serve(l, app, stop)),
+        Bound::Tcp(l) => listeners.spawn(web::serve(l, app, stop, timeout)),
+        Bound::Unix(l) => listeners.spawn(web::serve(l, app, stop, timeout)),
     };
 }
 

@@ -129,6 +129,7 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
     let sock = dir.path().join("node.sock");
     let mut child = Command::new(BIN)
         .args(["start", "--config", config.to_str().unwrap()])
+        .args(["--max-connections", "50", "--max-connections-per-ip", "4"])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -183,6 +184,11 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
         .unwrap();
     assert!(status.success(), "exit {status}: {stderr}");
     assert!(stderr.contains("listening: rawsocket on unix:"), "{stderr}");
+    assert!(stderr.contains("open-file limit"), "{stderr}");
+    assert!(
+        stderr.contains("max_connections=50 max_connections_per_ip=4"),
+        "{stderr}"
+    );
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(!sock.exists(), "socket file removed");
 }

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use turnstile::limits::ConnectionLimits;
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
 use turnstile_config::{Endpoint, TransportConfig};
@@ -563,6 +564,76 @@ async fn websocket_oversized_message_closes_with_1009() {
     server.stop().await;
 }
 
+/// Over several sizes (one read, many reads, more than the socket buffers hold), the client gets
+/// the close frame with 1009 rather than a reset: the router must not drop the socket while the
+/// rest of the oversized message is unread.
+#[tokio::test]
+async fn websocket_oversized_message_always_gets_close_1009_not_a_reset() {
+    let server = ws_router(&["json", "msgpack"], 1024).await;
+    let url = format!("ws://{}/ws", server.tcp(0));
+    for size in [1025, 4000, 5000, 64 << 10, 300 << 10, 2 << 20, 16 << 20] {
+        for protocol in ["wamp.2.json", "wamp.2.msgpack"] {
+            let (mut ws, _) = ws_connect(&url, protocol).await;
+            let msg = if protocol == "wamp.2.json" {
+                WsMessage::text("a".repeat(size))
+            } else {
+                WsMessage::binary(vec![0x90u8; size])
+            };
+            let sent = tokio::time::timeout(WAIT, ws.send(msg)).await.unwrap();
+            sent.unwrap_or_else(|e| panic!("sending {size} bytes ({protocol}): {e}"));
+            let (code, reason) = ws_recv_close(&mut ws).await;
+            assert_eq!(code, CloseCode::Size, "{size} bytes ({protocol}): {reason}");
+        }
+    }
+    server.stop().await;
+}
+
+/// WAMP's WebSocket transport: JSON in text frames, msgpack and CBOR in binary ones. A frame of
+/// the other kind is a protocol violation (ABORT, then close 1003), not a message.
+#[tokio::test]
+async fn websocket_frame_of_the_wrong_kind_is_a_protocol_violation() {
+    let server = ws_router(&["json", "msgpack", "cbor"], 1 << 20).await;
+    let url = format!("ws://{}/ws", server.tcp(0));
+    let hello = r#"[1,"realm1",{"roles":{"caller":{}}}]"#;
+
+    // Binary frame on a JSON session, before and after joining.
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    ws.send(WsMessage::binary(hello.as_bytes().to_vec()))
+        .await
+        .unwrap();
+    assert_abort(
+        &ws_recv_json(&mut ws).await,
+        "wamp.error.protocol_violation",
+    );
+    let (code, reason) = ws_recv_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Unsupported, "{reason}");
+    assert!(reason.contains("binary"), "{reason}");
+
+    let (mut ws, _) = ws_connect(&url, "wamp.2.json").await;
+    ws_send_text(&mut ws, hello).await;
+    assert_eq!(ws_recv_json(&mut ws).await[0], json!(2), "WELCOME");
+    ws.send(WsMessage::binary(br#"[32,1,{},"com.x"]"#.to_vec()))
+        .await
+        .unwrap();
+    assert_abort(
+        &ws_recv_json(&mut ws).await,
+        "wamp.error.protocol_violation",
+    );
+    let (code, _) = ws_recv_close(&mut ws).await;
+    assert_eq!(code, CloseCode::Unsupported);
+
+    // Text frames on msgpack and CBOR sessions.
+    for protocol in ["wamp.2.msgpack", "wamp.2.cbor"] {
+        let (mut ws, chosen) = ws_connect(&url, protocol).await;
+        assert_eq!(chosen.as_deref(), Some(protocol));
+        ws_send_text(&mut ws, hello).await;
+        let (code, reason) = ws_recv_close(&mut ws).await;
+        assert_eq!(code, CloseCode::Unsupported, "{protocol}: {reason}");
+        assert!(reason.contains("text"), "{reason}");
+    }
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn websocket_auto_ping_keeps_live_peers_and_drops_silent_ones() {
     let service = json!({
@@ -703,5 +774,240 @@ async fn session_details_describe_the_transport() {
     );
     assert_eq!(headers["upgrade"], json!("websocket"), "{headers}");
     drop(ws);
+    server.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Denial of service: connections that hold file descriptors or buffers without finishing
+
+/// Limits with short deadlines, for tests that wait for them.
+fn short_limits(max_connections: usize) -> ConnectionLimits {
+    ConnectionLimits {
+        max_connections,
+        max_connections_per_ip: None,
+        http_request_header_timeout: Duration::from_secs(1),
+        message_completion_timeout: Duration::from_secs(1),
+    }
+}
+
+async fn ws_router_with(limits: ConnectionLimits) -> Router {
+    let json = node(json!([web(1, json!({"ws": ws_path(&["json"], 1 << 20)}))]));
+    Router::start_in_with(json, TempDir::new(DIR_PREFIX), Some(limits)).await
+}
+
+/// Waits until the router closes `s` (end of stream or reset), discarding what it sends; returns
+/// when, or `None` if it is still open at `by`.
+async fn closed_by(mut s: TcpStream, by: tokio::time::Instant) -> Option<tokio::time::Instant> {
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(by, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(tokio::time::Instant::now()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Connects, says HELLO and checks the WELCOME; returns the joined session's socket.
+async fn ws_join(addr: std::net::SocketAddr) -> Ws {
+    let (mut ws, _) = ws_connect(&format!("ws://{addr}/ws"), "wamp.2.json").await;
+    ws_send_text(&mut ws, r#"[1,"realm1",{"roles":{"subscriber":{}}}]"#).await;
+    let welcome = ws_recv_json(&mut ws).await;
+    assert_eq!(welcome[0], json!(2), "WELCOME expected, got {welcome}");
+    ws
+}
+
+/// Connections that never complete a request head (idle, slowloris at a byte per 200 ms, kept
+/// alive after a 404) are closed at the request-head deadline, and a WebSocket client
+/// can connect and join while they are open (and stays joined past that deadline).
+#[tokio::test]
+async fn http_connections_that_never_finish_a_request_are_closed_at_the_deadline() {
+    // Two seconds: time to set everything up (on a loaded machine) before the first deadline.
+    let server = ws_router_with(ConnectionLimits {
+        http_request_header_timeout: Duration::from_secs(2),
+        ..short_limits(1000)
+    })
+    .await;
+    let addr = server.tcp(0);
+    let start = tokio::time::Instant::now();
+
+    let mut idle = Vec::new();
+    for _ in 0..150 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut kept_alive = Vec::new();
+    for _ in 0..20 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET /nothing-here HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(WAIT, s.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 404");
+        kept_alive.push(s);
+    }
+    let slowloris: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let req = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n");
+                for b in req.bytes().cycle() {
+                    if s.write_all(&[b]).await.is_err() {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = s.readable() => break,
+                    }
+                }
+                tokio::time::Instant::now()
+            })
+        })
+        .collect();
+
+    // While they are all open, a real client joins.
+    let mut ws = ws_join(addr).await;
+    let joined = tokio::time::Instant::now();
+
+    let by = joined + Duration::from_secs(5);
+    let mut closed = Vec::new();
+    for s in idle.into_iter().chain(kept_alive) {
+        closed.push(closed_by(s, by).await.expect("closed by the deadline"));
+    }
+    for task in slowloris {
+        let at = tokio::time::timeout_at(by, task)
+            .await
+            .expect("slowloris closed");
+        closed.push(at.unwrap());
+    }
+    let first = *closed.iter().min().unwrap();
+    let last = *closed.iter().max().unwrap();
+    // Each is closed a second after it connected (the kept-alive ones a second after their
+    // response): none before the client joined or a second after the start, all soon after.
+    assert!(first > joined, "one was closed before the client joined");
+    let first = first.duration_since(start);
+    assert!(
+        first >= Duration::from_millis(950),
+        "first closed at {first:?}"
+    );
+    let last = last.duration_since(joined);
+    assert!(
+        last < Duration::from_secs(3),
+        "last closed {last:?} after the join"
+    );
+
+    // The joined session is not subject to that deadline.
+    ws_send_text(&mut ws, r#"[32,1,{},"com.example.topic"]"#).await;
+    assert_eq!(ws_recv_json(&mut ws).await[0], json!(33), "SUBSCRIBED");
+    drop(ws);
+    server.stop().await;
+}
+
+/// At the node's connection limit the listener stops accepting: further connections wait in the
+/// backlog (not accepted and failed), and are served once idle ones are closed.
+#[tokio::test]
+async fn at_the_connection_limit_connections_wait_in_the_backlog() {
+    let server = ws_router_with(ConnectionLimits {
+        http_request_header_timeout: Duration::from_secs(2),
+        ..short_limits(20)
+    })
+    .await;
+    let addr = server.tcp(0);
+    let start = tokio::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        idle.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // A WebSocket client behind them waits until the first 20 are closed at their deadline.
+    let ws = tokio::spawn(async move {
+        let ws = ws_join(addr).await;
+        (ws, tokio::time::Instant::now())
+    });
+    let by = start + Duration::from_secs(8);
+    let closed = futures_util::future::join_all(idle.into_iter().map(|s| closed_by(s, by))).await;
+    let closed: Vec<Duration> = closed
+        .into_iter()
+        .map(|at| at.expect("closed in time").duration_since(start))
+        .collect();
+    // 20 accepted at once and closed at about 2 s; the other 10 accepted then, closed at ~4 s.
+    let first_wave = closed
+        .iter()
+        .filter(|d| **d < Duration::from_secs(3))
+        .count();
+    assert_eq!(first_wave, 20, "closed at {closed:?}");
+    let (ws, joined_at) = tokio::time::timeout(WAIT, ws).await.unwrap().unwrap();
+    let joined = joined_at.duration_since(start);
+    assert!(
+        joined >= Duration::from_millis(1800),
+        "the client was admitted beyond the limit at {joined:?}"
+    );
+    drop(ws);
+    server.stop().await;
+}
+
+/// With a per-address cap, a connection beyond it is closed at once; the others stay.
+#[tokio::test]
+async fn connections_beyond_the_per_address_cap_are_closed() {
+    let server = ws_router_with(ConnectionLimits {
+        max_connections_per_ip: Some(3),
+        ..short_limits(1000)
+    })
+    .await;
+    let addr = server.tcp(0);
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let fourth = TcpStream::connect(addr).await.unwrap();
+    let soon = tokio::time::Instant::now() + Duration::from_millis(500);
+    assert!(closed_by(fourth, soon).await.is_some(), "fourth closed");
+    let start = tokio::time::Instant::now();
+    for s in open.drain(1..) {
+        let quick = closed_by(s, start + Duration::from_millis(300)).await;
+        assert!(quick.is_none(), "the first three stay open");
+    }
+    // The two closed ones made room for two more (the third being a WebSocket client).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    open.push(TcpStream::connect(addr).await.unwrap());
+    let ws = ws_join(addr).await;
+    drop(ws);
+    drop(open);
+    server.stop().await;
+}
+
+/// A joined session that starts a message and never finishes it is closed (1008) at the message
+/// completion deadline.
+#[tokio::test]
+async fn websocket_message_not_completed_in_time_closes_the_connection() {
+    let server = ws_router_with(short_limits(1000)).await;
+    let mut ws = ws_join(server.tcp(0)).await;
+    // Messages that arrive whole keep the session going past the deadline.
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        ws_send_text(
+            &mut ws,
+            &format!(r#"[32,{},{{}},"com.example.t{i}"]"#, i + 1),
+        )
+        .await;
+        assert_eq!(ws_recv_json(&mut ws).await[0], json!(33), "SUBSCRIBED");
+    }
+    // A masked text frame announcing 100 bytes, of which only 10 come.
+    let tokio_tungstenite::MaybeTlsStream::Plain(tcp) = ws.get_mut() else {
+        panic!("plain TCP")
+    };
+    let mut partial = vec![0x81, 0x80 | 100, 0, 0, 0, 0];
+    partial.extend_from_slice(b"[32,9,{},\"");
+    tcp.write_all(&partial).await.unwrap();
+    let sent = tokio::time::Instant::now();
+    let (code, reason) = ws_recv_close(&mut ws).await;
+    let after = sent.elapsed();
+    assert_eq!(code, CloseCode::Policy, "{reason}");
+    assert!(reason.contains("not completed"), "{reason}");
+    assert!(
+        after >= Duration::from_millis(900) && after < Duration::from_secs(4),
+        "closed {after:?} after the partial frame"
+    );
     server.stop().await;
 }

@@ -6,13 +6,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use std::time::{Duration, Instant};
+
+use axum::serve::Listener;
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, error, warn};
 use turnstile_config::Endpoint;
 
 use crate::limits;
+use crate::transport::admission::{Admission, Admitted, Slot};
 use turnstile_core::peer::{ChannelType, TransportInfo};
 
 /// Where an accepted connection comes from.
@@ -87,6 +89,14 @@ impl Bound {
             Bound::Unix(l) => LocalAddr::Unix(l.path.clone()),
         }
     }
+
+    /// Makes the listener take a slot of `admission` for each connection.
+    pub fn admit_with(&mut self, admission: Admission) {
+        match self {
+            Bound::Tcp(l) => l.admission = admission,
+            Bound::Unix(l) => l.admission = admission,
+        }
+    }
 }
 
 /// Binds `endpoint`. The error says what failed, without naming the transport (the caller does).
@@ -102,7 +112,13 @@ pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), St
             let listener =
                 listen_tcp(addr, *backlog).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
-            Ok((Bound::Tcp(TcpAccept { listener, local }), None))
+            let accept = TcpAccept {
+                listener,
+                local,
+                admission: Admission::unlimited(),
+                warned_full: None,
+            };
+            Ok((Bound::Tcp(accept), None))
         }
         Endpoint::Unix { path } => {
             remove_stale_socket(path)?;
@@ -113,6 +129,8 @@ pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), St
                 Bound::Unix(UnixAccept {
                     listener,
                     path: path.clone(),
+                    admission: Admission::unlimited(),
+                    warned_full: None,
                 }),
                 Some(file),
             ))
@@ -209,34 +227,69 @@ impl Drop for SocketFile {
     }
 }
 
-/// A TCP listener that sets TCP_NODELAY on every accepted connection.
+/// A TCP listener that admits connections ([`Admission`]) and sets TCP_NODELAY on each.
 #[derive(Debug)]
 pub struct TcpAccept {
     listener: TcpListener,
     local: SocketAddr,
+    admission: Admission,
+    warned_full: Option<Instant>,
 }
 
-/// A Unix socket listener.
+/// A Unix socket listener that admits connections ([`Admission`]).
 #[derive(Debug)]
 pub struct UnixAccept {
     listener: UnixListener,
     path: PathBuf,
+    admission: Admission,
+    warned_full: Option<Instant>,
+}
+
+/// How often, at most, a listener logs that the connection limit holds it back.
+const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Logs (at most every [`FULL_WARNING_INTERVAL`]) that the connection limit holds `local` back.
+fn warn_full(admission: &Admission, warned: &mut Option<Instant>, local: &dyn fmt::Display) {
+    if warned.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL) {
+        *warned = Some(Instant::now());
+        warn!(
+            listener = %local,
+            max_connections = admission.max(),
+            "connection limit reached: not accepting until a connection closes"
+        );
+    }
 }
 
 impl Listener for TcpAccept {
-    type Io = TcpStream;
+    type Io = Admitted<TcpStream>;
     type Addr = PeerAddr;
 
-    async fn accept(&mut self) -> (TcpStream, PeerAddr) {
+    async fn accept(&mut self) -> (Admitted<TcpStream>, PeerAddr) {
         loop {
+            // The slot first (mini-redis): at the limit, connections wait in the backlog.
+            let permit = match self.admission.try_slot() {
+                Some(permit) => permit,
+                None => {
+                    warn_full(&self.admission, &mut self.warned_full, &self.local);
+                    self.admission.slot().await
+                }
+            };
             match self.listener.accept().await {
                 Ok((stream, addr)) => {
+                    let Some(ip) = self.admission.admit_ip(Some(addr.ip())) else {
+                        debug!(peer = %addr, "too many connections from this address; closing");
+                        continue;
+                    };
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!(peer = %addr, error = %e, "cannot set TCP_NODELAY");
                     }
-                    return (stream, PeerAddr::Tcp(addr));
+                    let slot = Slot { permit, ip };
+                    return (Admitted::lingering(stream, Some(slot)), PeerAddr::Tcp(addr));
                 }
-                Err(e) => accept_error(e).await,
+                Err(e) => {
+                    drop(permit);
+                    accept_error(e).await
+                }
             }
         }
     }
@@ -247,14 +300,32 @@ impl Listener for TcpAccept {
 }
 
 impl Listener for UnixAccept {
-    type Io = UnixStream;
+    type Io = Admitted<UnixStream>;
     type Addr = PeerAddr;
 
-    async fn accept(&mut self) -> (UnixStream, PeerAddr) {
+    async fn accept(&mut self) -> (Admitted<UnixStream>, PeerAddr) {
         loop {
+            let permit = match self.admission.try_slot() {
+                Some(permit) => permit,
+                None => {
+                    let at = self.path.display();
+                    warn_full(&self.admission, &mut self.warned_full, &at);
+                    self.admission.slot().await
+                }
+            };
             match self.listener.accept().await {
-                Ok((stream, _)) => return (stream, PeerAddr::Unix),
-                Err(e) => accept_error(e).await,
+                Ok((stream, _)) => {
+                    let ip = self
+                        .admission
+                        .admit_ip(None)
+                        .expect("no cap without address");
+                    let slot = Slot { permit, ip };
+                    return (Admitted::lingering(stream, Some(slot)), PeerAddr::Unix);
+                }
+                Err(e) => {
+                    drop(permit);
+                    accept_error(e).await
+                }
             }
         }
     }
@@ -278,18 +349,6 @@ async fn accept_error(e: io::Error) {
     tokio::time::sleep(limits::ACCEPT_ERROR_BACKOFF).await;
 }
 
-impl Connected<IncomingStream<'_, TcpAccept>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpAccept>) -> Self {
-        *stream.remote_addr()
-    }
-}
-
-impl Connected<IncomingStream<'_, UnixAccept>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, UnixAccept>) -> Self {
-        *stream.remote_addr()
-    }
-}
-
 /// A stream that splits into halves that can be used from one task without a lock.
 pub trait SplitStream: Send + 'static {
     type Read: tokio::io::AsyncRead + Unpin + Send + 'static;
@@ -302,6 +361,17 @@ impl SplitStream for TcpStream {
     type Write = tokio::net::tcp::OwnedWriteHalf;
     fn split_halves(self) -> (Self::Read, Self::Write) {
         self.into_split()
+    }
+}
+
+/// The read half keeps the connection's admission slot.
+impl<S: SplitStream> SplitStream for Admitted<S> {
+    type Read = Admitted<S::Read>;
+    type Write = S::Write;
+    fn split_halves(self) -> (Self::Read, Self::Write) {
+        let (io, slot) = self.into_parts();
+        let (read, write) = io.split_halves();
+        (Admitted::new(read, slot), write)
     }
 }
 

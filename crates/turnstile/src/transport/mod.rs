@@ -2,6 +2,7 @@
 //! over TCP or Unix sockets. Each connection runs in its own task and talks to the router core
 //! through a [`crate::runtime::connection::Connection`].
 
+pub mod admission;
 mod driver;
 pub mod listener;
 pub mod rawsocket;

@@ -5,14 +5,24 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper::Request;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 use tower_http::services::ServeDir;
-use tracing::debug;
+use tracing::{debug, trace};
 use turnstile_config::{WebPath, WebSocketService};
 
 use crate::runtime::router::Router;
+use crate::transport::admission::Admitted;
 use crate::transport::driver::Conns;
 use crate::transport::listener::PeerAddr;
 use crate::transport::websocket::WsEndpoint;
@@ -27,12 +37,15 @@ pub fn web_app(
     paths: &BTreeMap<String, WebPath>,
     router: &Arc<Router>,
     conns: &Conns,
+    message_timeout: Duration,
 ) -> axum::Router {
     let mut app = axum::Router::new();
     for (key, path) in paths {
         let at = mount_point(key);
         app = match path {
-            WebPath::WebSocket(service) => app.route(&at, ws_endpoint(service, router, conns)),
+            WebPath::WebSocket(service) => {
+                app.route(&at, ws_endpoint(service, router, conns, message_timeout))
+            }
             WebPath::Static { directory } if at == "/" => {
                 app.fallback_service(static_dir(directory))
             }
@@ -48,24 +61,27 @@ pub fn websocket_app(
     service: &WebSocketService,
     router: &Arc<Router>,
     conns: &Conns,
+    message_timeout: Duration,
 ) -> axum::Router {
     let at = if path.starts_with('/') {
         path.to_owned()
     } else {
         format!("/{path}")
     };
-    axum::Router::new().route(&at, ws_endpoint(service, router, conns))
+    axum::Router::new().route(&at, ws_endpoint(service, router, conns, message_timeout))
 }
 
 fn ws_endpoint(
     service: &WebSocketService,
     router: &Arc<Router>,
     conns: &Conns,
+    message_timeout: Duration,
 ) -> axum::routing::MethodRouter {
     Arc::new(WsEndpoint {
         router: router.clone(),
         service: service.clone(),
         conns: conns.clone(),
+        message_timeout,
     })
     .route()
 }
@@ -76,16 +92,60 @@ fn static_dir(directory: &Path) -> ServeDir {
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets open HTTP requests finish.
 /// Upgraded WebSocket connections are not waited for here (they are in `Conns`).
-pub async fn serve<L>(listener: L, app: axum::Router, stop: CancellationToken)
-where
-    L: Listener<Addr = PeerAddr>,
-    PeerAddr: for<'a> Connected<IncomingStream<'a, L>>,
+///
+/// Connections are served with hyper's HTTP/1 server directly rather than `axum::serve`, which
+/// gives hyper no timer and so no request-head deadline
+/// ([`crate::limits::HTTP_REQUEST_HEADER_TIMEOUT`]). HTTP/1 only, as before (axum's `http2`
+/// feature is not enabled).
+pub async fn serve<L, S>(
+    mut listener: L,
+    app: axum::Router,
+    stop: CancellationToken,
+    header_timeout: Duration,
+) where
+    L: Listener<Io = Admitted<S>, Addr = PeerAddr>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = app.into_make_service_with_connect_info::<PeerAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await;
-    if let Err(e) = result {
-        debug!(error = %e, "http server ended with an error");
+    let connections = TaskTracker::new();
+    loop {
+        let (io, peer) = tokio::select! {
+            _ = stop.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // As axum::serve logged it before this loop replaced it.
+        trace!(peer = %peer.peer_string(), "http connection accepted");
+        let control = io.control();
+        let app = app.clone();
+        // What the handlers learn about the connection: the peer (axum's `ConnectInfo`
+        // extractor reads it from here) and the socket's switches.
+        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            req.extensions_mut().insert(control.clone());
+            app.clone().oneshot(req.map(Body::new))
+        });
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = http
+                .serve_connection(TokioIo::new(io), service)
+                .with_upgrades();
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                // Also how a connection past its request-head deadline ends.
+                debug!(peer = %peer.peer_string(), error = %e, "http connection ended with an error");
+            }
+        });
     }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
 }

@@ -1,5 +1,6 @@
 //! WAMP over WebSocket: the upgrade (subprotocol negotiation, size limits), the connection's
-//! framing (text for JSON, binary otherwise), ping/pong keepalive and the close handshake.
+//! framing (text for JSON, binary otherwise; a frame of the other kind is a protocol
+//! violation), ping/pong keepalive, the message completion deadline and the close handshake.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Extension};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, MethodRouter};
@@ -21,6 +22,7 @@ use wamp_proto::Serializer;
 
 use crate::limits;
 use crate::runtime::router::Router;
+use crate::transport::admission::{MessageTimeout, SocketControl};
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
 use crate::transport::transport_auth;
@@ -32,6 +34,8 @@ pub struct WsEndpoint {
     pub router: Arc<Router>,
     pub service: WebSocketService,
     pub conns: Conns,
+    /// [`limits::MESSAGE_COMPLETION_TIMEOUT`] or the server's replacement.
+    pub message_timeout: Duration,
 }
 
 impl WsEndpoint {
@@ -40,10 +44,12 @@ impl WsEndpoint {
     pub fn route<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> MethodRouter<S> {
         any(
             move |ConnectInfo(peer): ConnectInfo<PeerAddr>,
+                  control: Option<Extension<Arc<SocketControl>>>,
                   headers: HeaderMap,
                   ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
                 let endpoint = self.clone();
-                async move { endpoint.upgrade(peer, headers, ws) }
+                let control = control.map(|Extension(c)| c);
+                async move { endpoint.upgrade(peer, control, headers, ws) }
             },
         )
     }
@@ -62,6 +68,7 @@ impl WsEndpoint {
     fn upgrade(
         self: Arc<Self>,
         peer: PeerAddr,
+        control: Option<Arc<SocketControl>>,
         headers: HeaderMap,
         ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     ) -> Response {
@@ -110,8 +117,11 @@ impl WsEndpoint {
                     auth: transport_auth(self.service.auth.as_ref()),
                 };
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
+                if let Some(control) = &control {
+                    control.arm_message_timeout(self.message_timeout);
+                }
                 let (conn, rx) = self.router.connect(info);
-                let sock = WsSocket::new(socket, serializer, &self.service.options);
+                let sock = WsSocket::new(socket, serializer, &self.service.options, control);
                 drive(sock, conn, rx, self.conns.closing.clone(), opened, format!("websocket {label}"))
                     .await;
                 drop(token);
@@ -193,10 +203,19 @@ struct WsSocket {
     ping_seq: u64,
     /// When the socket was set up: a fixed instant for disabled timer branches.
     opened_at: Instant,
+    /// The socket's switches (absent when served other than by `web::serve`).
+    control: Option<Arc<SocketControl>>,
+    /// Reading failed: tungstenite reads nothing more, so no close reply can be awaited.
+    input_failed: bool,
 }
 
 impl WsSocket {
-    fn new(inner: WebSocket, serializer: Serializer, options: &WebSocketOptions) -> Self {
+    fn new(
+        inner: WebSocket,
+        serializer: Serializer,
+        options: &WebSocketOptions,
+        control: Option<Arc<SocketControl>>,
+    ) -> Self {
         let ms = |v: u64| (v > 0).then(|| Duration::from_millis(v));
         let ping_interval = ms(options.auto_ping_interval_ms);
         let opened_at = Instant::now();
@@ -210,10 +229,35 @@ impl WsSocket {
             opened_at,
             pong_deadline: None,
             ping_seq: 0,
+            control,
+            input_failed: false,
         }
     }
 
-    fn error_input(&self, e: axum::Error) -> Incoming<WsControl> {
+    /// A whole message or control frame was read: the completion deadline no longer runs.
+    fn completed(&self) {
+        if let Some(control) = &self.control {
+            control.message_completed();
+        }
+    }
+
+    /// A data message in the wrong kind of frame for this session's serializer: JSON travels in
+    /// text frames, msgpack and CBOR in binary ones (WAMP's WebSocket transport). RFC 6455's
+    /// 1003 says "cannot accept this type of data".
+    fn wrong_frame_type(&self, got: &str) -> Incoming<WsControl> {
+        let want = if self.binary { "binary" } else { "text" };
+        let text = format!("{got} WebSocket frame on a session that uses {want} frames");
+        Incoming::Violation {
+            close: CloseReason {
+                code: 1003,
+                text: text.clone(),
+            },
+            text,
+        }
+    }
+
+    fn error_input(&mut self, e: axum::Error) -> Incoming<WsControl> {
+        self.input_failed = true;
         let e = match e.into_inner().downcast::<tungstenite::Error>() {
             Ok(e) => *e,
             Err(e) => return Incoming::Gone(format!("websocket error: {e}")),
@@ -252,6 +296,12 @@ impl WsSocket {
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
                 Incoming::Gone("closed".into())
             }
+            tungstenite::Error::Io(e)
+                if e.get_ref()
+                    .is_some_and(|inner| inner.is::<MessageTimeout>()) =>
+            {
+                Incoming::Close(CloseReason::policy(format!("WebSocket {e}")))
+            }
             other => Incoming::Gone(format!("websocket error: {other}")),
         }
     }
@@ -268,25 +318,34 @@ impl WampSocket for WsSocket {
             // clock reads on every message.
             let far = || self.opened_at + Duration::from_secs(86400);
             tokio::select! {
-                msg = self.inner.recv() => match msg {
-                    Some(Ok(Message::Text(text))) => return Incoming::Message(Bytes::from(text)),
-                    Some(Ok(Message::Binary(bin))) => return Incoming::Message(bin),
-                    // tungstenite answers pings itself.
-                    Some(Ok(Message::Ping(_))) => {}
-                    // Any pong proves the peer alive (RFC 6455 allows unsolicited ones).
-                    Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
-                    Some(Ok(Message::Close(frame))) => {
-                        // Send the close reply tungstenite queued.
-                        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.inner.flush()).await;
-                        let why = match frame {
-                            Some(f) => format!("closed by the peer ({} {})", f.code, f.reason.as_str()),
-                            None => "closed by the peer".to_owned(),
-                        };
-                        return Incoming::Gone(why);
+                msg = self.inner.recv() => {
+                    if let Some(Ok(_)) = msg {
+                        self.completed();
                     }
-                    Some(Err(e)) => return self.error_input(e),
-                    None => return Incoming::Gone("closed".into()),
-                },
+                    match msg {
+                        Some(Ok(Message::Text(text))) if !self.binary => {
+                            return Incoming::Message(Bytes::from(text));
+                        }
+                        Some(Ok(Message::Binary(bin))) if self.binary => return Incoming::Message(bin),
+                        Some(Ok(Message::Text(_))) => return self.wrong_frame_type("text"),
+                        Some(Ok(Message::Binary(_))) => return self.wrong_frame_type("binary"),
+                        // tungstenite answers pings itself.
+                        Some(Ok(Message::Ping(_))) => {}
+                        // Any pong proves the peer alive (RFC 6455 allows unsolicited ones).
+                        Some(Ok(Message::Pong(_))) => self.pong_deadline = None,
+                        Some(Ok(Message::Close(frame))) => {
+                            // Send the close reply tungstenite queued.
+                            let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, self.inner.flush()).await;
+                            let why = match frame {
+                                Some(f) => format!("closed by the peer ({} {})", f.code, f.reason.as_str()),
+                                None => "closed by the peer".to_owned(),
+                            };
+                            return Incoming::Gone(why);
+                        }
+                        Some(Err(e)) => return self.error_input(e),
+                        None => return Incoming::Gone("closed".into()),
+                    }
+                }
                 _ = tokio::time::sleep_until(ping_at.unwrap_or_else(far)), if ping_at.is_some() => {
                     return Incoming::Control(WsControl::Ping);
                 }
@@ -351,14 +410,34 @@ impl WampSocket for WsSocket {
             code: reason.code,
             reason: Utf8Bytes::from(truncate(&reason.text, 123)),
         };
+        let input_failed = self.input_failed;
         let handshake = async {
             if self.inner.send(Message::Close(Some(frame))).await.is_err() {
-                return;
+                return false;
+            }
+            if input_failed {
+                // tungstenite reads nothing after an error: no reply can be seen.
+                return false;
             }
             // Wait for the client's close reply (tungstenite ends the stream then).
-            while let Some(Ok(_)) = self.inner.recv().await {}
+            loop {
+                match self.inner.recv().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return false,
+                    None => return true,
+                }
+            }
         };
-        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, handshake).await;
+        let completed = tokio::time::timeout(limits::CLOSE_TIMEOUT, handshake)
+            .await
+            .unwrap_or(false);
+        if !completed {
+            // Unread input may remain: dropping the socket must not reset the connection before
+            // the client has read the close frame.
+            if let Some(control) = &self.control {
+                control.linger_on_close();
+            }
+        }
     }
 }
 

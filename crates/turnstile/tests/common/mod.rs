@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use turnstile::limits::ConnectionLimits;
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
 use turnstile_config::{Format, NodeConfig};
@@ -82,9 +83,21 @@ pub struct Router {
 impl Router {
     /// Binds the router for `json` (relative paths in `dir`) and runs it in the background.
     pub async fn start_in(json: Value, dir: TempDir) -> Router {
-        let server = Server::bind(load_config(&json, dir.path()))
+        Router::start_in_with(json, dir, None).await
+    }
+
+    /// As [`Router::start_in`], with these connection limits instead of the defaults.
+    pub async fn start_in_with(
+        json: Value,
+        dir: TempDir,
+        limits: Option<ConnectionLimits>,
+    ) -> Router {
+        let mut server = Server::bind(load_config(&json, dir.path()))
             .await
             .expect("bind");
+        if let Some(limits) = limits {
+            server = server.with_connection_limits(limits);
+        }
         let addrs = server.local_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
