@@ -269,10 +269,8 @@ impl<'a> Reader<'a> {
                     self.budget.elements(1)?;
                     if l.len() == l.capacity() {
                         // Counted as it grows, before the allocation.
-                        let old = l.capacity();
-                        let new = old.saturating_mul(2).max(4);
-                        self.budget.list_grown(old, new)?;
-                        l.reserve_exact(new - old);
+                        let new = self.budget.list_growth(l.capacity())?;
+                        l.reserve_exact(new - l.len());
                     }
                     l.push(v);
                 }

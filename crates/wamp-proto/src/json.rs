@@ -49,7 +49,7 @@ struct State {
 impl State {
     /// Turns a budget result into serde's error type, keeping the typed error.
     #[inline]
-    fn check<E: de::Error>(&mut self, r: Result<(), DecodeError>) -> Result<(), E> {
+    fn check<T, E: de::Error>(&mut self, r: Result<T, DecodeError>) -> Result<T, E> {
         r.map_err(|e| {
             let err = E::custom(&e);
             self.exceeded = Some(e);
@@ -126,11 +126,9 @@ impl<'de> Visitor<'de> for Seed<'_> {
             if list.len() == list.capacity() {
                 // Counted as it grows, before the allocation: the old buffer and the new one
                 // are both held while the items move.
-                let old = list.capacity();
-                let new = old.saturating_mul(2).max(4);
-                let r = self.state.budget.list_grown(old, new);
-                self.state.check(r)?;
-                list.reserve_exact(new - old);
+                let r = self.state.budget.list_growth(list.capacity());
+                let new = self.state.check(r)?;
+                list.reserve_exact(new - list.len());
             }
             list.push(v);
         }

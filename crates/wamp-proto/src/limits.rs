@@ -36,16 +36,19 @@ pub const DEFAULT_MAX_DEPTH: usize = 128;
 /// lengths, the element) that crosses it is read.
 pub const DEFAULT_MAX_ELEMENTS: usize = 1 << 20;
 
-/// The default [`DecodeLimits::memory_per_byte`]: the decoded tree may take 16 bytes of memory
-/// per byte of message (above [`DEFAULT_MEMORY_FLOOR`]). Ordinary payloads cost 2 to 16 times
-/// their length (strings and binary about 1×, floats 4×, short strings and JSON numbers up to
-/// 16×); what costs more is a mass of one-byte list items or of tiny dicts, which is refused
-/// with [`Limit::Memory`] as soon as the estimate crosses the limit.
-pub const DEFAULT_MEMORY_PER_BYTE: usize = 16;
+/// The default [`DecodeLimits::memory_per_byte`]: the decoded tree may take 20 bytes of memory
+/// per byte of message (above [`DEFAULT_MEMORY_FLOOR`]). Ordinary payloads cost 1 to 20 times
+/// their length: binary and long strings about 1×, floats 4×, short strings up to 9×, JSON
+/// numbers up to 16×, lists of records with a few real keys 15× (JSON) to 19× (MessagePack,
+/// CBOR). What costs more is a mass of one-byte list items (32×) or of tiny dicts (up to 220×,
+/// a B-tree node each), which is refused with [`Limit::Memory`] as soon as the estimate crosses
+/// the limit, before the memory is taken.
+pub const DEFAULT_MEMORY_PER_BYTE: usize = 20;
 
-/// The default [`DecodeLimits::memory_floor`]: 4 MiB of decoded memory are always allowed, so
-/// that no message under ~19 KB is refused for its memory, whatever its shape.
-pub const DEFAULT_MEMORY_FLOOR: usize = 4 << 20;
+/// The default [`DecodeLimits::memory_floor`]: 8 MiB of decoded memory are always allowed, so
+/// that no message under ~37 KB is refused for its memory, whatever its shape (lists of small
+/// dicts such as `{"x": 1, "y": 2}` cost up to 100 times their length).
+pub const DEFAULT_MEMORY_FLOOR: usize = 8 << 20;
 
 /// Bounds on what decoding one message may cost; see the [module documentation](self).
 ///
@@ -268,15 +271,26 @@ impl Budget {
         self.memory(alloc_size(n.saturating_mul(VALUE_SLOT)))
     }
 
-    /// Counts a list's growth from `old` to `new` capacity (lists of unknown length).
+    /// For a full list of unknown length (JSON, CBOR indefinite) with capacity `old`: counts
+    /// and returns the capacity to grow it to, double (at least 4) as `Vec` would, or less if
+    /// only less fits in the budget, since the old buffer and the new one are both held while
+    /// the items move.
     #[inline]
-    pub(crate) fn list_grown(&mut self, old: usize, new: usize) -> Result<(), DecodeError> {
+    pub(crate) fn list_growth(&mut self, old: usize) -> Result<usize, DecodeError> {
+        let left = self.memory_limit.saturating_sub(self.memory);
+        let new = old
+            .saturating_mul(2)
+            .max(4)
+            .min(left.saturating_sub(32) / VALUE_SLOT);
+        if new <= old {
+            return Err(self.memory_error());
+        }
         self.memory(alloc_size(new.saturating_mul(VALUE_SLOT)))?;
-        // The old buffer is freed once the new one is filled (the peak holds both).
+        // Once the items have moved, the old buffer is freed.
         self.memory = self
             .memory
             .saturating_sub(alloc_size(old.saturating_mul(VALUE_SLOT)));
-        Ok(())
+        Ok(new)
     }
 
     /// Counts a dict of `n` entries known up front (its nodes).
