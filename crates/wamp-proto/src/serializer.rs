@@ -5,6 +5,9 @@
 //! moves its parts into the [`Message`], checking the shape strictly: a non-empty list, a known
 //! integer type code, the element count of that type, ids in [1, 2^53], dicts, strings and the
 //! optional Args list and KwArgs dict. URI syntax is not checked here (realm-specific rules).
+//! Decoding is bounded by a budget ([`DecodeLimits`]: nesting depth, element count, and
+//! estimated memory relative to the message length), checked as the bytes are read so that a
+//! message that would cost too much is refused before the memory is taken.
 //!
 //! Binary is a MessagePack `bin`, a CBOR byte string, or in JSON a string `"\0" + base64`.
 
