@@ -440,3 +440,18 @@ fn ordinary_large_messages_are_accepted() {
         .decode(&msgpack_publish(&[0x81, 0xa0, 0x00], n))
         .is_ok());
 }
+
+#[test]
+fn default_element_limit() {
+    // 2^20 list items and dict entries: a JSON list of 2^20 zeros (2 MiB, 32 MiB of slots,
+    // under that length's memory limit) crosses it with the message's own 5 elements.
+    let n = wamp_proto::limits::DEFAULT_MAX_ELEMENTS;
+    let e = Serializer::Json.decode(&json_publish("0", n)).unwrap_err();
+    assert_eq!(limit_of(&e), Some(Limit::Elements), "{e}");
+    assert!(Serializer::Json.decode(&json_publish("0", n - 5)).is_ok());
+    // In MessagePack the header is enough: refused before the slots are allocated.
+    let b = msgpack_publish(&[0x00], n);
+    let (r, peak) = peak_of(|| Serializer::MsgPack.decode(&b));
+    assert_eq!(limit_of(&r.unwrap_err()), Some(Limit::Elements));
+    assert!(peak < 4096, "{peak}");
+}
