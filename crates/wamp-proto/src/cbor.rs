@@ -5,10 +5,11 @@
 //! indefinite lengths and half/single floats, ignores tags (except bignums, which are out of
 //! range), reads `undefined` as null, and requires string map keys.
 
+use crate::limits::Budget;
 use crate::msgpack::non_string_key;
 use crate::value::{Dict, Value};
 use crate::wire::{Elem, Elems};
-use crate::DecodeError;
+use crate::{DecodeError, DecodeLimits};
 
 const NAME: &str = "CBOR";
 
@@ -103,9 +104,13 @@ fn value(out: &mut Vec<u8>, v: &Value) {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/// Decodes exactly one CBOR data item from `buf`.
-pub(crate) fn decode(buf: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { buf, pos: 0 };
+/// Decodes exactly one CBOR data item from `buf`, within `limits`.
+pub(crate) fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
+    let mut r = Reader {
+        buf,
+        pos: 0,
+        budget: Budget::new(NAME, limits, buf.len()),
+    };
     let v = r.value(0)?;
     if r.pos != buf.len() {
         return Err(DecodeError::syntax(
@@ -125,6 +130,7 @@ enum Arg {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    budget: Budget,
 }
 
 impl<'a> Reader<'a> {
@@ -187,13 +193,25 @@ impl<'a> Reader<'a> {
         arg: Arg,
     ) -> Result<std::borrow::Cow<'a, [u8]>, DecodeError> {
         match arg {
-            Arg::Num(n) => Ok(std::borrow::Cow::Borrowed(self.take(n)?)),
+            Arg::Num(n) => {
+                let b = self.take(n)?;
+                self.budget.bytes(b.len())?;
+                Ok(std::borrow::Cow::Borrowed(b))
+            }
             Arg::Indefinite => {
                 let mut all = Vec::new();
                 while !self.at_break()? {
                     let at = self.pos;
                     match self.head()? {
-                        (m, _, Arg::Num(n)) if m == major => all.extend_from_slice(self.take(n)?),
+                        (m, _, Arg::Num(n)) if m == major => {
+                            let chunk = self.take(n)?;
+                            // Counted as it grows: the old buffer and the new one at once.
+                            let old = all.capacity();
+                            all.extend_from_slice(chunk);
+                            if all.capacity() != old {
+                                self.budget.bytes(all.capacity())?;
+                            }
+                        }
                         _ => {
                             return Err(Self::err_at(
                                 at,
@@ -208,15 +226,7 @@ impl<'a> Reader<'a> {
         }
     }
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
-        if depth > crate::serializer::MAX_DEPTH {
-            return Err(Self::err_at(
-                self.pos,
-                format_args!(
-                    "nesting deeper than {} levels",
-                    crate::serializer::MAX_DEPTH
-                ),
-            ));
-        }
+        self.budget.depth(depth)?;
         let at = self.pos;
         let (major, info, arg) = self.head()?;
         Ok(match (major, arg) {
@@ -240,8 +250,13 @@ impl<'a> Reader<'a> {
                 Value::Str(s.map_err(|_| Self::err_at(at, "invalid UTF-8 in a text string"))?)
             }
             (ARRAY, Arg::Num(n)) => {
-                // Every element takes at least one byte: never reserve more than what remains.
-                let mut l = Vec::with_capacity((n as usize).min(self.remaining()));
+                // Every element takes at least one byte: a length prefix is never trusted
+                // beyond the input, and the budget counts the slots before they exist.
+                if n > self.remaining() as u64 {
+                    return Err(Self::err_at(self.pos, "unexpected end of data"));
+                }
+                self.budget.list(n as usize)?;
+                let mut l = Vec::with_capacity(n as usize);
                 for _ in 0..n {
                     l.push(self.value(depth + 1)?);
                 }
@@ -250,14 +265,28 @@ impl<'a> Reader<'a> {
             (ARRAY, Arg::Indefinite) => {
                 let mut l = Vec::new();
                 while !self.at_break()? {
-                    l.push(self.value(depth + 1)?);
+                    let v = self.value(depth + 1)?;
+                    self.budget.elements(1)?;
+                    if l.len() == l.capacity() {
+                        // Counted as it grows, before the allocation.
+                        let new = self.budget.list_growth(l.capacity())?;
+                        l.reserve_exact(new - l.len());
+                    }
+                    l.push(v);
                 }
                 Value::List(l)
             }
             (MAP, arg) => {
                 let mut d = Dict::new();
                 let mut left = match arg {
-                    Arg::Num(n) => Some(n),
+                    Arg::Num(n) => {
+                        // Every entry takes at least two bytes (key and value).
+                        if n > (self.remaining() / 2) as u64 {
+                            return Err(Self::err_at(self.pos, "unexpected end of data"));
+                        }
+                        self.budget.dict(n as usize)?;
+                        Some(n)
+                    }
                     Arg::Indefinite => None,
                 };
                 loop {
@@ -268,6 +297,7 @@ impl<'a> Reader<'a> {
                             if self.at_break()? {
                                 break;
                             }
+                            self.budget.dict_entry(d.len() + 1)?;
                         }
                     }
                     let key = match self.value(depth + 1)? {

@@ -20,6 +20,18 @@ pub enum DecodeError {
         /// What the parser reported (for JSON, serde_json's text with line and column).
         detail: String,
     },
+    /// The message crosses a decode limit ([`crate::limits::DecodeLimits`]): nesting too deep,
+    /// too many list items and dict entries, or too much memory for its length. Detected while
+    /// decoding, before the memory is taken.
+    #[error("{serializer} message exceeds the decode limit {limit}: {detail}")]
+    Limit {
+        /// The serializer's display name: `JSON`, `MessagePack` or `CBOR`.
+        serializer: &'static str,
+        /// Which limit was crossed.
+        limit: crate::limits::Limit,
+        /// The limit's value and what crossed it.
+        detail: String,
+    },
     /// Well-formed data that is not a valid WAMP message: not a list, unknown type code, wrong
     /// element count, an element of the wrong type, an id out of range, a non-string dict key.
     #[error("{0}")]

@@ -11,6 +11,7 @@
 //! - [`uri`]: URI syntax rules and match policies.
 //! - [`id`]: WAMP ids and their generators.
 //! - [`error`]: the error types of decoding and validation.
+//! - [`limits`]: [`DecodeLimits`], the decode budget: depth, element and memory bounds.
 //! - [`uris`]: well-known error and close reason URIs as constants.
 
 // Library code turns malformed input into an error, never a panic.
@@ -18,6 +19,7 @@
 
 pub mod error;
 pub mod id;
+pub mod limits;
 pub mod message;
 pub mod serializer;
 pub mod uri;
@@ -31,6 +33,7 @@ mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use id::{random_id, Id, IdSequence, MAX_ID};
+pub use limits::DecodeLimits;
 pub use message::Message;
 pub use serializer::Serializer;
 pub use uri::{MatchPolicy, UriRules};

@@ -3,9 +3,10 @@
 //! `bin` is [`Value::Bytes`] and `str` is always [`Value::Str`]; integers are written in their
 //! shortest form and floats as float 64; map keys must be strings; `ext` types are rejected.
 
+use crate::limits::Budget;
 use crate::value::{Dict, Value};
 use crate::wire::{Elem, Elems};
-use crate::DecodeError;
+use crate::{DecodeError, DecodeLimits};
 
 const NAME: &str = "MessagePack";
 
@@ -183,9 +184,13 @@ fn value(out: &mut Vec<u8>, v: &Value) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/// Decodes exactly one MessagePack value from `buf`.
-pub(crate) fn decode(buf: &[u8]) -> Result<Value, DecodeError> {
-    let mut r = Reader { buf, pos: 0 };
+/// Decodes exactly one MessagePack value from `buf`, within `limits`.
+pub(crate) fn decode(buf: &[u8], limits: &DecodeLimits) -> Result<Value, DecodeError> {
+    let mut r = Reader {
+        buf,
+        pos: 0,
+        budget: Budget::new(NAME, limits, buf.len()),
+    };
     let v = r.value(0)?;
     if r.pos != buf.len() {
         return Err(DecodeError::syntax(
@@ -199,6 +204,7 @@ pub(crate) fn decode(buf: &[u8]) -> Result<Value, DecodeError> {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    budget: Budget,
 }
 
 impl<'a> Reader<'a> {
@@ -242,9 +248,18 @@ impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
+    /// Fails as truncated if `n` values of at least `min_bytes` each cannot fit in what remains:
+    /// a length prefix is never trusted beyond the input.
+    fn fits(&self, n: usize, min_bytes: usize) -> Result<(), DecodeError> {
+        if n.saturating_mul(min_bytes) > self.remaining() {
+            return Err(self.err("unexpected end of data"));
+        }
+        Ok(())
+    }
     fn str(&mut self, len: usize) -> Result<String, DecodeError> {
         let start = self.pos;
         let b = self.take(len)?;
+        self.budget.bytes(len)?;
         match std::str::from_utf8(b) {
             Ok(s) => Ok(s.to_owned()),
             Err(_) => Err(DecodeError::syntax(
@@ -254,14 +269,19 @@ impl<'a> Reader<'a> {
         }
     }
     fn array(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
-        // Every element takes at least one byte: never reserve more than what remains.
-        let mut l = Vec::with_capacity(len.min(self.remaining()));
+        // Every element takes at least one byte; the budget counts the slots before they exist.
+        self.fits(len, 1)?;
+        self.budget.list(len)?;
+        let mut l = Vec::with_capacity(len);
         for _ in 0..len {
             l.push(self.value(depth + 1)?);
         }
         Ok(Value::List(l))
     }
     fn map(&mut self, len: usize, depth: usize) -> Result<Value, DecodeError> {
+        // Every entry takes at least two bytes (key and value).
+        self.fits(len, 2)?;
+        self.budget.dict(len)?;
         let mut d = Dict::new();
         for _ in 0..len {
             let key = match self.value(depth + 1)? {
@@ -274,12 +294,7 @@ impl<'a> Reader<'a> {
         Ok(Value::Dict(d))
     }
     fn value(&mut self, depth: usize) -> Result<Value, DecodeError> {
-        if depth > crate::serializer::MAX_DEPTH {
-            return Err(self.err(format_args!(
-                "nesting deeper than {} levels",
-                crate::serializer::MAX_DEPTH
-            )));
-        }
+        self.budget.depth(depth)?;
         let at = self.pos;
         let b = self.u8()?;
         Ok(match b {
@@ -292,7 +307,9 @@ impl<'a> Reader<'a> {
             0xc3 => Value::Bool(true),
             0xc4..=0xc6 => {
                 let len = self.len(1 << (b - 0xc4))?;
-                Value::Bytes(self.take(len)?.to_vec())
+                let data = self.take(len)?;
+                self.budget.bytes(len)?;
+                Value::Bytes(data.to_vec())
             }
             0xca => Value::Float(f32::from_be_bytes(self.be()?) as f64),
             0xcb => Value::Float(f64::from_be_bytes(self.be()?)),

@@ -5,14 +5,18 @@
 //! moves its parts into the [`Message`], checking the shape strictly: a non-empty list, a known
 //! integer type code, the element count of that type, ids in [1, 2^53], dicts, strings and the
 //! optional Args list and KwArgs dict. URI syntax is not checked here (realm-specific rules).
+//! Decoding is bounded by a budget ([`DecodeLimits`]: nesting depth, element count, and
+//! estimated memory relative to the message length), checked as the bytes are read so that a
+//! message that would cost too much is refused before the memory is taken.
 //!
 //! Binary is a MessagePack `bin`, a CBOR byte string, or in JSON a string `"\0" + base64`.
 
-use crate::{cbor, json, msgpack, wire, DecodeError, EncodeError, Message};
+use crate::{cbor, json, msgpack, wire, DecodeError, DecodeLimits, EncodeError, Message};
 
-/// The deepest nesting of lists and dicts the MessagePack and CBOR decoders accept (as JSON's,
-/// whose limit is serde_json's: 128), so that hostile input cannot exhaust the stack.
-pub const MAX_DEPTH: usize = 128;
+/// The deepest nesting of lists and dicts [`Serializer::decode`] accepts (as JSON's, whose limit
+/// is serde_json's: 128), so that hostile input cannot exhaust the stack: the default
+/// [`DecodeLimits::max_depth`].
+pub const MAX_DEPTH: usize = crate::limits::DEFAULT_MAX_DEPTH;
 
 /// A WAMP serializer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,18 +120,38 @@ impl Serializer {
         })
     }
 
-    /// Decodes one message, checking its shape strictly (see the module documentation).
+    /// Decodes one message, checking its shape strictly (see the module documentation), within
+    /// the default decode limits ([`DecodeLimits::DEFAULT`]).
     pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
-        wire::message_from_value(self.decode_value(bytes)?)
+        self.decode_with_limits(bytes, &DecodeLimits::DEFAULT)
+    }
+
+    /// Decodes one message as [`Serializer::decode`] does, within `limits`: a message that
+    /// crosses one fails with [`DecodeError::Limit`] as soon as it does.
+    pub fn decode_with_limits(
+        self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<Message, DecodeError> {
+        wire::message_from_value(self.decode_value_with_limits(bytes, limits)?)
     }
 
     /// Decodes any one value (not necessarily a message) in this format, with the same rules for
-    /// binary, integers and dict keys as [`Serializer::decode`].
+    /// binary, integers and dict keys as [`Serializer::decode`], within the default limits.
     pub fn decode_value(self, bytes: &[u8]) -> Result<crate::Value, DecodeError> {
+        self.decode_value_with_limits(bytes, &DecodeLimits::DEFAULT)
+    }
+
+    /// Decodes any one value as [`Serializer::decode_value`] does, within `limits`.
+    pub fn decode_value_with_limits(
+        self,
+        bytes: &[u8],
+        limits: &DecodeLimits,
+    ) -> Result<crate::Value, DecodeError> {
         match self {
-            Serializer::Json => json::decode(bytes),
-            Serializer::MsgPack => msgpack::decode(bytes),
-            Serializer::Cbor => cbor::decode(bytes),
+            Serializer::Json => json::decode(bytes, limits),
+            Serializer::MsgPack => msgpack::decode(bytes, limits),
+            Serializer::Cbor => cbor::decode(bytes, limits),
         }
     }
 }
