@@ -25,6 +25,8 @@ pub struct Server {
     transports: Vec<BoundTransport>,
     /// Unix socket files to remove at the end.
     socket_files: Vec<SocketFile>,
+    /// Deadlines of RawSocket connections (the named limits unless a test shortens them).
+    rawsocket_timeouts: limits::RawSocketTimeouts,
 }
 
 #[derive(Debug)]
@@ -65,7 +67,15 @@ impl Server {
             config,
             transports,
             socket_files,
+            rawsocket_timeouts: limits::RawSocketTimeouts::default(),
         })
+    }
+
+    /// Replaces the RawSocket handshake and frame completion deadlines
+    /// ([`limits::RAWSOCKET_HANDSHAKE_TIMEOUT`], [`limits::FRAME_COMPLETION_TIMEOUT`]) of every
+    /// `rawsocket` transport: for tests, which cannot wait for the real ones.
+    pub fn set_rawsocket_timeouts(&mut self, timeouts: limits::RawSocketTimeouts) {
+        self.rawsocket_timeouts = timeouts;
     }
 
     /// The addresses of all transports: workers in order, each worker's transports in order.
@@ -90,6 +100,7 @@ impl Server {
             config,
             transports,
             socket_files,
+            rawsocket_timeouts,
         } = self;
         if let Some(node) = &config.node_id {
             info!("node {node}");
@@ -144,6 +155,7 @@ impl Server {
                         serializers: serializers.clone(),
                         max_message_size: *max_message_size,
                         auth: transport_auth(auth.as_ref()),
+                        timeouts: rawsocket_timeouts,
                     });
                     let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
                     match t.bound {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use turnstile::limits::RawSocketTimeouts;
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
 use turnstile_config::{Format, NodeConfig};
@@ -82,9 +83,19 @@ pub struct Router {
 impl Router {
     /// Binds the router for `json` (relative paths in `dir`) and runs it in the background.
     pub async fn start_in(json: Value, dir: TempDir) -> Router {
-        let server = Server::bind(load_config(&json, dir.path()))
+        Router::start_with_timeouts(json, dir, RawSocketTimeouts::default()).await
+    }
+
+    /// [`Router::start_in`] with RawSocket deadlines shorter than the real ones.
+    pub async fn start_with_timeouts(
+        json: Value,
+        dir: TempDir,
+        timeouts: RawSocketTimeouts,
+    ) -> Router {
+        let mut server = Server::bind(load_config(&json, dir.path()))
             .await
             .expect("bind");
+        server.set_rawsocket_timeouts(timeouts);
         let addrs = server.local_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
