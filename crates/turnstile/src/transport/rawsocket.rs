@@ -420,3 +420,183 @@ where
     };
     let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, linger).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
+
+    type Sock = RawSocket<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
+
+    /// A RawSocket connection over an in-memory pipe, and the client's end of it.
+    fn socket(client_max_len: usize, frame_timeout: Duration) -> (Sock, DuplexStream) {
+        let (ours, theirs) = tokio::io::duplex(1 << 20);
+        let (read, write) = tokio::io::split(ours);
+        let sock = RawSocket {
+            read,
+            write,
+            read_buf: BytesMut::new(),
+            max_len: 65536,
+            frame_timeout,
+            frame_deadline: None,
+            write_buf: Vec::new(),
+            client_max_len,
+            serializer: Serializer::Json,
+            label: "test".into(),
+        };
+        (sock, theirs)
+    }
+
+    async fn read_frame(s: &mut DuplexStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).await.unwrap();
+        let len = FrameHeader::decode(h).unwrap().len;
+        let mut payload = vec![0; len];
+        s.read_exact(&mut payload).await.unwrap();
+        (h[0], payload)
+    }
+
+    #[tokio::test]
+    async fn the_write_buffer_is_released_after_each_flush() {
+        let (mut sock, mut client) = socket(65536, limits::FRAME_COMPLETION_TIMEOUT);
+        for i in 0..3u8 {
+            assert!(sock.write(Bytes::from(vec![b'0' + i; 10])).await.is_ok());
+        }
+        assert_eq!(sock.write_buf.len(), 3 * 14, "collected until the flush");
+        sock.flush().await.unwrap();
+        assert_eq!(
+            sock.write_buf.capacity(),
+            0,
+            "no buffer held between batches"
+        );
+        for i in 0..3u8 {
+            assert_eq!(read_frame(&mut client).await, (0, vec![b'0' + i; 10]));
+        }
+        // A frame over the threshold goes to the socket directly, after what was collected.
+        let big = vec![7u8; limits::RAWSOCKET_WRITE_BUFFER_SIZE];
+        assert!(sock.write(Bytes::from_static(b"[1]")).await.is_ok());
+        assert!(sock.write(Bytes::from(big.clone())).await.is_ok());
+        assert_eq!(sock.write_buf.capacity(), 0);
+        sock.flush().await.unwrap();
+        assert_eq!(read_frame(&mut client).await, (0, b"[1]".to_vec()));
+        assert_eq!(read_frame(&mut client).await, (0, big));
+    }
+
+    #[tokio::test]
+    async fn an_outgoing_message_over_the_client_maximum_queues_abort() {
+        let (mut sock, mut client) = socket(2048, limits::FRAME_COMPLETION_TIMEOUT);
+        let Err(WriteError::Close(reason)) = sock.write(Bytes::from(vec![b' '; 2049])).await else {
+            panic!("the connection must be closed")
+        };
+        assert_eq!(reason.code, 1009);
+        sock.flush().await.unwrap();
+        let (t, abort) = read_frame(&mut client).await;
+        assert_eq!(t, 0);
+        let Ok(Message::Abort {
+            reason, details, ..
+        }) = Serializer::Json.decode(&abort)
+        else {
+            panic!("ABORT expected")
+        };
+        assert_eq!(reason, uris::PAYLOAD_SIZE_EXCEEDED);
+        assert!(format!("{details:?}").contains("2049"), "{details:?}");
+        // Exactly the maximum is fine.
+        assert!(sock.write(Bytes::from(vec![b' '; 2048])).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn reads_frames_in_pieces_and_enforces_the_frame_deadline() {
+        let timeout = Duration::from_millis(200);
+        let (mut sock, mut client) = socket(65536, timeout);
+        // A message and a PING in one write, a PONG ignored, a message in two pieces.
+        let mut bytes = codec::encode_frame(FrameType::Message, b"[1]").unwrap();
+        bytes.extend(codec::encode_frame(FrameType::Ping, b"p").unwrap());
+        bytes.extend(codec::encode_frame(FrameType::Pong, b"x").unwrap());
+        bytes.extend([0, 0, 0, 3, b'[']);
+        client.write_all(&bytes).await.unwrap();
+        assert!(matches!(sock.next().await, Incoming::Message(m) if &m[..] == b"[1]"));
+        assert!(matches!(sock.next().await, Incoming::Control(p) if &p[..] == b"p"));
+        let rest = async {
+            tokio::time::sleep(timeout / 2).await;
+            client.write_all(b"2]").await.unwrap();
+            client
+        };
+        let (next, mut client) = tokio::join!(sock.next(), rest);
+        assert!(matches!(next, Incoming::Message(m) if &m[..] == b"[2]"));
+        assert_eq!(sock.frame_deadline, None, "no frame pending");
+        // A header and part of the payload, then nothing: closed at the deadline.
+        client.write_all(&[0, 0, 0, 10, b'[']).await.unwrap();
+        let started = Instant::now();
+        let Incoming::Close(reason) = sock.next().await else {
+            panic!("closed at the deadline")
+        };
+        assert!(started.elapsed() >= timeout);
+        assert_eq!(reason.code, 1008);
+        assert!(reason.text.contains("1 of 10 bytes"), "{}", reason.text);
+    }
+
+    #[tokio::test]
+    async fn framing_violations() {
+        for (header, expect) in [
+            ([0x08u8, 0, 0, 0], "reserved bits"),
+            ([0x80, 0, 0, 1], "reserved bits"),
+            ([3, 0, 0, 0], "unknown type 3"),
+            (
+                [0, 1, 0, 1],
+                "exceeds this transport's max_message_size of 65536",
+            ),
+        ] {
+            let (mut sock, mut client) = socket(65536, limits::FRAME_COMPLETION_TIMEOUT);
+            client.write_all(&header).await.unwrap();
+            let Incoming::Violation { text, close } = sock.next().await else {
+                panic!("{header:?}: a violation")
+            };
+            assert!(text.contains(expect), "{text}");
+            assert_eq!(close.code, 1002);
+        }
+    }
+
+    #[test]
+    fn handshakes() {
+        let service = RawSocketService {
+            serializers: vec![Serializer::Json, Serializer::Cbor],
+            max_message_size: 65536,
+            auth: None,
+            timeouts: limits::RawSocketTimeouts::default(),
+        };
+        assert_eq!(service.max_length_exponent(), 7);
+        assert!(matches!(
+            check_handshake([0x7F, 0xF3, 0, 0], &service),
+            Ok((Serializer::Cbor, 16777216))
+        ));
+        assert!(matches!(
+            check_handshake([0x7F, 0x21, 0, 0], &service),
+            Ok((Serializer::Json, 2048))
+        ));
+        let refused = |hello| match check_handshake(hello, &service) {
+            Err(Refused::Reply(r, _)) => Some(r),
+            _ => None,
+        };
+        assert_eq!(
+            refused([0x7F, 0x11, 0, 0]),
+            Some(Refusal::MaxLengthUnacceptable)
+        );
+        assert_eq!(
+            refused([0x7F, 0x01, 0, 0]),
+            Some(Refusal::MaxLengthUnacceptable)
+        );
+        assert_eq!(
+            refused([0x7F, 0xF2, 0, 0]),
+            Some(Refusal::SerializerUnsupported)
+        );
+        assert_eq!(
+            refused([0x7F, 0xF0, 0, 0]),
+            Some(Refusal::SerializerUnsupported)
+        );
+        assert_eq!(refused([0x7F, 0xF1, 1, 0]), Some(Refusal::ReservedBits));
+        assert!(matches!(
+            check_handshake(*b"GET ", &service),
+            Err(Refused::NotRawSocket(HandshakeError::BadMagic(b'G')))
+        ));
+    }
+}
