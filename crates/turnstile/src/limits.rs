@@ -51,9 +51,10 @@ pub const WS_WRITE_BUFFER_SIZE: usize = 64 << 10;
 /// an idle connection holds none.
 pub const RAWSOCKET_WRITE_BUFFER_SIZE: usize = 16 << 10;
 
-/// Bytes a RawSocket connection reads at once (the read buffer it holds while waiting for
-/// input). A frame's payload larger than this arrives in several reads, the buffer growing to
-/// it, never beyond the transport's `max_message_size`.
+/// Bytes a RawSocket connection reads at once. The read buffer is allocated when input is
+/// ready and released once the frames in it are handed on, so an idle connection holds none. A
+/// frame's payload larger than this arrives in several reads, the buffer growing with it, never
+/// beyond the transport's `max_message_size`.
 pub const RAWSOCKET_READ_BUFFER_SIZE: usize = 4 << 10;
 
 /// How long a RawSocket client may take, from connecting, to send its 4 handshake octets. A

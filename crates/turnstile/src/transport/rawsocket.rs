@@ -50,6 +50,7 @@ pub async fn serve<L>(
 ) where
     L: Listener<Addr = PeerAddr>,
     L::Io: SplitStream,
+    <L::Io as SplitStream>::Read: WaitReadable,
 {
     loop {
         let (io, peer) = tokio::select! {
@@ -66,6 +67,25 @@ pub async fn serve<L>(
     }
 }
 
+/// The read half of a connection, which can wait for input before a buffer is given to it: an
+/// idle RawSocket connection holds no read buffer.
+pub trait WaitReadable: tokio::io::AsyncRead + Unpin + Send {
+    /// Completes when a read is likely to find input (or EOF, or an error). Cancel-safe.
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
+}
+
+impl WaitReadable for tokio::net::tcp::OwnedReadHalf {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        tokio::net::tcp::OwnedReadHalf::readable(self)
+    }
+}
+
+impl WaitReadable for tokio::net::unix::OwnedReadHalf {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        tokio::net::unix::OwnedReadHalf::readable(self)
+    }
+}
+
 /// Runs one RawSocket connection: handshake, then the WAMP session(s) it carries.
 pub async fn serve_connection<R, W>(
     mut read: R,
@@ -75,7 +95,7 @@ pub async fn serve_connection<R, W>(
     service: &RawSocketService,
     closing: tokio_util::sync::CancellationToken,
 ) where
-    R: tokio::io::AsyncRead + Unpin + Send,
+    R: WaitReadable,
     W: AsyncWrite + Unpin + Send,
 {
     let opened = Instant::now();
@@ -205,7 +225,8 @@ fn check_handshake(
 struct RawSocket<R, W> {
     read: R,
     write: W,
-    /// Received bytes not handed on yet: the start of the next frame, if any.
+    /// Received bytes not handed on yet: the start of the next frame, if any. Unallocated
+    /// while the connection waits between frames.
     read_buf: BytesMut,
     /// The largest frame payload we accept (the transport's `max_message_size`).
     max_len: usize,
@@ -223,7 +244,7 @@ struct RawSocket<R, W> {
 
 impl<R, W> RawSocket<R, W>
 where
-    R: tokio::io::AsyncRead + Unpin + Send,
+    R: WaitReadable,
     W: AsyncWrite + Unpin + Send,
 {
     /// Queues one frame; a frame that does not fit the write buffer's threshold is written to
@@ -296,12 +317,13 @@ where
 
 impl<R, W> WampSocket for RawSocket<R, W>
 where
-    R: tokio::io::AsyncRead + Unpin + Send,
+    R: WaitReadable,
     W: AsyncWrite + Unpin + Send,
 {
     type Control = Bytes;
 
     /// Cancel-safe: what was read stays in `read_buf`, the frame deadline in `frame_deadline`.
+    /// Between frames no read buffer is held: the socket is read once it has input.
     async fn next(&mut self) -> Incoming<Bytes> {
         loop {
             match codec::check_frame(&self.read_buf, self.max_len) {
@@ -317,15 +339,17 @@ where
                     }
                 }
                 Ok(Check::Incomplete { header }) => {
-                    let missing = match header {
-                        Some(h) => {
-                            if self.frame_deadline.is_none() {
-                                self.frame_deadline = Some(Instant::now() + self.frame_timeout);
-                            }
-                            HEADER_LEN + h.len - self.read_buf.len()
+                    if header.is_some() && self.frame_deadline.is_none() {
+                        self.frame_deadline = Some(Instant::now() + self.frame_timeout);
+                    }
+                    if self.read_buf.is_empty() {
+                        // Between frames: wait for input without holding a buffer.
+                        self.read_buf = BytesMut::new();
+                        if let Err(e) = self.read.readable().await {
+                            return Incoming::Gone(format!("read failed: {e}"));
                         }
-                        None => HEADER_LEN - self.read_buf.len(),
-                    };
+                    }
+                    let missing = HEADER_LEN + header.map_or(0, |h| h.len) - self.read_buf.len();
                     // Grow with what arrives (at most doubling), not with what a header
                     // announces: a header alone must not make the router allocate its payload.
                     let chunk = limits::RAWSOCKET_READ_BUFFER_SIZE;
@@ -427,6 +451,13 @@ mod tests {
     use tokio::io::{DuplexStream, ReadHalf, WriteHalf};
 
     type Sock = RawSocket<ReadHalf<DuplexStream>, WriteHalf<DuplexStream>>;
+
+    /// A pipe cannot say; the read itself waits.
+    impl WaitReadable for ReadHalf<DuplexStream> {
+        async fn readable(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     /// A RawSocket connection over an in-memory pipe, and the client's end of it.
     fn socket(client_max_len: usize, frame_timeout: Duration) -> (Sock, DuplexStream) {
@@ -533,6 +564,45 @@ mod tests {
         assert!(started.elapsed() >= timeout);
         assert_eq!(reason.code, 1008);
         assert!(reason.text.contains("1 of 10 bytes"), "{}", reason.text);
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_holds_no_read_buffer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (read, write) = listener.accept().await.unwrap().0.into_split();
+        let (template, _pipe) = socket(65536, limits::FRAME_COMPLETION_TIMEOUT);
+        let mut sock = RawSocket {
+            read,
+            write,
+            read_buf: BytesMut::new(),
+            max_len: template.max_len,
+            frame_timeout: template.frame_timeout,
+            frame_deadline: None,
+            write_buf: Vec::new(),
+            client_max_len: template.client_max_len,
+            serializer: template.serializer,
+            label: template.label,
+        };
+        for _ in 0..2 {
+            client
+                .write_all(&codec::encode_frame(FrameType::Message, b"[1]").unwrap())
+                .await
+                .unwrap();
+            assert!(matches!(sock.next().await, Incoming::Message(m) if &m[..] == b"[1]"));
+            // Waiting for the next frame (given up here, as the driver's select may).
+            let waiting = tokio::time::timeout(Duration::from_millis(50), sock.next()).await;
+            assert!(waiting.is_err(), "nothing to read");
+            assert_eq!(sock.read_buf.capacity(), 0, "no read buffer while idle");
+        }
+        // A partial frame is kept across a cancelled wait.
+        client.write_all(&[0, 0, 0, 3, b'[']).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(50), sock.next()).await;
+        assert!(waiting.is_err(), "incomplete");
+        client.write_all(b"2]").await.unwrap();
+        assert!(matches!(sock.next().await, Incoming::Message(m) if &m[..] == b"[2]"));
     }
 
     #[tokio::test]
