@@ -90,6 +90,18 @@ impl From<tokio_tungstenite::tungstenite::Error> for Error {
     }
 }
 
+impl From<wamp_proto::rawsocket::FrameError> for Error {
+    fn from(e: wamp_proto::rawsocket::FrameError) -> Self {
+        Error::Framing(e.to_string())
+    }
+}
+
+impl From<wamp_proto::rawsocket::HandshakeError> for Error {
+    fn from(e: wamp_proto::rawsocket::HandshakeError) -> Self {
+        Error::Framing(e.to_string())
+    }
+}
+
 impl Error {
     /// The URI of a WAMP ERROR reply, if this is one.
     pub fn wamp_error(&self) -> Option<&str> {

@@ -11,7 +11,7 @@
 //! - [`session`]: [`Session`]: join, subscribe, publish, call, register, leave; messages that
 //!   arrive while a reply is awaited are kept in an inbox, never lost.
 //! - [`traffic`]: [`Traffic`], the log of sent and received messages and their lengths.
-//! - [`rawsocket`]: the RawSocket handshake and framing, as pure functions.
+//! - [`rawsocket`]: the RawSocket handshake and framing (the codec of `wamp_proto::rawsocket`).
 //! - [`error`]: the [`Error`] type.
 //!
 //! # Example
@@ -28,8 +28,7 @@
 //! ```
 
 pub mod error;
-#[allow(missing_docs, unreachable_pub)]
-pub mod rawsocket; // TODO(lints): rawsocket.rs is being rewritten on the rawsocket branch
+pub mod rawsocket;
 pub mod session;
 pub mod traffic;
 pub mod transport;

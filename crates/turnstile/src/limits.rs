@@ -45,9 +45,59 @@ pub const WS_READ_BUFFER_SIZE: usize = 4 << 10;
 /// writes whatever is collected). Only a threshold: nothing is allocated up front.
 pub const WS_WRITE_BUFFER_SIZE: usize = 64 << 10;
 
-/// Buffer for the outgoing RawSocket frames of one connection, written at once on flush. Larger
-/// frames go to the socket directly.
+/// Bytes of outgoing RawSocket frames collected before they are written to the socket (a flush
+/// writes whatever is collected); a frame that does not fit goes to the socket directly. Only a
+/// threshold: the buffer is allocated when a batch is written and released after its flush, so
+/// an idle connection holds none.
 pub const RAWSOCKET_WRITE_BUFFER_SIZE: usize = 16 << 10;
+
+/// Bytes a RawSocket connection reads at once. The read buffer is allocated when input is
+/// ready and released once the frames in it are handed on, so an idle connection holds none. A
+/// frame's payload larger than this arrives in several reads, the buffer growing with it, never
+/// beyond the transport's `max_message_size`.
+pub const RAWSOCKET_READ_BUFFER_SIZE: usize = 4 << 10;
+
+/// How long a RawSocket client may take, from connecting, to send its 4 handshake octets. A
+/// connection that has not sent them by then is closed without a reply (logged at debug level).
+/// The WAMP HELLO deadline ([`HANDSHAKE_TIMEOUT`]) counts from the same moment.
+pub const RAWSOCKET_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a RawSocket frame may take to arrive completely once its 4-octet header has been
+/// read. Past it the connection is closed (close reason logged at debug level, no ABORT: the
+/// peer is mid-frame) and its session, if any, ends as for a lost connection, with its final
+/// statistics. Without it a client could keep a frame of up to `max_message_size` bytes
+/// buffered in the router for as long as it liked. 30 s lets the largest frame (16 MiB) arrive
+/// at about 4.5 Mbit/s.
+pub const FRAME_COMPLETION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The smallest maximum message length a RawSocket client may announce in its handshake
+/// (`LLLL` = 2, 2^11 bytes). A client announcing less is refused with handshake error 2
+/// ("maximum message length unacceptable"): the router could not even send it WELCOME, whose
+/// details (the router's roles and their features, the session's auth fields) take about
+/// 850 bytes in JSON for an anonymous session, more with a long authid or authextra; 2048
+/// leaves room for those. Later messages larger than what a client announced end its session with
+/// ABORT `wamp.error.payload_size_exceeded` (when that fits) and a close.
+pub const RAWSOCKET_MIN_CLIENT_MAX_MESSAGE_SIZE: usize = 2 << 10;
+
+/// The deadlines of a RawSocket connection. `Default` gives the named limits
+/// ([`RAWSOCKET_HANDSHAKE_TIMEOUT`], [`FRAME_COMPLETION_TIMEOUT`]); tests shorten them through
+/// `Server::set_rawsocket_timeouts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSocketTimeouts {
+    /// See [`RAWSOCKET_HANDSHAKE_TIMEOUT`].
+    pub handshake: Duration,
+    /// See [`FRAME_COMPLETION_TIMEOUT`].
+    pub frame_completion: Duration,
+}
+
+impl Default for RawSocketTimeouts {
+    fn default() -> Self {
+        Self {
+            handshake: RAWSOCKET_HANDSHAKE_TIMEOUT,
+            frame_completion: FRAME_COMPLETION_TIMEOUT,
+        }
+    }
+}
 
 /// How long an accept loop pauses after an accept error that is not about one connection (for
 /// example out of file descriptors), so the error cannot spin a core. Logged at error level.

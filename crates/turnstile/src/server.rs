@@ -26,7 +26,10 @@ pub struct Server {
     transports: Vec<BoundTransport>,
     /// Unix socket files to remove at the end.
     socket_files: Vec<SocketFile>,
+    /// Admission and HTTP deadlines of every transport.
     limits: ConnectionLimits,
+    /// Deadlines of RawSocket connections (the named limits unless a test shortens them).
+    rawsocket_timeouts: limits::RawSocketTimeouts,
 }
 
 #[derive(Debug)]
@@ -68,6 +71,7 @@ impl Server {
             transports,
             socket_files,
             limits: ConnectionLimits::default(),
+            rawsocket_timeouts: limits::RawSocketTimeouts::default(),
         })
     }
 
@@ -81,6 +85,13 @@ impl Server {
     /// The connection limits this server will run with.
     pub fn connection_limits(&self) -> &ConnectionLimits {
         &self.limits
+    }
+
+    /// Replaces the RawSocket handshake and frame completion deadlines
+    /// ([`limits::RAWSOCKET_HANDSHAKE_TIMEOUT`], [`limits::FRAME_COMPLETION_TIMEOUT`]) of every
+    /// `rawsocket` transport: for tests, which cannot wait for the real ones.
+    pub fn set_rawsocket_timeouts(&mut self, timeouts: limits::RawSocketTimeouts) {
+        self.rawsocket_timeouts = timeouts;
     }
 
     /// The addresses of all transports: workers in order, each worker's transports in order.
@@ -106,6 +117,7 @@ impl Server {
             transports,
             socket_files,
             limits,
+            rawsocket_timeouts,
         } = self;
         if let Some(node) = &config.node_id {
             info!("node {node}");
@@ -174,6 +186,7 @@ impl Server {
                         serializers: serializers.clone(),
                         max_message_size: *max_message_size,
                         auth: transport_auth(auth.as_ref()),
+                        timeouts: rawsocket_timeouts,
                     });
                     let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
                     match t.bound {

@@ -8,6 +8,7 @@
 //! - [`message`]: [`Message`], one variant per WAMP message, and the type codes.
 //! - [`serializer`]: [`Serializer`]: encode and decode messages as JSON, MessagePack or CBOR,
 //!   with strict shape checks whose error texts can be sent to the peer.
+//! - [`rawsocket`]: the RawSocket handshake and framing codec (check/encode on byte buffers).
 //! - [`uri`]: URI syntax rules and match policies.
 //! - [`id`]: WAMP ids and their generators.
 //! - [`error`]: the error types of decoding and validation.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod id;
 pub mod limits;
 pub mod message;
+pub mod rawsocket;
 pub mod serializer;
 pub mod uri;
 pub mod uris;

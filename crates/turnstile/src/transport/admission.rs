@@ -211,6 +211,11 @@ impl<S> Admitted<S> {
         (self.io.take().expect("not dropped"), self.slot.take())
     }
 
+    /// The socket itself.
+    pub fn get_ref(&self) -> &S {
+        self.io.as_ref().expect("not dropped")
+    }
+
     fn io(&mut self) -> Pin<&mut S>
     where
         S: Unpin,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use turnstile::limits::ConnectionLimits;
+use turnstile::limits::{ConnectionLimits, RawSocketTimeouts};
 use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
 use turnstile_config::{Format, NodeConfig};
@@ -83,14 +83,35 @@ pub struct Router {
 impl Router {
     /// Binds the router for `json` (relative paths in `dir`) and runs it in the background.
     pub async fn start_in(json: Value, dir: TempDir) -> Router {
-        Router::start_in_with(json, dir, None).await
+        Router::start_configured(json, dir, None, RawSocketTimeouts::default()).await
     }
 
     /// As [`Router::start_in`], with these connection limits instead of the defaults.
+    #[allow(dead_code)] // each test binary compiles this module; only some use every helper
     pub async fn start_in_with(
         json: Value,
         dir: TempDir,
         limits: Option<ConnectionLimits>,
+    ) -> Router {
+        Router::start_configured(json, dir, limits, RawSocketTimeouts::default()).await
+    }
+
+    /// [`Router::start_in`] with RawSocket deadlines shorter than the real ones.
+    #[allow(dead_code)] // each test binary compiles this module; only some use every helper
+    pub async fn start_with_timeouts(
+        json: Value,
+        dir: TempDir,
+        timeouts: RawSocketTimeouts,
+    ) -> Router {
+        Router::start_configured(json, dir, None, timeouts).await
+    }
+
+    /// The router for `json`, with optional connection limits and the given RawSocket deadlines.
+    pub async fn start_configured(
+        json: Value,
+        dir: TempDir,
+        limits: Option<ConnectionLimits>,
+        timeouts: RawSocketTimeouts,
     ) -> Router {
         let mut server = Server::bind(load_config(&json, dir.path()))
             .await
@@ -98,6 +119,7 @@ impl Router {
         if let Some(limits) = limits {
             server = server.with_connection_limits(limits);
         }
+        server.set_rawsocket_timeouts(timeouts);
         let addrs = server.local_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
