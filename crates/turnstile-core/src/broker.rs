@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use std::collections::VecDeque;
 
-use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
+use wamp_proto::{Dict, Id, List, MatchPolicy};
 
 use crate::limits;
-
 use crate::peer::ConnId;
+use crate::uri_table::{UriPattern, UriTable};
 
 /// One subscription: a URI and policy shared by all of its subscribers (one id per topic).
 #[derive(Debug, Clone)]
@@ -108,11 +108,16 @@ pub struct Broker {
     retained_order: VecDeque<String>,
     /// Configured event histories (realm `store.event-history`).
     pub histories: Vec<History>,
-    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
-    by_uri: [HashMap<String, Id>; 3],
-    subscriptions: HashMap<Id, Subscription>,
-    /// Prefix and wildcard subscriptions, checked against every publication.
-    patterns: Vec<Id>,
+    subscriptions: UriTable<Subscription>,
+}
+
+impl UriPattern for Subscription {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
 }
 
 impl Broker {
@@ -124,10 +129,10 @@ impl Broker {
         policy: MatchPolicy,
         created_at: impl FnOnce() -> String,
     ) -> Subscribed {
-        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
+        if let Some(id) = self.subscriptions.find(uri, policy) {
             let sub = self
                 .subscriptions
-                .get_mut(&id)
+                .get_mut(id)
                 .expect("index and table agree");
             let added = !sub.subscribers.contains(&conn);
             if added {
@@ -139,24 +144,15 @@ impl Broker {
                 added,
             };
         }
-        let id = loop {
-            let id = random_id();
-            if !self.subscriptions.contains_key(&id) {
-                break id;
-            }
-        };
-        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
-        if policy != MatchPolicy::Exact {
-            self.patterns.push(id);
-        }
-        let sub = Subscription {
-            id,
-            uri: uri.to_owned(),
-            policy,
-            created: created_at(),
-            subscribers: vec![conn],
-        };
-        self.subscriptions.insert(id, sub);
+        let id = self
+            .subscriptions
+            .insert_with(uri, policy, |id| Subscription {
+                id,
+                uri: uri.to_owned(),
+                policy,
+                created: created_at(),
+                subscribers: vec![conn],
+            });
         Subscribed {
             id,
             created: true,
@@ -166,46 +162,34 @@ impl Broker {
 
     /// Removes `conn` from subscription `id`. `None` if it was not a subscriber.
     pub fn unsubscribe(&mut self, conn: ConnId, id: Id) -> Option<Unsubscribed> {
-        let sub = self.subscriptions.get_mut(&id)?;
+        let sub = self.subscriptions.get_mut(id)?;
         let pos = sub.subscribers.iter().position(|&c| c == conn)?;
         sub.subscribers.swap_remove(pos);
         let deleted = sub.subscribers.is_empty();
         if deleted {
-            let sub = self.subscriptions.remove(&id).expect("present");
-            self.by_uri[policy_index(sub.policy)].remove(&sub.uri);
-            self.patterns.retain(|&p| p != id);
+            self.subscriptions.remove(id);
         }
         Some(Unsubscribed { id, deleted })
     }
 
     pub fn get(&self, id: Id) -> Option<&Subscription> {
-        self.subscriptions.get(&id)
+        self.subscriptions.get(id)
     }
 
     /// The subscription of exactly (`uri`, `policy`), if any.
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
-        self.by_uri[policy_index(policy)]
-            .get(uri)
+        self.subscriptions
+            .find(uri, policy)
             .and_then(|id| self.subscriptions.get(id))
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
     pub fn matching(&self, topic: &str) -> Vec<Id> {
-        let mut out = Vec::with_capacity(1);
-        if let Some(&id) = self.by_uri[0].get(topic) {
-            out.push(id);
-        }
-        for &id in &self.patterns {
-            let sub = &self.subscriptions[&id];
-            if sub.policy.matches(&sub.uri, topic) {
-                out.push(id);
-            }
-        }
-        out
+        self.subscriptions.matching(topic)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Subscription> {
-        self.subscriptions.values()
+        self.subscriptions.iter()
     }
 
     /// Keeps `event` as the retained event of `topic`, evicting the oldest topic's beyond
@@ -259,14 +243,5 @@ impl Broker {
         self.histories
             .iter()
             .find(|h| h.uri == uri && h.policy == policy)
-    }
-}
-
-/// The slot of a match policy in per-policy tables.
-pub(crate) fn policy_index(policy: MatchPolicy) -> usize {
-    match policy {
-        MatchPolicy::Exact => 0,
-        MatchPolicy::Prefix => 1,
-        MatchPolicy::Wildcard => 2,
     }
 }

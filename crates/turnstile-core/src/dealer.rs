@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
+use wamp_proto::{Dict, Id, List, MatchPolicy};
 
-use crate::broker::policy_index;
 use crate::peer::ConnId;
+use crate::uri_table::{UriPattern, UriTable};
 
 /// How a shared registration picks a callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +51,15 @@ pub struct Registration {
     /// In registration order.
     pub callees: Vec<ConnId>,
     next_round_robin: usize,
+}
+
+impl UriPattern for Registration {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
 }
 
 /// Why a REGISTER was refused.
@@ -154,10 +163,7 @@ impl CancelMode {
 /// All registrations and calls in flight of a realm.
 #[derive(Debug, Default)]
 pub struct Dealer {
-    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
-    by_uri: [HashMap<String, Id>; 3],
-    registrations: HashMap<Id, Registration>,
-    patterns: Vec<Id>,
+    registrations: UriTable<Registration>,
     pub invocations: HashMap<(ConnId, Id), Invocation>,
 }
 
@@ -170,10 +176,10 @@ impl Dealer {
         invoke: InvokePolicy,
         created_at: impl FnOnce() -> String,
     ) -> Result<Registered, RegisterError> {
-        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
+        if let Some(id) = self.registrations.find(uri, policy) {
             let reg = self
                 .registrations
-                .get_mut(&id)
+                .get_mut(id)
                 .expect("index and table agree");
             if reg.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
                 return Err(RegisterError::AlreadyExists);
@@ -187,92 +193,55 @@ impl Dealer {
             reg.callees.push(conn);
             return Ok(Registered { id, created: false });
         }
-        let id = loop {
-            let id = random_id();
-            if !self.registrations.contains_key(&id) {
-                break id;
-            }
-        };
-        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
-        if policy != MatchPolicy::Exact {
-            self.patterns.push(id);
-        }
-        let reg = Registration {
-            id,
-            uri: uri.to_owned(),
-            policy,
-            invoke,
-            created: created_at(),
-            callees: vec![conn],
-            next_round_robin: 0,
-        };
-        self.registrations.insert(id, reg);
+        let id = self
+            .registrations
+            .insert_with(uri, policy, |id| Registration {
+                id,
+                uri: uri.to_owned(),
+                policy,
+                invoke,
+                created: created_at(),
+                callees: vec![conn],
+                next_round_robin: 0,
+            });
         Ok(Registered { id, created: true })
     }
 
     /// Removes `conn` as a callee of `id`; `Some(deleted)` if it was one.
     pub fn unregister(&mut self, conn: ConnId, id: Id) -> Option<bool> {
-        let reg = self.registrations.get_mut(&id)?;
+        let reg = self.registrations.get_mut(id)?;
         let pos = reg.callees.iter().position(|&c| c == conn)?;
         reg.callees.remove(pos);
         let deleted = reg.callees.is_empty();
         if deleted {
-            let reg = self.registrations.remove(&id).expect("present");
-            self.by_uri[policy_index(reg.policy)].remove(&reg.uri);
-            self.patterns.retain(|&p| p != id);
+            self.registrations.remove(id);
         }
         Some(deleted)
     }
 
     pub fn get(&self, id: Id) -> Option<&Registration> {
-        self.registrations.get(&id)
+        self.registrations.get(id)
     }
 
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
-        self.by_uri[policy_index(policy)]
-            .get(uri)
+        self.registrations
+            .find(uri, policy)
             .and_then(|id| self.registrations.get(id))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
-        self.registrations.values()
+        self.registrations.iter()
     }
 
     /// The registration a CALL of `procedure` goes to: exact, else the longest matching prefix,
     /// else the matching wildcard with the most fixed components.
     pub fn matching(&self, procedure: &str) -> Option<Id> {
-        if let Some(&id) = self.by_uri[0].get(procedure) {
-            return Some(id);
-        }
-        // The longest matching prefix, else the wildcard whose fixed components reach
-        // furthest: compared component by component, a fixed one beats an empty one at the
-        // first place they differ (the WAMP spec's rule: `a.b.c..e` beats `a.b..d.e`).
-        let mut best_prefix: Option<(Id, usize)> = None;
-        let mut best_wildcard: Option<(Id, Vec<bool>)> = None;
-        for &id in &self.patterns {
-            let reg = &self.registrations[&id];
-            if !reg.policy.matches(&reg.uri, procedure) {
-                continue;
-            }
-            if reg.policy == MatchPolicy::Prefix {
-                if best_prefix.is_none_or(|(_, len)| reg.uri.len() > len) {
-                    best_prefix = Some((id, reg.uri.len()));
-                }
-            } else {
-                let fixed: Vec<bool> = reg.uri.split('.').map(|c| !c.is_empty()).collect();
-                if best_wildcard.as_ref().is_none_or(|(_, f)| fixed > *f) {
-                    best_wildcard = Some((id, fixed));
-                }
-            }
-        }
-        best_prefix
-            .map(|(id, _)| id)
-            .or(best_wildcard.map(|(id, _)| id))
+        self.registrations.best_match(procedure)
     }
 
     /// Picks the callee of registration `id` for one call, per its invocation policy.
     pub fn pick_callee(&mut self, id: Id) -> Option<ConnId> {
-        let reg = self.registrations.get_mut(&id)?;
+        let reg = self.registrations.get_mut(id)?;
         let n = reg.callees.len();
         if n == 0 {
             return None;

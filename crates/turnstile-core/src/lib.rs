@@ -17,7 +17,8 @@
 //! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, dynamic
 //!   authorization).
 //! - [`session`]: a session as the realm keeps it.
-//! - [`broker`], [`dealer`]: subscriptions and registrations with their URI tables.
+//! - [`broker`], [`dealer`]: subscriptions and registrations, each kept in a
+//!   [`uri_table::UriTable`] (exact, prefix and wildcard URIs with WAMP's matching rules).
 //! - [`authorization`]: static roles and permissions; [`auth`]: authentication methods and flows.
 //! - [`meter`]: per-session usage metering (`wamp.session.on_stats`).
 //! - [`timer`]: the realm's table of deadlines; [`clock`]: wall-clock time from instants.
@@ -35,6 +36,7 @@ pub mod peer;
 pub mod realm;
 pub mod session;
 pub mod timer;
+pub mod uri_table;
 
 pub use peer::ConnId;
 
