@@ -1,7 +1,5 @@
 //! The dealer's state: registrations (exact, prefix, wildcard; shared with an invocation policy)
-//! and the calls in flight. Pure data: the realm decides what to send.
-
-use std::collections::HashMap;
+//! Pure data: the realm decides what to send.
 
 use wamp_proto::{Dict, Id, List, MatchPolicy};
 
@@ -114,23 +112,6 @@ pub struct CallFailure {
 /// What a call the router made came to.
 pub type InternalCallOutcome = Result<CallReturn, CallFailure>;
 
-/// A call in flight, keyed by (callee connection, INVOCATION request id).
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    pub caller: Caller,
-    pub call_request: Id,
-    pub registration: Id,
-    /// The caller asked for progressive results.
-    pub receive_progress: bool,
-    /// The caller is still sending progressive CALLs for this invocation.
-    pub caller_progress: bool,
-    /// An INTERRUPT was sent (cancel mode `kill`): the callee's answer still goes to the caller.
-    pub interrupted: bool,
-    /// For a progressive call invocation: the details of its first INVOCATION, which every
-    /// following INVOCATION repeats (the options are frozen by the first CALL).
-    pub frozen_details: Option<Dict>,
-}
-
 /// How a CANCEL treats the invocation (`CANCEL.Options.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelMode {
@@ -160,11 +141,10 @@ impl CancelMode {
     }
 }
 
-/// All registrations and calls in flight of a realm.
+/// All registrations of a realm.
 #[derive(Debug, Default)]
 pub struct Dealer {
     registrations: UriTable<Registration>,
-    pub invocations: HashMap<(ConnId, Id), Invocation>,
 }
 
 impl Dealer {

@@ -17,6 +17,7 @@
 //! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, dynamic
 //!   authorization).
 //! - [`session`]: a session as the realm keeps it.
+//! - [`calls`]: the calls in flight, by invocation, by caller and by callee.
 //! - [`broker`], [`dealer`]: subscriptions and registrations, each kept in a
 //!   [`uri_table::UriTable`] (exact, prefix and wildcard URIs with WAMP's matching rules).
 //! - [`authorization`]: static roles and permissions; [`auth`]: authentication methods and flows.
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod authorization;
 pub mod broker;
+pub mod calls;
 pub mod clock;
 pub mod dealer;
 pub mod limits;

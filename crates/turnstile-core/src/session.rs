@@ -54,13 +54,9 @@ pub struct Session {
     pub goodbye_timer: u64,
     pub subscriptions: HashSet<Id>,
     pub registrations: HashSet<Id>,
-    /// Request ids of INVOCATIONs sent to this session (session scope, sequential).
+    /// Request ids of INVOCATIONs sent to this session (session scope, sequential). The calls
+    /// it makes and serves are in the realm's [`crate::calls::Calls`].
     pub invocation_ids: IdSequence,
-    /// INVOCATION request ids this session (as callee) has not answered yet.
-    pub pending_invocations: HashSet<Id>,
-    /// CALL request ids of this session (as caller) not answered yet, with their invocation:
-    /// (callee connection, invocation request id).
-    pub pending_calls: std::collections::HashMap<Id, (ConnId, Id)>,
     /// Set when queueing to the connection failed: the session is ended after the current input.
     pub doomed: bool,
     /// Publications to make when the session ends (`wamp.session.add_testament`).

@@ -64,7 +64,7 @@ impl Realm {
             Message::Call {
                 procedure, options, ..
             } => {
-                if s.pending_calls.contains_key(&request_of(&msg)) {
+                if self.calls.of_call(conn, request_of(&msg)).is_some() {
                     // A further chunk of a progressive call invocation was authorized already.
                     return Some(msg);
                 }

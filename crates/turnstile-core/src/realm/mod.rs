@@ -20,9 +20,10 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Va
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
 use crate::authorization::{Action, Authorizer, TRUSTED_ROLE};
 use crate::broker::Broker;
+use crate::calls::{Calls, InvocationKey};
 use crate::clock::Clock;
 use crate::dealer::InternalCallOutcome;
-use crate::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
+use crate::dealer::{Dealer, InvokePolicy, RegisterError};
 use crate::limits;
 use crate::meter::{session_info, CountKind, Meter};
 use crate::peer::ConnId;
@@ -140,6 +141,8 @@ pub struct Realm {
     by_session_id: HashMap<Id, ConnId>,
     broker: Broker,
     dealer: Dealer,
+    /// The calls in flight, with who made and who serves each.
+    calls: Calls,
     timers: TimerTable,
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
@@ -183,6 +186,7 @@ impl Realm {
             by_session_id: HashMap::new(),
             broker,
             dealer: Dealer::default(),
+            calls: Calls::default(),
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
@@ -289,8 +293,6 @@ impl Realm {
             subscriptions: HashSet::new(),
             registrations: HashSet::new(),
             invocation_ids: Default::default(),
-            pending_invocations: HashSet::new(),
-            pending_calls: HashMap::new(),
             doomed: false,
             testaments: Vec::new(),
             removal_events: Vec::new(),
@@ -725,8 +727,10 @@ impl Realm {
         let session_id = s.id;
         let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
         let registrations: Vec<Id> = s.registrations.drain().collect();
-        let served: Vec<Id> = s.pending_invocations.drain().collect();
-        let made: Vec<(ConnId, Id)> = s.pending_calls.drain().map(|(_, v)| v).collect();
+        // The calls it made are listed before those it serves are failed, so that a call it
+        // made to itself is treated as both.
+        let made = self.calls.made_by(conn);
+        let served = self.calls.served_by(conn);
         for sub in subscriptions {
             let meta = self
                 .broker
@@ -751,31 +755,22 @@ impl Realm {
                 }
             }
         }
-        for inv in served {
-            if let Some(call) = self.dealer.invocations.remove(&(conn, inv)) {
-                if let Some(caller) = call
-                    .caller
-                    .session()
-                    .and_then(|c| self.sessions.get_mut(&c))
-                {
-                    caller.pending_calls.remove(&call.call_request);
-                }
-                let text = "the callee left before it answered";
-                let error = rpc::call_error(call.call_request, uris::CANCELED, text);
-                self.reply_to_caller(call.caller, error);
-            }
+        for (_, call) in served {
+            let text = "the callee left before it answered";
+            let error = rpc::call_error(call.call_request, uris::CANCELED, text);
+            self.reply_to_caller(call.caller, error);
         }
-        for (callee, inv) in made {
+        for key in made {
+            let InvocationKey {
+                callee,
+                request: inv,
+            } = key;
             // The caller is gone: a callee that can be interrupted is told; its answer (if it
             // still comes) is dropped.
             let interruptible = self.sessions.get(&callee).is_some_and(|c| {
                 c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
             });
-            let interrupted = self
-                .dealer
-                .invocations
-                .get(&(callee, inv))
-                .is_some_and(|i| i.interrupted);
+            let interrupted = self.calls.get(key).is_some_and(|i| i.interrupted);
             if interruptible && !interrupted {
                 let interrupt = Message::Interrupt {
                     request: inv,
@@ -783,10 +778,7 @@ impl Realm {
                 };
                 self.send(callee, &interrupt);
             }
-            self.dealer.invocations.remove(&(callee, inv));
-            if let Some(c) = self.sessions.get_mut(&callee) {
-                c.pending_invocations.remove(&inv);
-            }
+            self.calls.remove(key);
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.removal_events.extend(removal_events);

@@ -6,6 +6,7 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
 use super::*;
+use crate::calls::{Invocation, InvocationKey};
 use crate::dealer::CancelMode;
 use crate::dealer::{CallFailure, CallReturn, Caller};
 use crate::timer::{Timer, TimerKind};
@@ -178,10 +179,8 @@ impl Realm {
             ));
         }
         let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
-        if let Some(&(callee, invocation)) = s.pending_calls.get(&request) {
-            return self.continue_progressive_call(
-                conn, request, callee, invocation, progress, args, kwargs,
-            );
+        if let Some(key) = self.calls.of_call(conn, request) {
+            return self.continue_progressive_call(conn, request, key, progress, args, kwargs);
         }
         if procedure.starts_with("wamp.") && self.options.enable_meta_api {
             if let Some(result) = self.meta_call(conn, procedure, args, kwargs) {
@@ -284,9 +283,11 @@ impl Realm {
             details.insert("timeout".into(), Value::from(timeout_ms));
         }
         let invocation_id = callee_session.invocation_ids.next();
-        callee_session.pending_invocations.insert(invocation_id);
-        self.dealer.invocations.insert(
-            (callee, invocation_id),
+        self.calls.insert(
+            InvocationKey {
+                callee,
+                request: invocation_id,
+            },
             Invocation {
                 caller: Caller::Session(conn),
                 call_request: request,
@@ -297,9 +298,6 @@ impl Realm {
                 frozen_details: progress.then(|| details.clone()),
             },
         );
-        if let Some(c) = self.sessions.get_mut(&conn) {
-            c.pending_calls.insert(request, (callee, invocation_id));
-        }
         if timeout_ms > 0 {
             let session = self.sessions.get(&callee).map_or(0, |s| s.id);
             self.timers.insert(Timer {
@@ -325,18 +323,16 @@ impl Realm {
 
     /// A further CALL with the request id of a progressive call invocation in flight: forwarded
     /// as an INVOCATION with the same id; the one without `progress` is the last.
-    #[allow(clippy::too_many_arguments)]
     fn continue_progressive_call(
         &mut self,
         conn: ConnId,
         request: Id,
-        callee: ConnId,
-        invocation: Id,
+        key: InvocationKey,
         progress: bool,
         args: Option<List>,
         kwargs: Option<Dict>,
     ) -> Result<(), RequestError> {
-        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+        let Some(inv) = self.calls.get_mut(key) else {
             return Err(RequestError::new(
                 uris::INVALID_ARGUMENT,
                 format!("a call with request ID {request} is already in flight on this session"),
@@ -359,9 +355,9 @@ impl Realm {
             details.insert("progress".into(), Value::Bool(true));
         }
         self.send(
-            callee,
+            key.callee,
             &Message::Invocation {
-                request: invocation,
+                request: key.request,
                 registration,
                 details,
                 args,
@@ -398,12 +394,12 @@ impl Realm {
                 return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
             }
         };
-        let Some(&(callee, invocation)) = self.sessions[&conn].pending_calls.get(&request) else {
+        let Some(key) = self.calls.of_call(conn, request) else {
             // The call has just finished (its answer crossed the CANCEL): nothing to do.
             debug!(conn, request, "CANCEL for a call no longer in flight");
             return;
         };
-        let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
+        let callee_cancels = self.sessions.get(&key.callee).is_some_and(|s| {
             s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
         });
         // A callee that cannot be interrupted gets the skip treatment.
@@ -412,24 +408,13 @@ impl Realm {
         } else {
             CancelMode::Skip
         };
-        self.cancel_invocation(
-            callee,
-            invocation,
-            mode,
-            "the call was canceled by the caller",
-        );
+        self.cancel_invocation(key, mode, "the call was canceled by the caller");
     }
 
     /// Cancels an invocation in flight: INTERRUPT for the callee unless `skip`, and ERROR
     /// `wamp.error.canceled` for the caller now unless `kill` (then the callee's answer goes on).
-    pub(super) fn cancel_invocation(
-        &mut self,
-        callee: ConnId,
-        invocation: Id,
-        mode: CancelMode,
-        text: &str,
-    ) {
-        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+    pub(super) fn cancel_invocation(&mut self, key: InvocationKey, mode: CancelMode, text: &str) {
+        let Some(inv) = self.calls.get_mut(key) else {
             return;
         };
         if inv.interrupted {
@@ -439,20 +424,24 @@ impl Realm {
         let (caller, call_request) = (inv.caller, inv.call_request);
         if mode != CancelMode::Skip {
             let interrupt = Message::Interrupt {
-                request: invocation,
+                request: key.request,
                 options: dict! {"mode" => mode.as_str(), "reason" => uris::CANCELED},
             };
-            self.send(callee, &interrupt);
+            self.send(key.callee, &interrupt);
         }
         if mode != CancelMode::Kill {
-            self.finish_invocation(callee, invocation);
+            self.calls.remove(key);
             self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
         }
     }
 
     /// A call's `timeout` expired.
     pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
-        if !self.dealer.invocations.contains_key(&(callee, invocation)) {
+        let key = InvocationKey {
+            callee,
+            request: invocation,
+        };
+        if self.calls.get(key).is_none() {
             return;
         }
         let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
@@ -463,7 +452,7 @@ impl Realm {
         } else {
             CancelMode::Skip
         };
-        self.cancel_invocation(callee, invocation, mode, "the call timed out");
+        self.cancel_invocation(key, mode, "the call timed out");
     }
 
     pub(super) fn on_yield(
@@ -478,7 +467,11 @@ impl Realm {
             .get("progress")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+        let key = InvocationKey {
+            callee: conn,
+            request,
+        };
+        let Some(call) = self.calls.get(key) else {
             // The caller left or the call was canceled: a late YIELD is dropped without harm.
             debug!(conn, request, "YIELD for an invocation no longer pending");
             return;
@@ -493,7 +486,7 @@ impl Realm {
                 // The caller did not ask for progressive results: drop the progress.
                 return;
             }
-            self.finish_invocation(conn, request);
+            self.calls.remove(key);
         }
         self.reply_to_caller(
             caller,
@@ -514,12 +507,15 @@ impl Realm {
         args: Option<List>,
         kwargs: Option<Dict>,
     ) {
-        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+        let key = InvocationKey {
+            callee: conn,
+            request,
+        };
+        let Some(call) = self.calls.remove(key) else {
             debug!(conn, request, "ERROR for an invocation no longer pending");
             return;
         };
         let (caller, call_request) = (call.caller, call.call_request);
-        self.finish_invocation(conn, request);
         self.reply_to_caller(
             caller,
             Message::Error {
@@ -610,9 +606,11 @@ impl Realm {
             return;
         };
         let invocation_id = callee_session.invocation_ids.next();
-        callee_session.pending_invocations.insert(invocation_id);
-        self.dealer.invocations.insert(
-            (callee, invocation_id),
+        self.calls.insert(
+            InvocationKey {
+                callee,
+                request: invocation_id,
+            },
             Invocation {
                 caller: Caller::Router,
                 call_request: token,
@@ -641,22 +639,6 @@ impl Realm {
         };
         self.send(callee, &msg);
         self.reap();
-    }
-
-    /// Forgets a finished invocation on both sides.
-    pub(super) fn finish_invocation(&mut self, callee: ConnId, request: Id) {
-        if let Some(call) = self.dealer.invocations.remove(&(callee, request)) {
-            if let Some(c) = call
-                .caller
-                .session()
-                .and_then(|c| self.sessions.get_mut(&c))
-            {
-                c.pending_calls.remove(&call.call_request);
-            }
-        }
-        if let Some(c) = self.sessions.get_mut(&callee) {
-            c.pending_invocations.remove(&request);
-        }
     }
 }
 
