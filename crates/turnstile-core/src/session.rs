@@ -68,8 +68,6 @@ pub struct Session {
     pub auth: Option<Box<crate::auth::AuthFlow>>,
     /// Messages waiting for a dynamic authorizer's decision on the first of them.
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
-    /// The authorizer's decision for the message being handled now.
-    pub current_decision: std::cell::Cell<Option<crate::authorization::Decision>>,
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
     pub decision_cache: std::cell::RefCell<crate::auth::authorizer::DecisionCache>,

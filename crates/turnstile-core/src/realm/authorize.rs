@@ -12,15 +12,12 @@ use crate::auth::authorizer::{call_args, parse_result};
 use crate::authorization::Decision;
 
 impl Realm {
-    /// The decision for `s` to perform `action` on `uri`: for a role with a dynamic authorizer,
-    /// the decision just obtained for the message being handled (or a cached one); else the
+    /// The decision for `s` to perform `action` on `uri` when none came with the request (see
+    /// [`Origin`]): for a role with a dynamic authorizer, a cached one (else denied); else the
     /// static permissions. Decisions of permissions with `cache: true` are kept in the session,
     /// so a session that publishes to the same topic again is not matched against the role's
     /// permissions again.
     pub(super) fn decide_for(&self, s: &Session, uri: &str, action: Action) -> Decision {
-        if let Some(decision) = s.current_decision.take() {
-            return decision;
-        }
         if let Some(decision) = s.decision_cache.borrow().get(uri, action) {
             return decision;
         }
@@ -130,11 +127,7 @@ impl Realm {
         if let Some((uri, action)) = uri_and_action(&head) {
             s.decision_cache.borrow_mut().insert(uri, action, decision);
         }
-        s.current_decision.set(Some(decision.decision()));
-        self.on_message_authorized(conn, head);
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.current_decision.set(None);
-        }
+        self.on_message_authorized(conn, head, Some(decision.decision()));
         for msg in queue {
             self.on_message(conn, msg);
         }

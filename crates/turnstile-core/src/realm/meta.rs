@@ -43,7 +43,13 @@ impl Realm {
                 let (reason, message) = kill_reason(&kwargs)?;
                 let target = self.by_session_id.get(&id).copied();
                 match target {
-                    Some(t) if t != conn && self.sessions[&t].state == SessionState::Joined => {
+                    Some(t)
+                        if t != conn
+                            && self
+                                .sessions
+                                .get(&t)
+                                .is_some_and(|s| s.state == SessionState::Joined) =>
+                    {
                         self.say_goodbye(t, &reason, &message);
                         Ok(Value::Null)
                     }
@@ -216,7 +222,9 @@ impl Realm {
             }),
             "wamp.session.add_testament" => self.add_testament(conn, &args, &kwargs),
             "wamp.session.flush_testaments" => testament_scope(&kwargs).map(|scope| {
-                let s = self.sessions.get_mut(&conn).expect("caller is in session");
+                let Some(s) = self.sessions.get_mut(&conn) else {
+                    return Value::from(0);
+                };
                 let before = s.testaments.len();
                 s.testaments.retain(|t| t.scope != scope);
                 Value::from(before - s.testaments.len())
@@ -339,9 +347,11 @@ impl Realm {
                 format!("session {session} is not subscribed to subscription {sub}"),
             )
         })?;
-        let s = self.sessions.get_mut(&target).expect("indexed");
-        s.subscriptions.remove(&sub);
-        if s.supports("subscriber", "subscription_revocation") {
+        let revocable = self.sessions.get_mut(&target).is_some_and(|s| {
+            s.subscriptions.remove(&sub);
+            s.supports("subscriber", "subscription_revocation")
+        });
+        if revocable {
             let details = dict! {"subscription" => sub, "reason" => "wamp.error.removed"};
             self.send(
                 target,
@@ -371,9 +381,11 @@ impl Realm {
                 format!("session {session} is not a callee of registration {reg}"),
             )
         })?;
-        let s = self.sessions.get_mut(&target).expect("indexed");
-        s.registrations.remove(&reg);
-        if s.supports("callee", "registration_revocation") {
+        let revocable = self.sessions.get_mut(&target).is_some_and(|s| {
+            s.registrations.remove(&reg);
+            s.supports("callee", "registration_revocation")
+        });
+        if revocable {
             let details = dict! {"registration" => reg, "reason" => "wamp.error.removed"};
             self.send(
                 target,
@@ -436,7 +448,7 @@ impl Realm {
             }
         };
         let scope = testament_scope(kwargs)?;
-        let s = &self.sessions[&conn];
+        let s = self.sender(conn)?;
         if !self.decide_for(s, &topic, Action::Publish).allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -445,7 +457,12 @@ impl Realm {
         }
         pubsub::eligibility_from_options(&options)?;
         let id = random_id();
-        let s = self.sessions.get_mut(&conn).expect("caller is in session");
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return Err(RequestError::new(
+                uris::NO_SUCH_SESSION,
+                "the session has ended",
+            ));
+        };
         s.testaments.push(Testament {
             id,
             topic,

@@ -18,7 +18,7 @@ use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
-use crate::authorization::{Action, Authorizer, TRUSTED_ROLE};
+use crate::authorization::{Action, Authorizer, Decision, TRUSTED_ROLE};
 use crate::broker::Broker;
 use crate::calls::{Calls, InvocationKey};
 use crate::clock::Clock;
@@ -94,6 +94,15 @@ impl RequestError {
             text: text.into(),
         }
     }
+}
+
+/// A request being handled: the connection of the session that sent it, and the dynamic
+/// authorizer's decision on it when it had to wait for one (else the decision is taken when the
+/// request is checked).
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    conn: ConnId,
+    decided: Option<Decision>,
 }
 
 /// The token with which the runtime hands the realm a call of its own
@@ -298,7 +307,6 @@ impl Realm {
             removal_events: Vec::new(),
             auth: Some(Box::new(flow)),
             blocked: None,
-            current_decision: Default::default(),
             decision_cache: Default::default(),
         };
         self.sessions.insert(conn, session);
@@ -533,10 +541,12 @@ impl Realm {
 
     /// Whether the session subscribes to any `wamp.session.` meta topic.
     fn is_session_monitor(&self, conn: ConnId) -> bool {
-        self.sessions[&conn].subscriptions.iter().any(|id| {
-            self.broker
-                .get(*id)
-                .is_some_and(|s| s.uri.starts_with("wamp.session."))
+        self.sessions.get(&conn).is_some_and(|s| {
+            s.subscriptions.iter().any(|id| {
+                self.broker
+                    .get(*id)
+                    .is_some_and(|s| s.uri.starts_with("wamp.session."))
+            })
         })
     }
 
@@ -604,7 +614,9 @@ impl Realm {
 
     /// What follows WELCOME: `on_join`, the join snapshot, the duration timer.
     fn after_join(&mut self, conn: ConnId) {
-        let s = &self.sessions[&conn];
+        let Some(s) = self.sessions.get(&conn) else {
+            return;
+        };
         info!(
             realm = %self.name,
             session = s.id,
@@ -886,14 +898,17 @@ impl Realm {
     fn on_message(&mut self, conn: ConnId, msg: Message) {
         // A session of a role with a dynamic authorizer may have to wait for its decision.
         if let Some(msg) = self.must_wait_for_authorizer(conn, msg) {
-            self.on_message_authorized(conn, msg);
+            self.on_message_authorized(conn, msg, None);
         }
     }
 
-    fn on_message_authorized(&mut self, conn: ConnId, msg: Message) {
+    /// A message allowed to proceed; `decided` is the dynamic authorizer's decision on it, if it
+    /// waited for one.
+    fn on_message_authorized(&mut self, conn: ConnId, msg: Message, decided: Option<Decision>) {
         if !self.sessions.contains_key(&conn) {
             return;
         }
+        let from = Origin { conn, decided };
         match msg {
             Message::Publish {
                 request,
@@ -901,12 +916,12 @@ impl Realm {
                 topic,
                 args,
                 kwargs,
-            } => self.on_publish(conn, request, options, topic, args, kwargs),
+            } => self.on_publish(from, request, options, topic, args, kwargs),
             Message::Subscribe {
                 request,
                 options,
                 topic,
-            } => self.on_subscribe(conn, request, options, topic),
+            } => self.on_subscribe(from, request, options, topic),
             Message::Unsubscribe {
                 request,
                 subscription,
@@ -917,12 +932,12 @@ impl Realm {
                 procedure,
                 args,
                 kwargs,
-            } => self.on_call(conn, request, options, procedure, args, kwargs),
+            } => self.on_call(from, request, options, procedure, args, kwargs),
             Message::Register {
                 request,
                 options,
                 procedure,
-            } => self.on_register(conn, request, options, procedure),
+            } => self.on_register(from, request, options, procedure),
             Message::Unregister {
                 request,
                 registration,
@@ -975,6 +990,15 @@ impl Realm {
     }
 
     // ===== checks =====
+
+    /// The session that sent a request. A request is handled only while its session exists
+    /// and no handler ends it before answering; were that to change, the request is refused
+    /// instead of the realm panicking.
+    fn sender(&self, conn: ConnId) -> Result<&Session, RequestError> {
+        self.sessions
+            .get(&conn)
+            .ok_or_else(|| RequestError::new(uris::NO_SUCH_SESSION, "the session has ended"))
+    }
 
     fn check_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), RequestError> {
         let allow_empty = policy != MatchPolicy::Exact;

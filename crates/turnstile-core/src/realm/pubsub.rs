@@ -162,7 +162,7 @@ impl Realm {
 
     pub(super) fn on_publish(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         topic: String,
@@ -171,9 +171,10 @@ impl Realm {
     ) {
         let acknowledge = match opt_bool(&options, "acknowledge", "PUBLISH") {
             Ok(a) => a.unwrap_or(false),
-            Err(e) => return self.send_error(conn, code::PUBLISH, request, e.uri, &e.text),
+            Err(e) => return self.send_error(from.conn, code::PUBLISH, request, e.uri, &e.text),
         };
-        match self.publish(conn, &options, &topic, args, kwargs) {
+        let conn = from.conn;
+        match self.publish(from, &options, &topic, args, kwargs) {
             Ok(publication) => {
                 if acknowledge {
                     self.send(
@@ -197,7 +198,7 @@ impl Realm {
 
     pub(super) fn publish(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         topic: &str,
         args: Option<List>,
@@ -210,8 +211,11 @@ impl Realm {
                 format!("cannot publish to topic \"{topic}\": the wamp. prefix is reserved"),
             ));
         }
-        let s = &self.sessions[&conn];
-        let decision = self.decide_for(s, topic, Action::Publish);
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, topic, Action::Publish));
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -244,10 +248,10 @@ impl Realm {
             .iter()
             .any(|h| h.policy.matches(&h.uri, topic));
         let keep = (retain || history).then(|| (details.clone(), args.clone(), kwargs.clone()));
+        let publisher = s.id;
         let mut retained_eligibility = eligibility.clone();
         if exclude_me {
             // The retained event stays excluded from its publisher, as the original was.
-            let publisher = self.sessions[&conn].id;
             retained_eligibility
                 .exclude
                 .get_or_insert_with(Vec::new)
@@ -292,12 +296,13 @@ impl Realm {
         Ok(publication)
     }
 
-    pub(super) fn on_subscribe(&mut self, conn: ConnId, request: Id, options: Dict, topic: String) {
+    pub(super) fn on_subscribe(&mut self, from: Origin, request: Id, options: Dict, topic: String) {
+        let conn = from.conn;
         let get_retained = match opt_bool(&options, "get_retained", "SUBSCRIBE") {
             Ok(g) => g.unwrap_or(false),
             Err(e) => return self.send_error(conn, code::SUBSCRIBE, request, e.uri, &e.text),
         };
-        match self.subscribe(conn, &options, &topic) {
+        match self.subscribe(from, &options, &topic) {
             Ok(outcome) => {
                 self.send(
                     conn,
@@ -327,14 +332,18 @@ impl Realm {
 
     pub(super) fn subscribe(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         topic: &str,
     ) -> Result<crate::broker::Subscribed, RequestError> {
         let policy = match_policy(options, "SUBSCRIBE")?;
         self.check_uri(topic, policy)?;
-        let s = &self.sessions[&conn];
-        if !self.decide_for(s, topic, Action::Subscribe).allow {
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, topic, Action::Subscribe));
+        if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(
@@ -354,7 +363,10 @@ impl Realm {
     }
 
     pub(super) fn on_unsubscribe(&mut self, conn: ConnId, request: Id, subscription: Id) {
-        let is_mine = self.sessions[&conn].subscriptions.contains(&subscription);
+        let is_mine = self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.subscriptions.contains(&subscription));
         let uri_is_meta = self
             .broker
             .get(subscription)

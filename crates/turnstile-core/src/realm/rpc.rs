@@ -14,12 +14,13 @@ use crate::timer::{Timer, TimerKind};
 impl Realm {
     pub(super) fn on_register(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: String,
     ) {
-        match self.register(conn, &options, &procedure) {
+        let conn = from.conn;
+        match self.register(from, &options, &procedure) {
             Ok(outcome) => {
                 self.send(
                     conn,
@@ -43,7 +44,7 @@ impl Realm {
 
     pub(super) fn register(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         procedure: &str,
     ) -> Result<crate::dealer::Registered, RequestError> {
@@ -72,8 +73,12 @@ impl Realm {
                 ))
             }
         };
-        let s = &self.sessions[&conn];
-        if !self.decide_for(s, procedure, Action::Register).allow {
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Register));
+        if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(
@@ -106,7 +111,10 @@ impl Realm {
     }
 
     pub(super) fn on_unregister(&mut self, conn: ConnId, request: Id, registration: Id) {
-        let is_mine = self.sessions[&conn].registrations.contains(&registration);
+        let is_mine = self
+            .sessions
+            .get(&conn)
+            .is_some_and(|s| s.registrations.contains(&registration));
         let deleted = if is_mine {
             self.dealer.unregister(conn, registration)
         } else {
@@ -145,21 +153,21 @@ impl Realm {
 
     pub(super) fn on_call(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: String,
         args: Option<List>,
         kwargs: Option<Dict>,
     ) {
-        if let Err(e) = self.call(conn, request, options, &procedure, args, kwargs) {
-            self.send_error(conn, code::CALL, request, e.uri, &e.text);
+        if let Err(e) = self.call(from, request, options, &procedure, args, kwargs) {
+            self.send_error(from.conn, code::CALL, request, e.uri, &e.text);
         }
     }
 
     pub(super) fn call(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: &str,
@@ -167,8 +175,11 @@ impl Realm {
         kwargs: Option<Dict>,
     ) -> Result<(), RequestError> {
         self.check_uri(procedure, MatchPolicy::Exact)?;
-        let s = &self.sessions[&conn];
-        let decision = self.decide_for(s, procedure, Action::Call);
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Call));
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -226,13 +237,15 @@ impl Realm {
             .dealer
             .pick_callee(registration)
             .ok_or_else(no_callee)?;
-        let reg = self.dealer.get(registration).expect("matched");
+        let Some(reg) = self.dealer.get(registration) else {
+            return Err(no_callee());
+        };
         let mut details = Dict::new();
         super::pubsub::copy_passthru(&options, &mut details);
         if reg.policy != MatchPolicy::Exact {
             details.insert("procedure".into(), Value::from(procedure));
         }
-        let caller = &self.sessions[&conn];
+        let caller = self.sender(conn)?;
         if disclose_me || decision.disclose {
             details.insert("caller".into(), Value::from(caller.id));
             details.insert(
@@ -626,8 +639,11 @@ impl Realm {
             "caller_authid" => SERVICE_AUTHID,
             "caller_authrole" => TRUSTED_ROLE,
         };
-        let reg = self.dealer.get(registration).expect("matched");
-        if reg.policy != MatchPolicy::Exact {
+        let pattern = self
+            .dealer
+            .get(registration)
+            .is_some_and(|r| r.policy != MatchPolicy::Exact);
+        if pattern {
             details.insert("procedure".into(), Value::from(procedure));
         }
         let msg = Message::Invocation {
