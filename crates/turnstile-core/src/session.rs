@@ -70,7 +70,7 @@ pub struct Session {
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
-    pub decision_cache: std::cell::RefCell<crate::auth::authorizer::DecisionCache>,
+    pub decision_cache: std::cell::RefCell<crate::auth::dynamic_authorizer::DecisionCache>,
 }
 
 /// When a testament is published. Without session resumption a session is detached and

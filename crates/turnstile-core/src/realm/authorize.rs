@@ -1,6 +1,7 @@
-//! Dynamic authorization: a role with an `authorizer` has each action of its sessions decided by
-//! calling that procedure. While a session waits for a decision, its later messages queue behind
-//! the pending one, so its messages are still handled in order.
+//! The realm's authorization step: the decision on each PUBLISH, SUBSCRIBE, REGISTER and CALL,
+//! from the role's static [`crate::permissions`] or, for a role with an `authorizer`, from calling
+//! that procedure ([`crate::auth::dynamic_authorizer`]). While a session waits for a dynamic
+//! decision, its later messages queue behind the pending one, so they are still handled in order.
 
 use std::collections::VecDeque;
 
@@ -8,8 +9,8 @@ use tracing::warn;
 use wamp_proto::{Dict, Message, Value};
 
 use super::*;
-use crate::auth::authorizer::{call_args, parse_result};
-use crate::authorization::Decision;
+use crate::auth::dynamic_authorizer::{call_args, parse_result};
+use crate::permissions::Decision;
 
 impl Realm {
     /// The decision for `s` to perform `action` on `uri` when none came with the request (see
@@ -22,15 +23,15 @@ impl Realm {
             return decision;
         }
         if self
-            .authorizer
+            .roles
             .dynamic_authorizer(&s.identity.authrole)
             .is_some()
         {
             return Decision::default();
         }
-        let (decision, cache) =
-            self.authorizer
-                .authorize_cacheable(&s.identity.authrole, uri, action);
+        let (decision, cache) = self
+            .roles
+            .authorize_cacheable(&s.identity.authrole, uri, action);
         if cache {
             s.decision_cache.borrow_mut().put(uri, action, decision);
         }
@@ -49,7 +50,7 @@ impl Realm {
             queue.push_back(msg);
             return None;
         }
-        let Some(procedure) = self.authorizer.dynamic_authorizer(&s.identity.authrole) else {
+        let Some(procedure) = self.roles.dynamic_authorizer(&s.identity.authrole) else {
             return Some(msg);
         };
         let (uri, action, options): (&str, Action, &Dict) = match &msg {

@@ -18,7 +18,6 @@ use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
-use crate::authorization::{Action, Authorizer, Decision, TRUSTED_ROLE};
 use crate::broker::Broker;
 use crate::calls::{Calls, InvocationKey};
 use crate::clock::Clock;
@@ -28,6 +27,7 @@ use crate::limits;
 use crate::meter::{session_info, CountKind, Meter};
 use crate::peer::ConnId;
 use crate::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
+use crate::permissions::{Action, Decision, Roles, TRUSTED_ROLE};
 use crate::session::{Identity, Session, SessionState};
 use crate::timer::{Timer, TimerKind, TimerTable};
 
@@ -142,7 +142,8 @@ pub struct Realm {
     name: String,
     options: RealmOptions,
     stats: Option<StatsConfig>,
-    authorizer: Authorizer,
+    /// The roles of the realm and their static permissions (or dynamic authorizer).
+    roles: Roles,
     clock: Clock,
     /// The time of the input being handled.
     now: Instant,
@@ -185,7 +186,7 @@ impl Realm {
             })
             .collect();
         Self {
-            authorizer: Authorizer::new(&config.roles),
+            roles: Roles::new(&config.roles),
             name: config.name,
             options: config.options,
             stats: config.stats,
@@ -366,7 +367,7 @@ impl Realm {
 
     /// Authentication succeeded: WELCOME, then what follows a join.
     fn welcome(&mut self, conn: ConnId, identity: Identity) {
-        if !self.authorizer.has_role(&identity.authrole) {
+        if !self.roles.has_role(&identity.authrole) {
             let text = format!(
                 "role \"{}\" does not exist on realm \"{}\"",
                 identity.authrole, self.name
@@ -669,18 +670,18 @@ impl Realm {
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let Some(meter) = s.meter.as_mut() else {
+        let Some(args) = close_stats_cycle(&self.name, s, self.now, &self.clock, last) else {
             return;
         };
-        let snap = meter.snapshot(self.now, &self.clock, last);
-        let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
-        let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
         self.arm_stats_timer(conn);
-        self.publish_meta(
-            topic::ON_STATS,
-            vec![info, stats],
-            CountKind::FeedbackGuarded,
-        );
+        self.publish_stats(args);
+    }
+
+    /// Publishes a closed metering cycle (see [`close_stats_cycle`]) as `wamp.session.on_stats`.
+    /// Each delivered EVENT counts in its receiver's meter but never triggers a snapshot by itself
+    /// (the spec's feedback guard).
+    fn publish_stats(&mut self, args: List) {
+        self.publish_meta(topic::ON_STATS, args, CountKind::FeedbackGuarded);
     }
 
     /// Sends GOODBYE from the router and waits for the client's reply (bounded).
@@ -813,16 +814,9 @@ impl Realm {
         for t in testaments {
             self.publish_testament(&s, t);
         }
-        if let (Some(meter), Some(stats)) = (s.meter.as_mut(), self.stats) {
-            if stats.trigger_on_leave {
-                let snap = meter.snapshot(self.now, &self.clock, true);
-                let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
-                let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
-                self.publish_meta(
-                    topic::ON_STATS,
-                    vec![info, stats],
-                    CountKind::FeedbackGuarded,
-                );
+        if self.stats.is_some_and(|stats| stats.trigger_on_leave) {
+            if let Some(args) = close_stats_cycle(&self.name, &mut s, self.now, &self.clock, true) {
+                self.publish_stats(args);
             }
         }
         self.publish_meta(topic::ON_LEAVE, vec![Value::from(s.id)], CountKind::Checked);
@@ -1011,6 +1005,21 @@ impl Realm {
             ))
         }
     }
+}
+
+/// Closes the current metering cycle of `s` at `now` (the last one if `last`) and returns the
+/// arguments of its `wamp.session.on_stats` event; `None` if the realm does not meter.
+fn close_stats_cycle(
+    realm: &str,
+    s: &mut Session,
+    now: Instant,
+    clock: &Clock,
+    last: bool,
+) -> Option<List> {
+    let snap = s.meter.as_mut()?.snapshot(now, clock, last);
+    let info = session_info(realm, s.id, &s.identity.authid, &s.identity.authrole);
+    let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
+    Some(vec![info, stats])
 }
 
 /// Features announced in WELCOME: exactly those that work.
