@@ -224,7 +224,11 @@ impl Realm {
 
     // ===== inputs =====
 
-    /// A HELLO from a connection without a session.
+    /// A HELLO from a connection without a session. `handshake_deadline` is when the session
+    /// must have been welcomed: [`limits::HANDSHAKE_TIMEOUT`] after the connection opened (the
+    /// shell enforces the part before HELLO), or after this HELLO for a later session of the
+    /// same connection.
+    #[allow(clippy::too_many_arguments)]
     pub fn handle_hello(
         &mut self,
         conn: ConnId,
@@ -232,6 +236,7 @@ impl Realm {
         info: Arc<TransportInfo>,
         details: Dict,
         len: usize,
+        handshake_deadline: Instant,
         now: Instant,
     ) {
         self.now = now;
@@ -313,7 +318,7 @@ impl Realm {
         self.sessions.insert(conn, session);
         self.by_session_id.insert(id, conn);
         self.timers.insert(Timer {
-            at: now + limits::HANDSHAKE_TIMEOUT,
+            at: handshake_deadline,
             conn,
             session: id,
             kind: TimerKind::Handshake,
