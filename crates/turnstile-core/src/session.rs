@@ -1,7 +1,7 @@
-//! A WAMP session as the realm keeps it: identity, transport, metering, and what it owns in the
-//! broker and dealer.
+//! A WAMP session as the realm keeps it (identity, transport, metering, what it owns in the
+//! broker and dealer), and the realm's table of sessions by connection and by session id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use wamp_proto::{dict, Dict, Id, IdSequence, Value};
@@ -71,6 +71,67 @@ pub struct Session {
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
     pub decision_cache: std::cell::RefCell<crate::auth::dynamic_authorizer::DecisionCache>,
+}
+
+/// The sessions of a realm, by connection and by WAMP session id. Only this type changes the
+/// two maps, so they cannot disagree.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_conn: HashMap<ConnId, Session>,
+    by_id: HashMap<Id, ConnId>,
+}
+
+impl Sessions {
+    /// Adds a session; its connection and id must not have one already.
+    pub fn insert(&mut self, session: Session) {
+        self.by_id.insert(session.id, session.conn);
+        self.by_conn.insert(session.conn, session);
+    }
+
+    /// Removes and returns the session of `conn`.
+    pub fn remove(&mut self, conn: &ConnId) -> Option<Session> {
+        let session = self.by_conn.remove(conn)?;
+        self.by_id.remove(&session.id);
+        Some(session)
+    }
+
+    pub fn get(&self, conn: &ConnId) -> Option<&Session> {
+        self.by_conn.get(conn)
+    }
+
+    pub fn get_mut(&mut self, conn: &ConnId) -> Option<&mut Session> {
+        self.by_conn.get_mut(conn)
+    }
+
+    pub fn contains_key(&self, conn: &ConnId) -> bool {
+        self.by_conn.contains_key(conn)
+    }
+
+    /// The connection of the session with WAMP id `id`.
+    pub fn conn_of(&self, id: Id) -> Option<ConnId> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// The session with WAMP id `id`.
+    pub fn by_id(&self, id: Id) -> Option<&Session> {
+        self.by_id.get(&id).and_then(|c| self.by_conn.get(c))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ConnId> {
+        self.by_conn.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Session> {
+        self.by_conn.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_conn.is_empty()
+    }
 }
 
 /// When a testament is published. Without session resumption a session is detached and

@@ -62,7 +62,7 @@ impl Realm {
             Message::Call {
                 procedure, options, ..
             } => {
-                if self.calls.of_call(conn, request_of(&msg)).is_some() {
+                if self.rpc.calls.of_call(conn, request_of(&msg)).is_some() {
                     // A further chunk of a progressive call invocation was authorized already.
                     return Some(msg);
                 }

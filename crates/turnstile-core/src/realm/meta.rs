@@ -32,16 +32,15 @@ impl Realm {
                 )
             }),
             "wamp.session.get" => id_arg(&args, 0, "session_id").and_then(|id| {
-                self.by_session_id
-                    .get(&id)
-                    .and_then(|c| self.sessions.get(c))
+                self.sessions
+                    .by_id(id)
                     .filter(|s| s.state == SessionState::Joined)
                     .map(|s| Value::Dict(s.details(&self.name)))
                     .ok_or_else(|| no_such_session(id))
             }),
             "wamp.session.kill" => id_arg(&args, 0, "session_id").and_then(|id| {
                 let (reason, message) = kill_reason(&kwargs)?;
-                let target = self.by_session_id.get(&id).copied();
+                let target = self.sessions.conn_of(id);
                 match target {
                     Some(t)
                         if t != conn
@@ -113,7 +112,7 @@ impl Realm {
                     let id = if subs {
                         self.broker.lookup(&uri, policy).map(|s| s.id)
                     } else {
-                        self.dealer.lookup(&uri, policy).map(|r| r.id)
+                        self.rpc.dealer.lookup(&uri, policy).map(|r| r.id)
                     };
                     Ok(Value::from(id.filter(|_| self.visible(conn, &uri))))
                 })
@@ -136,6 +135,7 @@ impl Realm {
             }),
             "wamp.registration.match" => str_arg(&args, 0, "procedure").map(|procedure| {
                 let id = self
+                    .rpc
                     .dealer
                     .matching(&procedure)
                     .filter(|_| self.visible(conn, &procedure));
@@ -252,9 +252,8 @@ impl Realm {
                     )
                 })?;
                 Some(
-                    *self
-                        .by_session_id
-                        .get(&id)
+                    self.sessions
+                        .conn_of(id)
                         .ok_or_else(|| no_such_session(id))?,
                 )
             }
@@ -276,7 +275,7 @@ impl Realm {
                 }
             }
         } else {
-            for r in self.dealer.iter() {
+            for r in self.rpc.dealer.iter() {
                 if self.visible(conn, &r.uri) && only.is_none_or(|c| r.callees.contains(&c)) {
                     push(r.policy, r.id);
                 }
@@ -315,7 +314,8 @@ impl Realm {
         conn: ConnId,
         id: Id,
     ) -> Result<&crate::dealer::Registration, RequestError> {
-        self.dealer
+        self.rpc
+            .dealer
             .get(id)
             .filter(|r| self.visible(conn, &r.uri))
             .ok_or_else(|| {
@@ -337,9 +337,9 @@ impl Realm {
     /// Removes a subscriber (`wamp.subscription.remove_subscriber`): the session is told with an
     /// UNSUBSCRIBED if it announced subscription revocation.
     fn remove_subscriber(&mut self, sub: Id, session: Id) -> Result<(), RequestError> {
-        let target = *self
-            .by_session_id
-            .get(&session)
+        let target = self
+            .sessions
+            .conn_of(session)
             .ok_or_else(|| no_such_session(session))?;
         let outcome = self.broker.unsubscribe(target, sub).ok_or_else(|| {
             RequestError::new(
@@ -371,11 +371,11 @@ impl Realm {
 
     /// Removes a callee (`wamp.registration.remove_callee`); calls in flight still complete.
     fn remove_callee(&mut self, reg: Id, session: Id) -> Result<(), RequestError> {
-        let target = *self
-            .by_session_id
-            .get(&session)
+        let target = self
+            .sessions
+            .conn_of(session)
             .ok_or_else(|| no_such_session(session))?;
-        let deleted = self.dealer.unregister(target, reg).ok_or_else(|| {
+        let deleted = self.rpc.dealer.unregister(target, reg).ok_or_else(|| {
             RequestError::new(
                 uris::NO_SUCH_REGISTRATION,
                 format!("session {session} is not a callee of registration {reg}"),

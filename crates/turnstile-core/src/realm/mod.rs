@@ -6,7 +6,7 @@
 //! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,16 +19,16 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Va
 
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
 use crate::broker::Broker;
-use crate::calls::{Calls, InvocationKey};
+use crate::calls::InvocationKey;
 use crate::clock::Clock;
 use crate::dealer::InternalCallOutcome;
-use crate::dealer::{Dealer, InvokePolicy, RegisterError};
+use crate::dealer::{InvokePolicy, RegisterError};
 use crate::limits;
 use crate::meter::{session_info, CountKind, Meter};
 use crate::peer::ConnId;
 use crate::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
 use crate::permissions::{Action, Decision, Roles, TRUSTED_ROLE};
-use crate::session::{Identity, Session, SessionState};
+use crate::session::{Identity, Session, SessionState, Sessions};
 use crate::timer::{Timer, TimerKind, TimerTable};
 
 mod authorize;
@@ -147,12 +147,10 @@ pub struct Realm {
     clock: Clock,
     /// The time of the input being handled.
     now: Instant,
-    sessions: HashMap<ConnId, Session>,
-    by_session_id: HashMap<Id, ConnId>,
+    sessions: Sessions,
     broker: Broker,
-    dealer: Dealer,
-    /// The calls in flight, with who made and who serves each.
-    calls: Calls,
+    /// The RPC side: registrations, calls in flight, the router's own calls.
+    rpc: rpc::Rpc,
     timers: TimerTable,
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
@@ -164,8 +162,6 @@ pub struct Realm {
     /// Side effects for the shell, in order: calls into other realms (dynamic authenticators,
     /// authorizers) and answers to the calls the shell handed in.
     effects: VecDeque<Effect>,
-    /// The shell's tokens of calls the router made itself, by the call's `call_request`.
-    internal_calls: HashMap<Id, ReplyToken>,
 }
 
 impl Realm {
@@ -192,17 +188,14 @@ impl Realm {
             stats: config.stats,
             clock: Clock::anchored(now),
             now,
-            sessions: HashMap::new(),
-            by_session_id: HashMap::new(),
+            sessions: Sessions::default(),
             broker,
-            dealer: Dealer::default(),
-            calls: Calls::default(),
+            rpc: rpc::Rpc::default(),
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
             doomed: Vec::new(),
             welcome_roles,
-            internal_calls: HashMap::new(),
             effects: VecDeque::new(),
         }
     }
@@ -270,7 +263,7 @@ impl Realm {
         };
         let id = loop {
             let id = random_id();
-            if id != self.service_id && !self.by_session_id.contains_key(&id) {
+            if id != self.service_id && self.sessions.conn_of(id).is_none() {
                 break id;
             }
         };
@@ -315,8 +308,7 @@ impl Realm {
             blocked: None,
             decision_cache: Default::default(),
         };
-        self.sessions.insert(conn, session);
-        self.by_session_id.insert(id, conn);
+        self.sessions.insert(session);
         self.timers.insert(Timer {
             at: handshake_deadline,
             conn,
@@ -365,7 +357,6 @@ impl Realm {
         debug!(peer = %s.info.peer, reason, message, "session refused");
         self.send(conn, &Message::abort(reason, message));
         if let Some(s) = self.sessions.remove(&conn) {
-            self.by_session_id.remove(&s.id);
             s.peer.close(CloseReason::policy(close_text(message)));
         }
     }
@@ -490,7 +481,6 @@ impl Realm {
             }
             Message::Abort { .. } => {
                 if let Some(s) = self.sessions.remove(&conn) {
-                    self.by_session_id.remove(&s.id);
                     s.peer
                         .close(CloseReason::normal("handshake aborted by the client"));
                 }
@@ -747,8 +737,8 @@ impl Realm {
         let registrations: Vec<Id> = s.registrations.drain().collect();
         // The calls it made are listed before those it serves are failed, so that a call it
         // made to itself is treated as both.
-        let made = self.calls.made_by(conn);
-        let served = self.calls.served_by(conn);
+        let made = self.rpc.calls.made_by(conn);
+        let served = self.rpc.calls.served_by(conn);
         for sub in subscriptions {
             let meta = self
                 .broker
@@ -765,7 +755,7 @@ impl Realm {
             }
         }
         for reg in registrations {
-            if let Some(deleted) = self.dealer.unregister(conn, reg) {
+            if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
                 let args = vec![Value::from(session_id), Value::from(reg)];
                 removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
                 if deleted {
@@ -788,7 +778,7 @@ impl Realm {
             let interruptible = self.sessions.get(&callee).is_some_and(|c| {
                 c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
             });
-            let interrupted = self.calls.get(key).is_some_and(|i| i.interrupted);
+            let interrupted = self.rpc.calls.get(key).is_some_and(|i| i.interrupted);
             if interruptible && !interrupted {
                 let interrupt = Message::Interrupt {
                     request: inv,
@@ -796,7 +786,7 @@ impl Realm {
                 };
                 self.send(callee, &interrupt);
             }
-            self.calls.remove(key);
+            self.rpc.calls.remove(key);
         }
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.removal_events.extend(removal_events);
@@ -811,7 +801,6 @@ impl Realm {
             return;
         };
         let removal_events = std::mem::take(&mut s.removal_events);
-        self.by_session_id.remove(&s.id);
         // Without session resumption a session is detached and destroyed at once: the
         // `detached` testaments go first, as the spec orders them.
         let mut testaments = std::mem::take(&mut s.testaments);

@@ -1,8 +1,6 @@
 //! The realm's broker side: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, and delivering events once
 //! serialized per serializer.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use tracing::{debug, warn};
 use wamp_proto::message::code;
@@ -11,6 +9,7 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Se
 use super::options::*;
 use super::*;
 use crate::broker::{Eligibility, RetainedEvent, StoredEvent};
+use crate::session::Sessions;
 
 impl Realm {
     /// Publishes an event from the realm's service session, if the meta API is on.
@@ -424,11 +423,7 @@ pub(super) fn eligibility_from_options(options: &Dict) -> Result<Eligibility, Re
 }
 
 /// Whether the session on `conn` is joined and admitted by `eligibility`.
-pub(super) fn admits(
-    eligibility: &Eligibility,
-    conn: ConnId,
-    sessions: &HashMap<ConnId, Session>,
-) -> bool {
+pub(super) fn admits(eligibility: &Eligibility, conn: ConnId, sessions: &Sessions) -> bool {
     let Some(s) = sessions.get(&conn) else {
         return false;
     };

@@ -1,4 +1,7 @@
-//! The realm's dealer side: REGISTER, UNREGISTER, CALL, YIELD, callee errors.
+//! The realm's RPC side: what it owns ([`Rpc`]: registrations, calls in flight, the router's own
+//! calls) and its handlers: REGISTER, UNREGISTER, CALL, CANCEL, YIELD, callee errors, timeouts.
+
+use std::collections::HashMap;
 
 use tracing::debug;
 use wamp_proto::message::code;
@@ -6,10 +9,48 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
 use super::*;
-use crate::calls::{Invocation, InvocationKey};
-use crate::dealer::CancelMode;
+use crate::calls::{Calls, Invocation, InvocationKey};
 use crate::dealer::{CallFailure, CallReturn, Caller};
+use crate::dealer::{CancelMode, Dealer};
 use crate::timer::{Timer, TimerKind};
+
+/// What the realm's RPC side owns.
+#[derive(Debug, Default)]
+pub(super) struct Rpc {
+    pub(super) dealer: Dealer,
+    /// The calls in flight, with who made and who serves each.
+    pub(super) calls: Calls,
+    /// The shell's tokens of calls the router made itself, by the call's `call_request`.
+    internal_calls: HashMap<Id, ReplyToken>,
+}
+
+impl Rpc {
+    /// The registration and callee a call of `procedure` goes to (see
+    /// [`Dealer::matching`], [`Dealer::pick_callee`]).
+    fn route(&mut self, procedure: &str) -> Option<(Id, ConnId)> {
+        let registration = self.dealer.matching(procedure)?;
+        let callee = self.dealer.pick_callee(registration)?;
+        Some((registration, callee))
+    }
+
+    /// Keeps the shell's `reply` token of a call the router makes; returns the call's
+    /// `call_request`, by which the answer finds the token.
+    fn start_internal_call(&mut self, reply: ReplyToken) -> Id {
+        let call_request = loop {
+            let t = random_id();
+            if !self.internal_calls.contains_key(&t) {
+                break t;
+            }
+        };
+        self.internal_calls.insert(call_request, reply);
+        call_request
+    }
+
+    /// The shell's token of the router's call `call_request`, which has been answered.
+    fn finish_internal_call(&mut self, call_request: Id) -> Option<ReplyToken> {
+        self.internal_calls.remove(&call_request)
+    }
+}
 
 impl Realm {
     pub(super) fn on_register(
@@ -31,7 +72,7 @@ impl Realm {
                 );
                 let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
                 if outcome.created {
-                    let info = self.dealer.get(outcome.id).map(registration_info);
+                    let info = self.rpc.dealer.get(outcome.id).map(registration_info);
                     let args = vec![Value::from(session_id), Value::from(info)];
                     self.publish_meta(topic::REG_ON_CREATE, args, CountKind::Checked);
                 }
@@ -89,7 +130,7 @@ impl Realm {
         }
         let (clock, now) = (self.clock, self.now);
         let outcome = self
-            .dealer
+            .rpc.dealer
             .register(conn, procedure, policy, invoke, || clock.iso8601(now))
             .map_err(|e| match e {
                 RegisterError::AlreadyExists => RequestError::new(
@@ -116,7 +157,7 @@ impl Realm {
             .get(&conn)
             .is_some_and(|s| s.registrations.contains(&registration));
         let deleted = if is_mine {
-            self.dealer.unregister(conn, registration)
+            self.rpc.dealer.unregister(conn, registration)
         } else {
             None
         };
@@ -190,7 +231,7 @@ impl Realm {
             ));
         }
         let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
-        if let Some(key) = self.calls.of_call(conn, request) {
+        if let Some(key) = self.rpc.calls.of_call(conn, request) {
             return self.continue_progressive_call(conn, request, key, progress, args, kwargs);
         }
         if procedure.starts_with("wamp.") && self.options.enable_meta_api {
@@ -232,12 +273,8 @@ impl Realm {
                 format!("no callee registered for procedure \"{procedure}\""),
             )
         };
-        let registration = self.dealer.matching(procedure).ok_or_else(no_callee)?;
-        let callee = self
-            .dealer
-            .pick_callee(registration)
-            .ok_or_else(no_callee)?;
-        let Some(reg) = self.dealer.get(registration) else {
+        let (registration, callee) = self.rpc.route(procedure).ok_or_else(no_callee)?;
+        let Some(reg) = self.rpc.dealer.get(registration) else {
             return Err(no_callee());
         };
         let mut details = Dict::new();
@@ -296,7 +333,7 @@ impl Realm {
             details.insert("timeout".into(), Value::from(timeout_ms));
         }
         let invocation_id = callee_session.invocation_ids.next();
-        self.calls.insert(
+        self.rpc.calls.insert(
             InvocationKey {
                 callee,
                 request: invocation_id,
@@ -345,7 +382,7 @@ impl Realm {
         args: Option<List>,
         kwargs: Option<Dict>,
     ) -> Result<(), RequestError> {
-        let Some(inv) = self.calls.get_mut(key) else {
+        let Some(inv) = self.rpc.calls.get_mut(key) else {
             return Err(RequestError::new(
                 uris::INVALID_ARGUMENT,
                 format!("a call with request ID {request} is already in flight on this session"),
@@ -407,7 +444,7 @@ impl Realm {
                 return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
             }
         };
-        let Some(key) = self.calls.of_call(conn, request) else {
+        let Some(key) = self.rpc.calls.of_call(conn, request) else {
             // The call has just finished (its answer crossed the CANCEL): nothing to do.
             debug!(conn, request, "CANCEL for a call no longer in flight");
             return;
@@ -427,7 +464,7 @@ impl Realm {
     /// Cancels an invocation in flight: INTERRUPT for the callee unless `skip`, and ERROR
     /// `wamp.error.canceled` for the caller now unless `kill` (then the callee's answer goes on).
     pub(super) fn cancel_invocation(&mut self, key: InvocationKey, mode: CancelMode, text: &str) {
-        let Some(inv) = self.calls.get_mut(key) else {
+        let Some(inv) = self.rpc.calls.get_mut(key) else {
             return;
         };
         if inv.interrupted {
@@ -443,7 +480,7 @@ impl Realm {
             self.send(key.callee, &interrupt);
         }
         if mode != CancelMode::Kill {
-            self.calls.remove(key);
+            self.rpc.calls.remove(key);
             self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
         }
     }
@@ -454,7 +491,7 @@ impl Realm {
             callee,
             request: invocation,
         };
-        if self.calls.get(key).is_none() {
+        if self.rpc.calls.get(key).is_none() {
             return;
         }
         let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
@@ -484,7 +521,7 @@ impl Realm {
             callee: conn,
             request,
         };
-        let Some(call) = self.calls.get(key) else {
+        let Some(call) = self.rpc.calls.get(key) else {
             // The caller left or the call was canceled: a late YIELD is dropped without harm.
             debug!(conn, request, "YIELD for an invocation no longer pending");
             return;
@@ -499,7 +536,7 @@ impl Realm {
                 // The caller did not ask for progressive results: drop the progress.
                 return;
             }
-            self.calls.remove(key);
+            self.rpc.calls.remove(key);
         }
         self.reply_to_caller(
             caller,
@@ -524,7 +561,7 @@ impl Realm {
             callee: conn,
             request,
         };
-        let Some(call) = self.calls.remove(key) else {
+        let Some(call) = self.rpc.calls.remove(key) else {
             debug!(conn, request, "ERROR for an invocation no longer pending");
             return;
         };
@@ -576,7 +613,7 @@ impl Realm {
             ),
             _ => return,
         };
-        if let Some(reply) = self.internal_calls.remove(&request) {
+        if let Some(reply) = self.rpc.finish_internal_call(request) {
             self.effects.push_back(Effect::Answer { reply, outcome });
         }
     }
@@ -593,10 +630,7 @@ impl Realm {
         now: std::time::Instant,
     ) {
         self.now = now;
-        let target = self
-            .dealer
-            .matching(procedure)
-            .and_then(|reg| self.dealer.pick_callee(reg).map(|callee| (reg, callee)));
+        let target = self.rpc.route(procedure);
         let Some((registration, callee)) = target else {
             let outcome = Err(CallFailure {
                 error: uris::NO_SUCH_PROCEDURE.into(),
@@ -608,18 +642,12 @@ impl Realm {
             self.effects.push_back(Effect::Answer { reply, outcome });
             return;
         };
-        let token = loop {
-            let t = random_id();
-            if !self.internal_calls.contains_key(&t) {
-                break t;
-            }
-        };
-        self.internal_calls.insert(token, reply);
+        let token = self.rpc.start_internal_call(reply);
         let Some(callee_session) = self.sessions.get_mut(&callee) else {
             return;
         };
         let invocation_id = callee_session.invocation_ids.next();
-        self.calls.insert(
+        self.rpc.calls.insert(
             InvocationKey {
                 callee,
                 request: invocation_id,
@@ -640,6 +668,7 @@ impl Realm {
             "caller_authrole" => TRUSTED_ROLE,
         };
         let pattern = self
+            .rpc
             .dealer
             .get(registration)
             .is_some_and(|r| r.policy != MatchPolicy::Exact);
