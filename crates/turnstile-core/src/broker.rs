@@ -107,7 +107,7 @@ pub struct Broker {
     retained: HashMap<String, RetainedEvent>,
     retained_order: VecDeque<String>,
     /// Configured event histories (realm `store.event-history`).
-    pub histories: Vec<History>,
+    histories: Vec<History>,
     subscriptions: UriTable<Subscription>,
 }
 
@@ -121,6 +121,21 @@ impl UriPattern for Subscription {
 }
 
 impl Broker {
+    /// A broker keeping the given event histories (empty at first).
+    pub fn with_histories(histories: Vec<History>) -> Self {
+        Self {
+            histories,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a publication to `topic` is recorded in some event history.
+    pub fn keeps_history(&self, topic: &str) -> bool {
+        self.histories
+            .iter()
+            .any(|h| h.policy.matches(&h.uri, topic))
+    }
+
     /// Adds `conn` to the subscription of (`uri`, `policy`), creating it if needed.
     pub fn subscribe(
         &mut self,

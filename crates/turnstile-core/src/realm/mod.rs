@@ -19,12 +19,11 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Va
 
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
 use crate::broker::Broker;
-use crate::calls::InvocationKey;
 use crate::clock::Clock;
 use crate::dealer::InternalCallOutcome;
 use crate::dealer::{InvokePolicy, RegisterError};
 use crate::limits;
-use crate::meter::{session_info, CountKind, Meter};
+use crate::meter::{CountKind, Meter};
 use crate::peer::ConnId;
 use crate::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
 use crate::permissions::{Action, Decision, Roles, TRUSTED_ROLE};
@@ -33,6 +32,7 @@ use crate::timer::{Timer, TimerKind, TimerTable};
 
 mod authorize;
 mod meta;
+mod metering;
 mod options;
 mod pubsub;
 mod rpc;
@@ -170,17 +170,18 @@ impl Realm {
             "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
             "dealer" => Value::Dict(dict! {"features" => Value::Dict(dealer_features(&config.options))}),
         });
-        let mut broker = Broker::default();
-        broker.histories = config
-            .event_history
-            .iter()
-            .map(|h| crate::broker::History {
-                uri: h.uri.clone(),
-                policy: h.match_policy,
-                limit: h.limit,
-                events: Default::default(),
-            })
-            .collect();
+        let broker = Broker::with_histories(
+            config
+                .event_history
+                .iter()
+                .map(|h| crate::broker::History {
+                    uri: h.uri.clone(),
+                    policy: h.match_policy,
+                    limit: h.limit,
+                    events: Default::default(),
+                })
+                .collect(),
+        );
         Self {
             roles: Roles::new(&config.roles),
             name: config.name,
@@ -632,51 +633,7 @@ impl Realm {
             return;
         };
         s.state = SessionState::Joined;
-        let Some(stats) = self.stats else { return };
-        let rated_due = s.meter.as_ref().is_some_and(Meter::rated_due);
-        if stats.trigger_on_join || rated_due {
-            // With the join trigger off, a handshake that already crossed the rated threshold is
-            // reported now: the threshold is not checked before the session has joined.
-            self.take_snapshot(conn, false);
-        } else {
-            self.arm_stats_timer(conn);
-        }
-    }
-
-    /// (Re)arms the session's duration trigger for its current cycle.
-    fn arm_stats_timer(&mut self, conn: ConnId) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        s.stats_timer += 1;
-        if let Some(at) = s.meter.as_ref().and_then(Meter::duration_deadline) {
-            self.timers.insert(Timer {
-                at,
-                conn,
-                session: s.id,
-                kind: TimerKind::StatsDuration,
-                generation: s.stats_timer,
-            });
-        }
-    }
-
-    /// Closes the session's current cycle and publishes it as `wamp.session.on_stats`.
-    fn take_snapshot(&mut self, conn: ConnId, last: bool) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        let Some(args) = close_stats_cycle(&self.name, s, self.now, &self.clock, last) else {
-            return;
-        };
-        self.arm_stats_timer(conn);
-        self.publish_stats(args);
-    }
-
-    /// Publishes a closed metering cycle (see [`close_stats_cycle`]) as `wamp.session.on_stats`.
-    /// Each delivered EVENT counts in its receiver's meter but never triggers a snapshot by itself
-    /// (the spec's feedback guard).
-    fn publish_stats(&mut self, args: List) {
-        self.publish_meta(topic::ON_STATS, args, CountKind::FeedbackGuarded);
+        self.start_metering(conn);
     }
 
     /// Sends GOODBYE from the router and waits for the client's reply (bounded).
@@ -728,66 +685,15 @@ impl Realm {
     /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
     /// meta events to publish once the session has left.
     fn detach(&mut self, conn: ConnId) {
-        let mut removal_events = Vec::new();
         let Some(s) = self.sessions.get_mut(&conn) else {
             return;
         };
         let session_id = s.id;
         let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
         let registrations: Vec<Id> = s.registrations.drain().collect();
-        // The calls it made are listed before those it serves are failed, so that a call it
-        // made to itself is treated as both.
-        let made = self.rpc.calls.made_by(conn);
-        let served = self.rpc.calls.served_by(conn);
-        for sub in subscriptions {
-            let meta = self
-                .broker
-                .get(sub)
-                .is_some_and(|s| !s.uri.starts_with("wamp."));
-            if let Some(u) = self.broker.unsubscribe(conn, sub) {
-                if meta {
-                    let args = vec![Value::from(session_id), Value::from(sub)];
-                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
-                    if u.deleted {
-                        removal_events.push((topic::SUB_ON_DELETE, args));
-                    }
-                }
-            }
-        }
-        for reg in registrations {
-            if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
-                let args = vec![Value::from(session_id), Value::from(reg)];
-                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
-                if deleted {
-                    removal_events.push((topic::REG_ON_DELETE, args));
-                }
-            }
-        }
-        for (_, call) in served {
-            let text = "the callee left before it answered";
-            let error = rpc::call_error(call.call_request, uris::CANCELED, text);
-            self.reply_to_caller(call.caller, error);
-        }
-        for key in made {
-            let InvocationKey {
-                callee,
-                request: inv,
-            } = key;
-            // The caller is gone: a callee that can be interrupted is told; its answer (if it
-            // still comes) is dropped.
-            let interruptible = self.sessions.get(&callee).is_some_and(|c| {
-                c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
-            });
-            let interrupted = self.rpc.calls.get(key).is_some_and(|i| i.interrupted);
-            if interruptible && !interrupted {
-                let interrupt = Message::Interrupt {
-                    request: inv,
-                    options: dict! {"mode" => "killnowait", "reason" => uris::CANCELED},
-                };
-                self.send(callee, &interrupt);
-            }
-            self.rpc.calls.remove(key);
-        }
+        let mut removal_events = self.leave_broker(conn, session_id, subscriptions);
+        removal_events.extend(self.leave_dealer(conn, session_id, registrations));
+        self.end_calls_of(conn);
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.removal_events.extend(removal_events);
         }
@@ -808,11 +714,7 @@ impl Realm {
         for t in testaments {
             self.publish_testament(&s, t);
         }
-        if self.stats.is_some_and(|stats| stats.trigger_on_leave) {
-            if let Some(args) = close_stats_cycle(&self.name, &mut s, self.now, &self.clock, true) {
-                self.publish_stats(args);
-            }
-        }
+        self.final_stats(&mut s);
         self.publish_meta(topic::ON_LEAVE, vec![Value::from(s.id)], CountKind::Checked);
         for (topic, args) in removal_events {
             self.publish_meta(topic, args, CountKind::Checked);
@@ -999,21 +901,6 @@ impl Realm {
             ))
         }
     }
-}
-
-/// Closes the current metering cycle of `s` at `now` (the last one if `last`) and returns the
-/// arguments of its `wamp.session.on_stats` event; `None` if the realm does not meter.
-fn close_stats_cycle(
-    realm: &str,
-    s: &mut Session,
-    now: Instant,
-    clock: &Clock,
-    last: bool,
-) -> Option<List> {
-    let snap = s.meter.as_mut()?.snapshot(now, clock, last);
-    let info = session_info(realm, s.id, &s.identity.authid, &s.identity.authrole);
-    let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
-    Some(vec![info, stats])
 }
 
 /// Features announced in WELCOME: exactly those that work.

@@ -67,6 +67,33 @@ impl Realm {
         );
     }
 
+    /// Removes a leaving session from its subscriptions; returns the meta events to publish
+    /// once it has left (none for `wamp.` topics).
+    pub(super) fn leave_broker(
+        &mut self,
+        conn: ConnId,
+        session_id: Id,
+        subscriptions: Vec<Id>,
+    ) -> Vec<(&'static str, List)> {
+        let mut removal_events = Vec::new();
+        for sub in subscriptions {
+            let meta = self
+                .broker
+                .get(sub)
+                .is_some_and(|s| !s.uri.starts_with("wamp."));
+            if let Some(u) = self.broker.unsubscribe(conn, sub) {
+                if meta {
+                    let args = vec![Value::from(session_id), Value::from(sub)];
+                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
+                    if u.deleted {
+                        removal_events.push((topic::SUB_ON_DELETE, args));
+                    }
+                }
+            }
+        }
+        removal_events
+    }
+
     /// Sends `conn` the retained events matching its new subscription `sub` (`get_retained`).
     fn send_retained(&mut self, conn: ConnId, sub: Id) {
         let Some(subscription) = self.broker.get(sub) else {
@@ -241,11 +268,7 @@ impl Realm {
                 Value::from(s.identity.authrole.as_str()),
             );
         }
-        let history = self
-            .broker
-            .histories
-            .iter()
-            .any(|h| h.policy.matches(&h.uri, topic));
+        let history = self.broker.keeps_history(topic);
         let keep = (retain || history).then(|| (details.clone(), args.clone(), kwargs.clone()));
         let publisher = s.id;
         let mut retained_eligibility = eligibility.clone();

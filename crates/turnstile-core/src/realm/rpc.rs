@@ -485,6 +485,57 @@ impl Realm {
         }
     }
 
+    /// Removes a leaving session from its registrations; returns the meta events to publish
+    /// once it has left.
+    pub(super) fn leave_dealer(
+        &mut self,
+        conn: ConnId,
+        session_id: Id,
+        registrations: Vec<Id>,
+    ) -> Vec<(&'static str, List)> {
+        let mut removal_events = Vec::new();
+        for reg in registrations {
+            if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
+                let args = vec![Value::from(session_id), Value::from(reg)];
+                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
+                if deleted {
+                    removal_events.push((topic::REG_ON_DELETE, args));
+                }
+            }
+        }
+        removal_events
+    }
+
+    /// Ends the calls of a leaving session: those it serves fail with `wamp.error.canceled`;
+    /// those it made are forgotten, and their callees interrupted if they can be.
+    pub(super) fn end_calls_of(&mut self, conn: ConnId) {
+        // The calls it made are listed before those it serves are failed, so that a call it
+        // made to itself is treated as both.
+        let made = self.rpc.calls.made_by(conn);
+        let served = self.rpc.calls.served_by(conn);
+        for (_, call) in served {
+            let text = "the callee left before it answered";
+            let error = call_error(call.call_request, uris::CANCELED, text);
+            self.reply_to_caller(call.caller, error);
+        }
+        for key in made {
+            // The caller is gone: a callee that can be interrupted is told; its answer (if it
+            // still comes) is dropped.
+            let interruptible = self.sessions.get(&key.callee).is_some_and(|c| {
+                c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
+            });
+            let interrupted = self.rpc.calls.get(key).is_some_and(|i| i.interrupted);
+            if interruptible && !interrupted {
+                let interrupt = Message::Interrupt {
+                    request: key.request,
+                    options: dict! {"mode" => "killnowait", "reason" => uris::CANCELED},
+                };
+                self.send(key.callee, &interrupt);
+            }
+            self.rpc.calls.remove(key);
+        }
+    }
+
     /// A call's `timeout` expired.
     pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
         let key = InvocationKey {
