@@ -1,7 +1,7 @@
 //! The broker's state: subscriptions (exact, prefix and wildcard) and their subscribers. Pure
 //! data: the realm decides what to send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::collections::VecDeque;
 
@@ -109,6 +109,9 @@ pub struct Broker {
     /// Configured event histories (realm `store.event-history`).
     histories: Vec<History>,
     subscriptions: UriTable<Subscription>,
+    /// Per subscriber: its subscriptions. An index of the subscriber lists, changed only with
+    /// them.
+    by_subscriber: HashMap<ConnId, HashSet<Id>>,
 }
 
 impl UriPattern for Subscription {
@@ -152,6 +155,7 @@ impl Broker {
             let added = !sub.subscribers.contains(&conn);
             if added {
                 sub.subscribers.push(conn);
+                self.by_subscriber.entry(conn).or_default().insert(id);
             }
             return Subscribed {
                 id,
@@ -168,6 +172,7 @@ impl Broker {
                 created: created_at(),
                 subscribers: vec![conn],
             });
+        self.by_subscriber.entry(conn).or_default().insert(id);
         Subscribed {
             id,
             created: true,
@@ -180,11 +185,39 @@ impl Broker {
         let sub = self.subscriptions.get_mut(id)?;
         let pos = sub.subscribers.iter().position(|&c| c == conn)?;
         sub.subscribers.swap_remove(pos);
+        if let Some(mine) = self.by_subscriber.get_mut(&conn) {
+            mine.remove(&id);
+        }
         let deleted = sub.subscribers.is_empty();
         if deleted {
             self.subscriptions.remove(id);
         }
         Some(Unsubscribed { id, deleted })
+    }
+
+    /// Whether `conn` is a subscriber of subscription `id`.
+    pub fn is_subscriber(&self, conn: ConnId, id: Id) -> bool {
+        self.by_subscriber
+            .get(&conn)
+            .is_some_and(|mine| mine.contains(&id))
+    }
+
+    /// The subscriptions of `conn`.
+    pub fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
+        self.by_subscriber
+            .get(&conn)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.subscriptions.get(*id))
+    }
+
+    /// Forgets `conn` as a subscriber (it is leaving) and returns the subscriptions it had, for
+    /// the caller to [`Broker::unsubscribe`] it from.
+    pub fn take_subscriptions(&mut self, conn: ConnId) -> Vec<Id> {
+        self.by_subscriber
+            .remove(&conn)
+            .map(|mine| mine.into_iter().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, id: Id) -> Option<&Subscription> {
@@ -258,5 +291,34 @@ impl Broker {
         self.histories
             .iter()
             .find(|h| h.uri == uri && h.policy == policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_indexed_by_subscriber() {
+        let mut b = Broker::default();
+        let t = || "t".to_owned();
+        let x = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        assert!(x.created && x.added);
+        let again = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        assert!(!again.created && !again.added);
+        b.subscribe(2, "x", MatchPolicy::Exact, t);
+        let y = b.subscribe(1, "y.", MatchPolicy::Prefix, t);
+        assert!(b.is_subscriber(2, x.id) && !b.is_subscriber(2, y.id));
+        assert_eq!(b.subscriptions_of(1).count(), 2);
+        assert_eq!(b.unsubscribe(2, x.id).map(|u| u.deleted), Some(false));
+        assert!(!b.is_subscriber(2, x.id));
+        assert_eq!(b.matching("y.z"), vec![y.id]);
+        let mine = b.take_subscriptions(1);
+        assert_eq!(mine.len(), 2);
+        assert_eq!(b.subscriptions_of(1).count(), 0);
+        for id in mine {
+            assert_eq!(b.unsubscribe(1, id).map(|u| u.deleted), Some(true));
+        }
+        assert_eq!(b.iter().count(), 0);
     }
 }

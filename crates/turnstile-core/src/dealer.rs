@@ -1,6 +1,8 @@
 //! The dealer's state: registrations (exact, prefix, wildcard; shared with an invocation policy)
 //! Pure data: the realm decides what to send.
 
+use std::collections::{HashMap, HashSet};
+
 use wamp_proto::{Dict, Id, List, MatchPolicy};
 
 use crate::peer::ConnId;
@@ -145,6 +147,8 @@ impl CancelMode {
 #[derive(Debug, Default)]
 pub struct Dealer {
     registrations: UriTable<Registration>,
+    /// Per callee: its registrations. An index of the callee lists, changed only with them.
+    by_callee: HashMap<ConnId, HashSet<Id>>,
 }
 
 impl Dealer {
@@ -171,6 +175,7 @@ impl Dealer {
                 return Err(RegisterError::AlreadyExists);
             }
             reg.callees.push(conn);
+            self.by_callee.entry(conn).or_default().insert(id);
             return Ok(Registered { id, created: false });
         }
         let id = self
@@ -184,6 +189,7 @@ impl Dealer {
                 callees: vec![conn],
                 next_round_robin: 0,
             });
+        self.by_callee.entry(conn).or_default().insert(id);
         Ok(Registered { id, created: true })
     }
 
@@ -192,11 +198,30 @@ impl Dealer {
         let reg = self.registrations.get_mut(id)?;
         let pos = reg.callees.iter().position(|&c| c == conn)?;
         reg.callees.remove(pos);
+        if let Some(mine) = self.by_callee.get_mut(&conn) {
+            mine.remove(&id);
+        }
         let deleted = reg.callees.is_empty();
         if deleted {
             self.registrations.remove(id);
         }
         Some(deleted)
+    }
+
+    /// Whether `conn` is a callee of registration `id`.
+    pub fn is_callee(&self, conn: ConnId, id: Id) -> bool {
+        self.by_callee
+            .get(&conn)
+            .is_some_and(|mine| mine.contains(&id))
+    }
+
+    /// Forgets `conn` as a callee (it is leaving) and returns the registrations it had, for the
+    /// caller to [`Dealer::unregister`] it from.
+    pub fn take_registrations(&mut self, conn: ConnId) -> Vec<Id> {
+        self.by_callee
+            .remove(&conn)
+            .map(|mine| mine.into_iter().collect())
+            .unwrap_or_default()
     }
 
     pub fn get(&self, id: Id) -> Option<&Registration> {
@@ -279,6 +304,32 @@ mod tests {
         assert_eq!(d.unregister(1, r.id), Some(false));
         assert_eq!(d.unregister(2, r.id), Some(true));
         assert!(d.get(r.id).is_none());
+    }
+
+    #[test]
+    fn registrations_are_indexed_by_callee() {
+        let mut d = Dealer::default();
+        let a = d
+            .register(1, "a", MatchPolicy::Exact, InvokePolicy::First, now)
+            .unwrap();
+        d.register(2, "a", MatchPolicy::Exact, InvokePolicy::First, now)
+            .unwrap();
+        let b = d
+            .register(1, "b", MatchPolicy::Prefix, InvokePolicy::Single, now)
+            .unwrap();
+        assert!(d.is_callee(1, a.id) && d.is_callee(2, a.id) && !d.is_callee(2, b.id));
+        d.unregister(2, a.id);
+        assert!(!d.is_callee(2, a.id));
+        let mut mine = d.take_registrations(1);
+        mine.sort();
+        let mut want = vec![a.id, b.id];
+        want.sort();
+        assert_eq!(mine, want);
+        assert!(!d.is_callee(1, a.id));
+        for id in mine {
+            d.unregister(1, id);
+        }
+        assert_eq!(d.iter().count(), 0);
     }
 
     #[test]

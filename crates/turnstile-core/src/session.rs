@@ -1,7 +1,7 @@
 //! A WAMP session as the realm keeps it (identity, transport, metering, what it owns in the
 //! broker and dealer), and the realm's table of sessions by connection and by session id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wamp_proto::{dict, Dict, Id, IdSequence, Value};
@@ -52,8 +52,6 @@ pub struct Session {
     pub stats_timer: u64,
     /// Generation of the live GOODBYE-reply timer.
     pub goodbye_timer: u64,
-    pub subscriptions: HashSet<Id>,
-    pub registrations: HashSet<Id>,
     /// Request ids of INVOCATIONs sent to this session (session scope, sequential). The calls
     /// it makes and serves are in the realm's [`crate::calls::Calls`].
     pub invocation_ids: IdSequence,

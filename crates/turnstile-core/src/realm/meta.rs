@@ -347,10 +347,10 @@ impl Realm {
                 format!("session {session} is not subscribed to subscription {sub}"),
             )
         })?;
-        let revocable = self.sessions.get_mut(&target).is_some_and(|s| {
-            s.subscriptions.remove(&sub);
-            s.supports("subscriber", "subscription_revocation")
-        });
+        let revocable = self
+            .sessions
+            .get(&target)
+            .is_some_and(|s| s.supports("subscriber", "subscription_revocation"));
         if revocable {
             let details = dict! {"subscription" => sub, "reason" => "wamp.error.removed"};
             self.send(
@@ -381,10 +381,10 @@ impl Realm {
                 format!("session {session} is not a callee of registration {reg}"),
             )
         })?;
-        let revocable = self.sessions.get_mut(&target).is_some_and(|s| {
-            s.registrations.remove(&reg);
-            s.supports("callee", "registration_revocation")
-        });
+        let revocable = self
+            .sessions
+            .get(&target)
+            .is_some_and(|s| s.supports("callee", "registration_revocation"));
         if revocable {
             let details = dict! {"registration" => reg, "reason" => "wamp.error.removed"};
             self.send(

@@ -6,7 +6,7 @@
 //! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -299,8 +299,6 @@ impl Realm {
             meter,
             stats_timer: 0,
             goodbye_timer: 0,
-            subscriptions: HashSet::new(),
-            registrations: HashSet::new(),
             invocation_ids: Default::default(),
             doomed: false,
             testaments: Vec::new(),
@@ -538,13 +536,9 @@ impl Realm {
 
     /// Whether the session subscribes to any `wamp.session.` meta topic.
     fn is_session_monitor(&self, conn: ConnId) -> bool {
-        self.sessions.get(&conn).is_some_and(|s| {
-            s.subscriptions.iter().any(|id| {
-                self.broker
-                    .get(*id)
-                    .is_some_and(|s| s.uri.starts_with("wamp.session."))
-            })
-        })
+        self.broker
+            .subscriptions_of(conn)
+            .any(|s| s.uri.starts_with("wamp.session."))
     }
 
     /// At shutdown, once only monitors are left, says GOODBYE to them too.
@@ -685,14 +679,12 @@ impl Realm {
     /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
     /// meta events to publish once the session has left.
     fn detach(&mut self, conn: ConnId) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
+        let Some(s) = self.sessions.get(&conn) else {
             return;
         };
         let session_id = s.id;
-        let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
-        let registrations: Vec<Id> = s.registrations.drain().collect();
-        let mut removal_events = self.leave_broker(conn, session_id, subscriptions);
-        removal_events.extend(self.leave_dealer(conn, session_id, registrations));
+        let mut removal_events = self.leave_broker(conn, session_id);
+        removal_events.extend(self.leave_dealer(conn, session_id));
         self.end_calls_of(conn);
         if let Some(s) = self.sessions.get_mut(&conn) {
             s.removal_events.extend(removal_events);

@@ -73,10 +73,9 @@ impl Realm {
         &mut self,
         conn: ConnId,
         session_id: Id,
-        subscriptions: Vec<Id>,
     ) -> Vec<(&'static str, List)> {
         let mut removal_events = Vec::new();
-        for sub in subscriptions {
+        for sub in self.broker.take_subscriptions(conn) {
             let meta = self
                 .broker
                 .get(sub)
@@ -378,17 +377,11 @@ impl Realm {
         let outcome = self
             .broker
             .subscribe(conn, topic, policy, || clock.iso8601(now));
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.subscriptions.insert(outcome.id);
-        }
         Ok(outcome)
     }
 
     pub(super) fn on_unsubscribe(&mut self, conn: ConnId, request: Id, subscription: Id) {
-        let is_mine = self
-            .sessions
-            .get(&conn)
-            .is_some_and(|s| s.subscriptions.contains(&subscription));
+        let is_mine = self.broker.is_subscriber(conn, subscription);
         let uri_is_meta = self
             .broker
             .get(subscription)
@@ -408,12 +401,8 @@ impl Realm {
                 &text,
             );
         };
-        let session_id = match self.sessions.get_mut(&conn) {
-            Some(s) => {
-                s.subscriptions.remove(&subscription);
-                s.id
-            }
-            None => return,
+        let Some(session_id) = self.sessions.get(&conn).map(|s| s.id) else {
+            return;
         };
         self.send(
             conn,

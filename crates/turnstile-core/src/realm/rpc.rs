@@ -145,17 +145,11 @@ impl Realm {
                     ),
                 ),
             })?;
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.registrations.insert(outcome.id);
-        }
         Ok(outcome)
     }
 
     pub(super) fn on_unregister(&mut self, conn: ConnId, request: Id, registration: Id) {
-        let is_mine = self
-            .sessions
-            .get(&conn)
-            .is_some_and(|s| s.registrations.contains(&registration));
+        let is_mine = self.rpc.dealer.is_callee(conn, registration);
         let deleted = if is_mine {
             self.rpc.dealer.unregister(conn, registration)
         } else {
@@ -171,12 +165,8 @@ impl Realm {
                 &text,
             );
         };
-        let session_id = match self.sessions.get_mut(&conn) {
-            Some(s) => {
-                s.registrations.remove(&registration);
-                s.id
-            }
-            None => return,
+        let Some(session_id) = self.sessions.get(&conn).map(|s| s.id) else {
+            return;
         };
         self.send(
             conn,
@@ -491,10 +481,9 @@ impl Realm {
         &mut self,
         conn: ConnId,
         session_id: Id,
-        registrations: Vec<Id>,
     ) -> Vec<(&'static str, List)> {
         let mut removal_events = Vec::new();
-        for reg in registrations {
+        for reg in self.rpc.dealer.take_registrations(conn) {
             if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
                 let args = vec![Value::from(session_id), Value::from(reg)];
                 removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
