@@ -147,11 +147,8 @@ impl Broker {
         policy: MatchPolicy,
         created_at: impl FnOnce() -> String,
     ) -> Subscribed {
-        if let Some(id) = self.subscriptions.find(uri, policy) {
-            let sub = self
-                .subscriptions
-                .get_mut(id)
-                .expect("index and table agree");
+        if let Some(sub) = self.subscriptions.find_mut(uri, policy) {
+            let id = sub.id;
             let added = !sub.subscribers.contains(&conn);
             if added {
                 sub.subscribers.push(conn);

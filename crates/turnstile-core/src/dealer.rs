@@ -160,11 +160,8 @@ impl Dealer {
         invoke: InvokePolicy,
         created_at: impl FnOnce() -> String,
     ) -> Result<Registered, RegisterError> {
-        if let Some(id) = self.registrations.find(uri, policy) {
-            let reg = self
-                .registrations
-                .get_mut(id)
-                .expect("index and table agree");
+        if let Some(reg) = self.registrations.find_mut(uri, policy) {
+            let id = reg.id;
             if reg.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
                 return Err(RegisterError::AlreadyExists);
             }

@@ -43,6 +43,12 @@ impl<T: UriPattern> UriTable<T> {
         self.by_uri[policy_index(policy)].get(uri).copied()
     }
 
+    /// The entry of exactly (`uri`, `policy`), if any, to change.
+    pub fn find_mut(&mut self, uri: &str, policy: MatchPolicy) -> Option<&mut T> {
+        let id = self.by_uri[policy_index(policy)].get(uri)?;
+        self.entries.get_mut(id)
+    }
+
     pub fn get(&self, id: Id) -> Option<&T> {
         self.entries.get(&id)
     }

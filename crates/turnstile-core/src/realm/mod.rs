@@ -5,6 +5,22 @@
 //! and nothing is locked. Every message to a client goes through [`Realm::send`] or
 //! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
+//!
+//! # What each part owns
+//! [`Realm`] composes its parts; each file handles the inputs of one part:
+//! - the sessions ([`Sessions`], by connection and by id) and their life cycle
+//!   ([`SessionState`]: HELLO, WELCOME, GOODBYE, leaving): this file;
+//! - pub/sub (the [`Broker`]: subscriptions, retained events, histories): `pubsub.rs`;
+//! - RPC (`rpc::Rpc`: the [`crate::dealer::Dealer`], the [`crate::calls::Calls`] in flight, the
+//!   router's own calls): `rpc.rs`;
+//! - the authorization step (static [`crate::permissions`] or a dynamic authorizer):
+//!   `authorize.rs`;
+//! - metering (`wamp.session.on_stats`): `metering.rs`;
+//! - the meta API (procedures reading the other parts): `meta.rs`.
+//!
+//! A request's session is resolved once when it is dispatched (`Origin`); a session that
+//! leaves is removed from each part by that part (`leave_broker`, `leave_dealer`,
+//! `end_calls_of`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -96,12 +112,13 @@ impl RequestError {
     }
 }
 
-/// A request being handled: the connection of the session that sent it, and the dynamic
-/// authorizer's decision on it when it had to wait for one (else the decision is taken when the
-/// request is checked).
+/// A request being handled, its session resolved once when it is dispatched: the session's
+/// connection and id, and the dynamic authorizer's decision on the request when it had to wait
+/// for one (else the decision is taken when the request is checked).
 #[derive(Debug, Clone, Copy)]
 struct Origin {
     conn: ConnId,
+    session: Id,
     decided: Option<Decision>,
 }
 
@@ -148,6 +165,7 @@ pub struct Realm {
     /// The time of the input being handled.
     now: Instant,
     sessions: Sessions,
+    /// The pub/sub side: subscriptions, retained events, event histories.
     broker: Broker,
     /// The RPC side: registrations, calls in flight, the router's own calls.
     rpc: rpc::Rpc,
@@ -787,10 +805,14 @@ impl Realm {
     /// A message allowed to proceed; `decided` is the dynamic authorizer's decision on it, if it
     /// waited for one.
     fn on_message_authorized(&mut self, conn: ConnId, msg: Message, decided: Option<Decision>) {
-        if !self.sessions.contains_key(&conn) {
+        let Some(session) = self.sessions.get(&conn).map(|s| s.id) else {
             return;
-        }
-        let from = Origin { conn, decided };
+        };
+        let from = Origin {
+            conn,
+            session,
+            decided,
+        };
         match msg {
             Message::Publish {
                 request,
@@ -807,7 +829,7 @@ impl Realm {
             Message::Unsubscribe {
                 request,
                 subscription,
-            } => self.on_unsubscribe(conn, request, subscription),
+            } => self.on_unsubscribe(from, request, subscription),
             Message::Call {
                 request,
                 options,
@@ -823,7 +845,7 @@ impl Realm {
             Message::Unregister {
                 request,
                 registration,
-            } => self.on_unregister(conn, request, registration),
+            } => self.on_unregister(from, request, registration),
             Message::Yield {
                 request,
                 options,

@@ -1,5 +1,5 @@
-//! The realm's broker side: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, and delivering events once
-//! serialized per serializer.
+//! The realm's pub/sub side: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, a leaving subscriber, and
+//! delivering events (meta events and testaments too) once serialized per serializer.
 
 use bytes::Bytes;
 use tracing::{debug, warn};
@@ -334,7 +334,7 @@ impl Realm {
                 );
                 // The meta events follow the SUBSCRIBED reply, never for wamp. topics.
                 if outcome.added && !topic.starts_with("wamp.") {
-                    let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
+                    let session_id = from.session;
                     if outcome.created {
                         let info = self.broker.get(outcome.id).map(subscription_info);
                         let args = vec![Value::from(session_id), Value::from(info)];
@@ -380,7 +380,8 @@ impl Realm {
         Ok(outcome)
     }
 
-    pub(super) fn on_unsubscribe(&mut self, conn: ConnId, request: Id, subscription: Id) {
+    pub(super) fn on_unsubscribe(&mut self, from: Origin, request: Id, subscription: Id) {
+        let (conn, session_id) = (from.conn, from.session);
         let is_mine = self.broker.is_subscriber(conn, subscription);
         let uri_is_meta = self
             .broker
@@ -400,9 +401,6 @@ impl Realm {
                 uris::NO_SUCH_SUBSCRIPTION,
                 &text,
             );
-        };
-        let Some(session_id) = self.sessions.get(&conn).map(|s| s.id) else {
-            return;
         };
         self.send(
             conn,

@@ -70,7 +70,7 @@ impl Realm {
                         registration: outcome.id,
                     },
                 );
-                let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
+                let session_id = from.session;
                 if outcome.created {
                     let info = self.rpc.dealer.get(outcome.id).map(registration_info);
                     let args = vec![Value::from(session_id), Value::from(info)];
@@ -148,7 +148,8 @@ impl Realm {
         Ok(outcome)
     }
 
-    pub(super) fn on_unregister(&mut self, conn: ConnId, request: Id, registration: Id) {
+    pub(super) fn on_unregister(&mut self, from: Origin, request: Id, registration: Id) {
+        let (conn, session_id) = (from.conn, from.session);
         let is_mine = self.rpc.dealer.is_callee(conn, registration);
         let deleted = if is_mine {
             self.rpc.dealer.unregister(conn, registration)
@@ -164,9 +165,6 @@ impl Realm {
                 uris::NO_SUCH_REGISTRATION,
                 &text,
             );
-        };
-        let Some(session_id) = self.sessions.get(&conn).map(|s| s.id) else {
-            return;
         };
         self.send(
             conn,
