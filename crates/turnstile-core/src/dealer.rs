@@ -86,16 +86,6 @@ pub enum Caller {
     Router,
 }
 
-impl Caller {
-    /// The caller's connection, if it is a session.
-    pub fn session(self) -> Option<ConnId> {
-        match self {
-            Caller::Session(conn) => Some(conn),
-            Caller::Router => None,
-        }
-    }
-}
-
 /// A successful answer to a call the router made: the RESULT's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallReturn {

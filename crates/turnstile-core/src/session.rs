@@ -1,5 +1,7 @@
-//! A WAMP session as the realm keeps it (identity, transport, metering, what it owns in the
-//! broker and dealer), and the realm's table of sessions by connection and by session id.
+//! A WAMP session as the realm keeps it (identity, transport, metering, testaments), and the
+//! realm's table of sessions by connection and by session id. What a session owns elsewhere is
+//! indexed by its connection there: subscriptions by the broker, registrations by the dealer,
+//! calls by [`crate::calls::Calls`].
 
 use std::collections::HashMap;
 use std::sync::Arc;

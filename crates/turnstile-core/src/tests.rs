@@ -1158,6 +1158,50 @@ fn cancel_modes() {
     }
 }
 
+/// Calls in flight end with either side: a callee that leaves fails them with
+/// wamp.error.canceled; a caller that leaves has its callees interrupted, and their late answers
+/// are dropped.
+#[test]
+fn calls_in_flight_end_when_either_side_leaves() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    h.call(&mut caller, 1, "com.work", Dict::new(), None);
+    assert!(matches!(
+        h.take(&mut callee).as_slice(),
+        [Message::Invocation { .. }]
+    ));
+    h.realm.handle_disconnected(callee.conn, h.now);
+    assert!(
+        matches!(h.take(&mut caller).as_slice(), [Message::Error { request: 1, error, .. }] if error == uris::CANCELED)
+    );
+
+    let mut callee = h.connect(Serializer::Json);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    h.call(&mut caller, 2, "com.work", Dict::new(), None);
+    let Some(Message::Invocation { request: inv, .. }) = h.take(&mut callee).pop() else {
+        panic!()
+    };
+    h.realm.handle_disconnected(caller.conn, h.now);
+    assert!(
+        matches!(h.take(&mut callee).as_slice(), [Message::Interrupt { request, .. }] if *request == inv)
+    );
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: inv,
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(h.take(&mut callee).is_empty(), "late YIELD dropped");
+    assert_eq!(h.realm.session_count(), 1);
+}
+
 /// Progressive call results and progressive call invocations on one request.
 #[test]
 fn progressive_results_and_invocations() {

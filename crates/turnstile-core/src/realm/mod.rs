@@ -2,8 +2,8 @@
 //! `handle_*` inputs and queueing serialized messages to the sessions' connections.
 //!
 //! Everything here runs on the realm's own task (the runtime's realm task), so no state is shared
-//! and nothing is locked. Every message to a client goes through [`Realm::send`] or
-//! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
+//! and nothing is locked. Every message to a client goes through `Realm::send` or
+//! `Realm::send_bytes`, which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
 //!
 //! # What each part owns
