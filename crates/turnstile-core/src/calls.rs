@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use wamp_proto::{Dict, Id};
+use wamp_proto::{Dict, Id, IdSequence};
 
 use crate::dealer::Caller;
 use crate::peer::ConnId;
@@ -45,24 +45,38 @@ pub struct Calls {
     invocations: HashMap<InvocationKey, Invocation>,
     /// Per caller session: its CALL request ids in flight and their invocation.
     by_caller: HashMap<ConnId, HashMap<Id, InvocationKey>>,
-    /// Per callee: the INVOCATION request ids it has not answered yet.
-    by_callee: HashMap<ConnId, HashSet<Id>>,
+    /// Per callee: the INVOCATION request ids it has not answered yet, and the sequence they
+    /// are drawn from.
+    by_callee: HashMap<ConnId, Owed>,
+}
+
+/// What one callee owes: its unanswered INVOCATIONs, and the sequence of its INVOCATION request
+/// ids (session scope: it starts again for a new session on the connection, since the entry goes
+/// when the callee leaves).
+#[derive(Debug, Default)]
+struct Owed {
+    next_request: IdSequence,
+    requests: HashSet<Id>,
 }
 
 impl Calls {
-    /// Records a call sent to the callee as INVOCATION `key.request`.
-    pub fn insert(&mut self, key: InvocationKey, invocation: Invocation) {
+    /// Records a call about to be sent to `callee`, under the next INVOCATION request id of the
+    /// callee's session, and returns its key.
+    pub fn start(&mut self, callee: ConnId, invocation: Invocation) -> InvocationKey {
+        let owed = self.by_callee.entry(callee).or_default();
+        let key = InvocationKey {
+            callee,
+            request: owed.next_request.next(),
+        };
+        owed.requests.insert(key.request);
         if let Caller::Session(caller) = invocation.caller {
             self.by_caller
                 .entry(caller)
                 .or_default()
                 .insert(invocation.call_request, key);
         }
-        self.by_callee
-            .entry(key.callee)
-            .or_default()
-            .insert(key.request);
         self.invocations.insert(key, invocation);
+        key
     }
 
     pub fn get(&self, key: InvocationKey) -> Option<&Invocation> {
@@ -87,7 +101,7 @@ impl Calls {
             }
         }
         if let Some(owed) = self.by_callee.get_mut(&key.callee) {
-            owed.remove(&key.request);
+            owed.requests.remove(&key.request);
         }
         Some(invocation)
     }
@@ -95,7 +109,8 @@ impl Calls {
     /// Removes every call `callee` is serving (it is leaving), returning them.
     pub fn served_by(&mut self, callee: ConnId) -> Vec<(InvocationKey, Invocation)> {
         let owed = self.by_callee.remove(&callee).unwrap_or_default();
-        owed.into_iter()
+        owed.requests
+            .into_iter()
             .filter_map(|request| {
                 let key = InvocationKey { callee, request };
                 self.remove(key).map(|inv| (key, inv))
@@ -146,8 +161,8 @@ mod tests {
     #[test]
     fn a_call_is_found_by_invocation_and_by_caller_request() {
         let mut calls = Calls::default();
-        calls.insert(key(2, 1), call(Caller::Session(1), 10));
-        calls.insert(key(2, 2), call(Caller::Session(3), 10));
+        assert_eq!(calls.start(2, call(Caller::Session(1), 10)), key(2, 1));
+        assert_eq!(calls.start(2, call(Caller::Session(3), 10)), key(2, 2));
         assert_eq!(calls.of_call(1, 10), Some(key(2, 1)));
         assert_eq!(calls.of_call(3, 10), Some(key(2, 2)));
         assert_eq!(calls.of_call(1, 11), None);
@@ -160,9 +175,9 @@ mod tests {
     #[test]
     fn removing_a_call_removes_it_from_every_index() {
         let mut calls = Calls::default();
-        calls.insert(key(2, 1), call(Caller::Session(1), 10));
-        assert!(calls.remove(key(2, 1)).is_some());
-        assert!(calls.remove(key(2, 1)).is_none());
+        let k = calls.start(2, call(Caller::Session(1), 10));
+        assert!(calls.remove(k).is_some());
+        assert!(calls.remove(k).is_none());
         assert_eq!(calls.of_call(1, 10), None);
         assert!(calls.served_by(2).is_empty());
         assert!(calls.made_by(1).is_empty());
@@ -172,7 +187,7 @@ mod tests {
     #[test]
     fn router_calls_have_no_caller_index() {
         let mut calls = Calls::default();
-        calls.insert(key(2, 1), call(Caller::Router, 77));
+        calls.start(2, call(Caller::Router, 77));
         assert_eq!(calls.of_call(0, 77), None);
         let served = calls.served_by(2);
         assert_eq!(served.len(), 1);
@@ -183,34 +198,36 @@ mod tests {
     #[test]
     fn a_leaving_callee_takes_its_calls_and_their_caller_entries() {
         let mut calls = Calls::default();
-        calls.insert(key(2, 1), call(Caller::Session(1), 10));
-        calls.insert(key(2, 2), call(Caller::Session(1), 11));
-        calls.insert(key(3, 1), call(Caller::Session(1), 12));
+        calls.start(2, call(Caller::Session(1), 10));
+        calls.start(2, call(Caller::Session(1), 11));
+        calls.start(3, call(Caller::Session(1), 12));
         let mut served: Vec<_> = calls.served_by(2).into_iter().map(|(k, _)| k).collect();
         served.sort_by_key(|k| k.request);
         assert_eq!(served, vec![key(2, 1), key(2, 2)]);
         assert_eq!(calls.of_call(1, 10), None);
         assert_eq!(calls.of_call(1, 12), Some(key(3, 1)));
         assert_eq!(calls.len(), 1);
+        // A new session on the connection numbers its INVOCATIONs from 1 again.
+        assert_eq!(calls.start(2, call(Caller::Session(1), 13)), key(2, 1));
     }
 
     #[test]
     fn a_leaving_caller_lists_its_calls_which_stay_until_removed() {
         let mut calls = Calls::default();
-        calls.insert(key(2, 1), call(Caller::Session(1), 10));
-        calls.insert(key(3, 5), call(Caller::Session(1), 11));
-        calls.insert(key(3, 6), call(Caller::Session(4), 11));
+        calls.start(2, call(Caller::Session(1), 10));
+        calls.start(3, call(Caller::Session(1), 11));
+        calls.start(3, call(Caller::Session(4), 11));
         let mut made = calls.made_by(1);
         made.sort_by_key(|k| k.callee);
-        assert_eq!(made, vec![key(2, 1), key(3, 5)]);
+        assert_eq!(made, vec![key(2, 1), key(3, 1)]);
         assert_eq!(calls.of_call(1, 10), None);
         assert!(calls.get(key(2, 1)).is_some());
         for k in made {
             calls.remove(k);
         }
         assert_eq!(calls.len(), 1);
-        assert_eq!(calls.of_call(4, 11), Some(key(3, 6)));
+        assert_eq!(calls.of_call(4, 11), Some(key(3, 2)));
         let served: Vec<_> = calls.served_by(3).into_iter().map(|(k, _)| k).collect();
-        assert_eq!(served, vec![key(3, 6)]);
+        assert_eq!(served, vec![key(3, 2)]);
     }
 }

@@ -18,7 +18,8 @@
 //!   authorization step in `realm/authorize.rs`, which applies [`permissions`] or a dynamic
 //!   authorizer).
 //! - [`session`]: a session as the realm keeps it.
-//! - [`calls`]: the calls in flight, by invocation, by caller and by callee.
+//! - [`calls`]: the calls in flight, by invocation, by caller and by callee, and each callee's
+//!   INVOCATION request ids.
 //! - [`broker`], [`dealer`]: subscriptions and registrations, each kept in a
 //!   [`uri_table::UriTable`] (exact, prefix and wildcard URIs with WAMP's matching rules).
 //! - [`permissions`]: static roles and their permissions (which role may do what on which URI).

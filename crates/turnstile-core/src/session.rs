@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use wamp_proto::{dict, Dict, Id, IdSequence, Value};
+use wamp_proto::{dict, Dict, Id, Value};
 
 use crate::meter::Meter;
 use crate::peer::ConnId;
@@ -54,9 +54,6 @@ pub struct Session {
     pub stats_timer: u64,
     /// Generation of the live GOODBYE-reply timer.
     pub goodbye_timer: u64,
-    /// Request ids of INVOCATIONs sent to this session (session scope, sequential). The calls
-    /// it makes and serves are in the realm's [`crate::calls::Calls`].
-    pub invocation_ids: IdSequence,
     /// Set when queueing to the connection failed: the session is ended after the current input.
     pub doomed: bool,
     /// Publications to make when the session ends (`wamp.session.add_testament`).

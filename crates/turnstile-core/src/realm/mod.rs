@@ -319,7 +319,6 @@ impl Realm {
             meter,
             stats_timer: 0,
             goodbye_timer: 0,
-            invocation_ids: Default::default(),
             doomed: false,
             testaments: Vec::new(),
             removal_events: Vec::new(),

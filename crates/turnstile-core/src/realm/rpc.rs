@@ -282,9 +282,10 @@ impl Realm {
                 Value::from(caller.identity.authrole.as_str()),
             );
         }
-        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+        let Some(callee_session) = self.sessions.get(&callee) else {
             return Err(no_callee());
         };
+        let callee_id = callee_session.id;
         if receive_progress && callee_session.supports("callee", "progressive_call_results") {
             details.insert("receive_progress".into(), Value::Bool(true));
         }
@@ -320,12 +321,8 @@ impl Realm {
         if timeout_ms > 0 {
             details.insert("timeout".into(), Value::from(timeout_ms));
         }
-        let invocation_id = callee_session.invocation_ids.next();
-        self.rpc.calls.insert(
-            InvocationKey {
-                callee,
-                request: invocation_id,
-            },
+        let key = self.rpc.calls.start(
+            callee,
             Invocation {
                 caller: Caller::Session(conn),
                 call_request: request,
@@ -337,19 +334,18 @@ impl Realm {
             },
         );
         if timeout_ms > 0 {
-            let session = self.sessions.get(&callee).map_or(0, |s| s.id);
             self.timers.insert(Timer {
                 at: self.now + std::time::Duration::from_millis(timeout_ms),
                 conn: callee,
-                session,
+                session: callee_id,
                 kind: TimerKind::CallTimeout,
-                generation: invocation_id,
+                generation: key.request,
             });
         }
         self.send(
             callee,
             &Message::Invocation {
-                request: invocation_id,
+                request: key.request,
                 registration,
                 details,
                 args,
@@ -681,15 +677,11 @@ impl Realm {
             return;
         };
         let token = self.rpc.start_internal_call(reply);
-        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+        if !self.sessions.contains_key(&callee) {
             return;
-        };
-        let invocation_id = callee_session.invocation_ids.next();
-        self.rpc.calls.insert(
-            InvocationKey {
-                callee,
-                request: invocation_id,
-            },
+        }
+        let key = self.rpc.calls.start(
+            callee,
             Invocation {
                 caller: Caller::Router,
                 call_request: token,
@@ -714,7 +706,7 @@ impl Realm {
             details.insert("procedure".into(), Value::from(procedure));
         }
         let msg = Message::Invocation {
-            request: invocation_id,
+            request: key.request,
             registration,
             details,
             args: Some(args),
