@@ -206,9 +206,10 @@ impl Realm {
         self.end_session(conn, EndCause::ProtocolViolation, Some(reason));
     }
 
-    /// Removes the session from the broker and dealer: subscriptions and registrations go, calls
-    /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
-    /// meta events to publish once the session has left.
+    /// Removes the session from every part, each part doing its share: subscriptions and
+    /// registrations go, calls it is serving fail with `wamp.error.canceled`, calls it made are
+    /// forgotten. The removal meta events wait in the session until it has left (`on_leave`
+    /// first). Detaching twice does nothing more.
     pub(super) fn detach(&mut self, conn: ConnId) {
         let Some(s) = self.sessions.get(&conn) else {
             return;
