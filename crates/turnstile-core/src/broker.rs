@@ -1,15 +1,15 @@
 //! The broker's state: subscriptions (exact, prefix and wildcard) and their subscribers. Pure
 //! data: the realm decides what to send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use std::collections::VecDeque;
 
-use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
+use wamp_proto::{Dict, Id, List, MatchPolicy};
 
 use crate::limits;
-
 use crate::peer::ConnId;
+use crate::uri_table::{UriPattern, UriTable};
 
 /// One subscription: a URI and policy shared by all of its subscribers (one id per topic).
 #[derive(Debug, Clone)]
@@ -107,15 +107,38 @@ pub struct Broker {
     retained: HashMap<String, RetainedEvent>,
     retained_order: VecDeque<String>,
     /// Configured event histories (realm `store.event-history`).
-    pub histories: Vec<History>,
-    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
-    by_uri: [HashMap<String, Id>; 3],
-    subscriptions: HashMap<Id, Subscription>,
-    /// Prefix and wildcard subscriptions, checked against every publication.
-    patterns: Vec<Id>,
+    histories: Vec<History>,
+    subscriptions: UriTable<Subscription>,
+    /// Per subscriber: its subscriptions. An index of the subscriber lists, changed only with
+    /// them.
+    by_subscriber: HashMap<ConnId, HashSet<Id>>,
+}
+
+impl UriPattern for Subscription {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
 }
 
 impl Broker {
+    /// A broker keeping the given event histories (empty at first).
+    pub fn with_histories(histories: Vec<History>) -> Self {
+        Self {
+            histories,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a publication to `topic` is recorded in some event history.
+    pub fn keeps_history(&self, topic: &str) -> bool {
+        self.histories
+            .iter()
+            .any(|h| h.policy.matches(&h.uri, topic))
+    }
+
     /// Adds `conn` to the subscription of (`uri`, `policy`), creating it if needed.
     pub fn subscribe(
         &mut self,
@@ -124,14 +147,12 @@ impl Broker {
         policy: MatchPolicy,
         created_at: impl FnOnce() -> String,
     ) -> Subscribed {
-        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
-            let sub = self
-                .subscriptions
-                .get_mut(&id)
-                .expect("index and table agree");
+        if let Some(sub) = self.subscriptions.find_mut(uri, policy) {
+            let id = sub.id;
             let added = !sub.subscribers.contains(&conn);
             if added {
                 sub.subscribers.push(conn);
+                self.by_subscriber.entry(conn).or_default().insert(id);
             }
             return Subscribed {
                 id,
@@ -139,24 +160,16 @@ impl Broker {
                 added,
             };
         }
-        let id = loop {
-            let id = random_id();
-            if !self.subscriptions.contains_key(&id) {
-                break id;
-            }
-        };
-        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
-        if policy != MatchPolicy::Exact {
-            self.patterns.push(id);
-        }
-        let sub = Subscription {
-            id,
-            uri: uri.to_owned(),
-            policy,
-            created: created_at(),
-            subscribers: vec![conn],
-        };
-        self.subscriptions.insert(id, sub);
+        let id = self
+            .subscriptions
+            .insert_with(uri, policy, |id| Subscription {
+                id,
+                uri: uri.to_owned(),
+                policy,
+                created: created_at(),
+                subscribers: vec![conn],
+            });
+        self.by_subscriber.entry(conn).or_default().insert(id);
         Subscribed {
             id,
             created: true,
@@ -166,46 +179,62 @@ impl Broker {
 
     /// Removes `conn` from subscription `id`. `None` if it was not a subscriber.
     pub fn unsubscribe(&mut self, conn: ConnId, id: Id) -> Option<Unsubscribed> {
-        let sub = self.subscriptions.get_mut(&id)?;
+        let sub = self.subscriptions.get_mut(id)?;
         let pos = sub.subscribers.iter().position(|&c| c == conn)?;
         sub.subscribers.swap_remove(pos);
+        if let Some(mine) = self.by_subscriber.get_mut(&conn) {
+            mine.remove(&id);
+        }
         let deleted = sub.subscribers.is_empty();
         if deleted {
-            let sub = self.subscriptions.remove(&id).expect("present");
-            self.by_uri[policy_index(sub.policy)].remove(&sub.uri);
-            self.patterns.retain(|&p| p != id);
+            self.subscriptions.remove(id);
         }
         Some(Unsubscribed { id, deleted })
     }
 
+    /// Whether `conn` is a subscriber of subscription `id`.
+    pub fn is_subscriber(&self, conn: ConnId, id: Id) -> bool {
+        self.by_subscriber
+            .get(&conn)
+            .is_some_and(|mine| mine.contains(&id))
+    }
+
+    /// The subscriptions of `conn`.
+    pub fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
+        self.by_subscriber
+            .get(&conn)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.subscriptions.get(*id))
+    }
+
+    /// Forgets `conn` as a subscriber (it is leaving) and returns the subscriptions it had, for
+    /// the caller to [`Broker::unsubscribe`] it from.
+    pub fn take_subscriptions(&mut self, conn: ConnId) -> Vec<Id> {
+        self.by_subscriber
+            .remove(&conn)
+            .map(|mine| mine.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: Id) -> Option<&Subscription> {
-        self.subscriptions.get(&id)
+        self.subscriptions.get(id)
     }
 
     /// The subscription of exactly (`uri`, `policy`), if any.
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
-        self.by_uri[policy_index(policy)]
-            .get(uri)
+        self.subscriptions
+            .find(uri, policy)
             .and_then(|id| self.subscriptions.get(id))
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
     pub fn matching(&self, topic: &str) -> Vec<Id> {
-        let mut out = Vec::with_capacity(1);
-        if let Some(&id) = self.by_uri[0].get(topic) {
-            out.push(id);
-        }
-        for &id in &self.patterns {
-            let sub = &self.subscriptions[&id];
-            if sub.policy.matches(&sub.uri, topic) {
-                out.push(id);
-            }
-        }
-        out
+        self.subscriptions.matching(topic)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Subscription> {
-        self.subscriptions.values()
+        self.subscriptions.iter()
     }
 
     /// Keeps `event` as the retained event of `topic`, evicting the oldest topic's beyond
@@ -262,11 +291,31 @@ impl Broker {
     }
 }
 
-/// The slot of a match policy in per-policy tables.
-pub(crate) fn policy_index(policy: MatchPolicy) -> usize {
-    match policy {
-        MatchPolicy::Exact => 0,
-        MatchPolicy::Prefix => 1,
-        MatchPolicy::Wildcard => 2,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_are_indexed_by_subscriber() {
+        let mut b = Broker::default();
+        let t = || "t".to_owned();
+        let x = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        assert!(x.created && x.added);
+        let again = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        assert!(!again.created && !again.added);
+        b.subscribe(2, "x", MatchPolicy::Exact, t);
+        let y = b.subscribe(1, "y.", MatchPolicy::Prefix, t);
+        assert!(b.is_subscriber(2, x.id) && !b.is_subscriber(2, y.id));
+        assert_eq!(b.subscriptions_of(1).count(), 2);
+        assert_eq!(b.unsubscribe(2, x.id).map(|u| u.deleted), Some(false));
+        assert!(!b.is_subscriber(2, x.id));
+        assert_eq!(b.matching("y.z"), vec![y.id]);
+        let mine = b.take_subscriptions(1);
+        assert_eq!(mine.len(), 2);
+        assert_eq!(b.subscriptions_of(1).count(), 0);
+        for id in mine {
+            assert_eq!(b.unsubscribe(1, id).map(|u| u.deleted), Some(true));
+        }
+        assert_eq!(b.iter().count(), 0);
     }
 }

@@ -1,12 +1,12 @@
 //! The dealer's state: registrations (exact, prefix, wildcard; shared with an invocation policy)
-//! and the calls in flight. Pure data: the realm decides what to send.
+//! Pure data: the realm decides what to send.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use wamp_proto::{random_id, Dict, Id, List, MatchPolicy};
+use wamp_proto::{Dict, Id, List, MatchPolicy};
 
-use crate::broker::policy_index;
 use crate::peer::ConnId;
+use crate::uri_table::{UriPattern, UriTable};
 
 /// How a shared registration picks a callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,15 @@ pub struct Registration {
     next_round_robin: usize,
 }
 
+impl UriPattern for Registration {
+    fn uri(&self) -> &str {
+        &self.uri
+    }
+    fn policy(&self) -> MatchPolicy {
+        self.policy
+    }
+}
+
 /// Why a REGISTER was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RegisterError {
@@ -77,16 +86,6 @@ pub enum Caller {
     Router,
 }
 
-impl Caller {
-    /// The caller's connection, if it is a session.
-    pub fn session(self) -> Option<ConnId> {
-        match self {
-            Caller::Session(conn) => Some(conn),
-            Caller::Router => None,
-        }
-    }
-}
-
 /// A successful answer to a call the router made: the RESULT's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallReturn {
@@ -104,23 +103,6 @@ pub struct CallFailure {
 
 /// What a call the router made came to.
 pub type InternalCallOutcome = Result<CallReturn, CallFailure>;
-
-/// A call in flight, keyed by (callee connection, INVOCATION request id).
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    pub caller: Caller,
-    pub call_request: Id,
-    pub registration: Id,
-    /// The caller asked for progressive results.
-    pub receive_progress: bool,
-    /// The caller is still sending progressive CALLs for this invocation.
-    pub caller_progress: bool,
-    /// An INTERRUPT was sent (cancel mode `kill`): the callee's answer still goes to the caller.
-    pub interrupted: bool,
-    /// For a progressive call invocation: the details of its first INVOCATION, which every
-    /// following INVOCATION repeats (the options are frozen by the first CALL).
-    pub frozen_details: Option<Dict>,
-}
 
 /// How a CANCEL treats the invocation (`CANCEL.Options.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,14 +133,12 @@ impl CancelMode {
     }
 }
 
-/// All registrations and calls in flight of a realm.
+/// All registrations of a realm.
 #[derive(Debug, Default)]
 pub struct Dealer {
-    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
-    by_uri: [HashMap<String, Id>; 3],
-    registrations: HashMap<Id, Registration>,
-    patterns: Vec<Id>,
-    pub invocations: HashMap<(ConnId, Id), Invocation>,
+    registrations: UriTable<Registration>,
+    /// Per callee: its registrations. An index of the callee lists, changed only with them.
+    by_callee: HashMap<ConnId, HashSet<Id>>,
 }
 
 impl Dealer {
@@ -170,11 +150,8 @@ impl Dealer {
         invoke: InvokePolicy,
         created_at: impl FnOnce() -> String,
     ) -> Result<Registered, RegisterError> {
-        if let Some(&id) = self.by_uri[policy_index(policy)].get(uri) {
-            let reg = self
-                .registrations
-                .get_mut(&id)
-                .expect("index and table agree");
+        if let Some(reg) = self.registrations.find_mut(uri, policy) {
+            let id = reg.id;
             if reg.invoke == InvokePolicy::Single || invoke == InvokePolicy::Single {
                 return Err(RegisterError::AlreadyExists);
             }
@@ -185,94 +162,78 @@ impl Dealer {
                 return Err(RegisterError::AlreadyExists);
             }
             reg.callees.push(conn);
+            self.by_callee.entry(conn).or_default().insert(id);
             return Ok(Registered { id, created: false });
         }
-        let id = loop {
-            let id = random_id();
-            if !self.registrations.contains_key(&id) {
-                break id;
-            }
-        };
-        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
-        if policy != MatchPolicy::Exact {
-            self.patterns.push(id);
-        }
-        let reg = Registration {
-            id,
-            uri: uri.to_owned(),
-            policy,
-            invoke,
-            created: created_at(),
-            callees: vec![conn],
-            next_round_robin: 0,
-        };
-        self.registrations.insert(id, reg);
+        let id = self
+            .registrations
+            .insert_with(uri, policy, |id| Registration {
+                id,
+                uri: uri.to_owned(),
+                policy,
+                invoke,
+                created: created_at(),
+                callees: vec![conn],
+                next_round_robin: 0,
+            });
+        self.by_callee.entry(conn).or_default().insert(id);
         Ok(Registered { id, created: true })
     }
 
     /// Removes `conn` as a callee of `id`; `Some(deleted)` if it was one.
     pub fn unregister(&mut self, conn: ConnId, id: Id) -> Option<bool> {
-        let reg = self.registrations.get_mut(&id)?;
+        let reg = self.registrations.get_mut(id)?;
         let pos = reg.callees.iter().position(|&c| c == conn)?;
         reg.callees.remove(pos);
+        if let Some(mine) = self.by_callee.get_mut(&conn) {
+            mine.remove(&id);
+        }
         let deleted = reg.callees.is_empty();
         if deleted {
-            let reg = self.registrations.remove(&id).expect("present");
-            self.by_uri[policy_index(reg.policy)].remove(&reg.uri);
-            self.patterns.retain(|&p| p != id);
+            self.registrations.remove(id);
         }
         Some(deleted)
     }
 
+    /// Whether `conn` is a callee of registration `id`.
+    pub fn is_callee(&self, conn: ConnId, id: Id) -> bool {
+        self.by_callee
+            .get(&conn)
+            .is_some_and(|mine| mine.contains(&id))
+    }
+
+    /// Forgets `conn` as a callee (it is leaving) and returns the registrations it had, for the
+    /// caller to [`Dealer::unregister`] it from.
+    pub fn take_registrations(&mut self, conn: ConnId) -> Vec<Id> {
+        self.by_callee
+            .remove(&conn)
+            .map(|mine| mine.into_iter().collect())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, id: Id) -> Option<&Registration> {
-        self.registrations.get(&id)
+        self.registrations.get(id)
     }
 
     pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
-        self.by_uri[policy_index(policy)]
-            .get(uri)
+        self.registrations
+            .find(uri, policy)
             .and_then(|id| self.registrations.get(id))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Registration> {
-        self.registrations.values()
+        self.registrations.iter()
     }
 
     /// The registration a CALL of `procedure` goes to: exact, else the longest matching prefix,
     /// else the matching wildcard with the most fixed components.
     pub fn matching(&self, procedure: &str) -> Option<Id> {
-        if let Some(&id) = self.by_uri[0].get(procedure) {
-            return Some(id);
-        }
-        // The longest matching prefix, else the wildcard whose fixed components reach
-        // furthest: compared component by component, a fixed one beats an empty one at the
-        // first place they differ (the WAMP spec's rule: `a.b.c..e` beats `a.b..d.e`).
-        let mut best_prefix: Option<(Id, usize)> = None;
-        let mut best_wildcard: Option<(Id, Vec<bool>)> = None;
-        for &id in &self.patterns {
-            let reg = &self.registrations[&id];
-            if !reg.policy.matches(&reg.uri, procedure) {
-                continue;
-            }
-            if reg.policy == MatchPolicy::Prefix {
-                if best_prefix.is_none_or(|(_, len)| reg.uri.len() > len) {
-                    best_prefix = Some((id, reg.uri.len()));
-                }
-            } else {
-                let fixed: Vec<bool> = reg.uri.split('.').map(|c| !c.is_empty()).collect();
-                if best_wildcard.as_ref().is_none_or(|(_, f)| fixed > *f) {
-                    best_wildcard = Some((id, fixed));
-                }
-            }
-        }
-        best_prefix
-            .map(|(id, _)| id)
-            .or(best_wildcard.map(|(id, _)| id))
+        self.registrations.best_match(procedure)
     }
 
     /// Picks the callee of registration `id` for one call, per its invocation policy.
     pub fn pick_callee(&mut self, id: Id) -> Option<ConnId> {
-        let reg = self.registrations.get_mut(&id)?;
+        let reg = self.registrations.get_mut(id)?;
         let n = reg.callees.len();
         if n == 0 {
             return None;
@@ -330,6 +291,32 @@ mod tests {
         assert_eq!(d.unregister(1, r.id), Some(false));
         assert_eq!(d.unregister(2, r.id), Some(true));
         assert!(d.get(r.id).is_none());
+    }
+
+    #[test]
+    fn registrations_are_indexed_by_callee() {
+        let mut d = Dealer::default();
+        let a = d
+            .register(1, "a", MatchPolicy::Exact, InvokePolicy::First, now)
+            .unwrap();
+        d.register(2, "a", MatchPolicy::Exact, InvokePolicy::First, now)
+            .unwrap();
+        let b = d
+            .register(1, "b", MatchPolicy::Prefix, InvokePolicy::Single, now)
+            .unwrap();
+        assert!(d.is_callee(1, a.id) && d.is_callee(2, a.id) && !d.is_callee(2, b.id));
+        d.unregister(2, a.id);
+        assert!(!d.is_callee(2, a.id));
+        let mut mine = d.take_registrations(1);
+        mine.sort();
+        let mut want = vec![a.id, b.id];
+        want.sort();
+        assert_eq!(mine, want);
+        assert!(!d.is_callee(1, a.id));
+        for id in mine {
+            d.unregister(1, id);
+        }
+        assert_eq!(d.iter().count(), 0);
     }
 
     #[test]

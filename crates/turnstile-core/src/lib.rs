@@ -14,27 +14,36 @@
 //!   runtime made, which the runtime carries out.
 //!
 //! # Layout
-//! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, dynamic
-//!   authorization).
+//! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, and its
+//!   authorization step in `realm/authorize.rs`, which applies [`permissions`] or a dynamic
+//!   authorizer).
 //! - [`session`]: a session as the realm keeps it.
-//! - [`broker`], [`dealer`]: subscriptions and registrations with their URI tables.
-//! - [`authorization`]: static roles and permissions; [`auth`]: authentication methods and flows.
+//! - [`calls`]: the calls in flight, by invocation, by caller and by callee, and each callee's
+//!   INVOCATION request ids.
+//! - [`broker`], [`dealer`]: subscriptions and registrations, each kept in a
+//!   [`uri_table::UriTable`] (exact, prefix and wildcard URIs with WAMP's matching rules).
+//! - [`permissions`]: static roles and their permissions (which role may do what on which URI).
+//! - [`auth`]: authentication methods and flows; [`auth::dynamic_authorizer`]: the arguments,
+//!   answers and per-session cache of dynamic authorizers (procedures deciding for a role).
 //! - [`meter`]: per-session usage metering (`wamp.session.on_stats`).
-//! - [`timer`]: the realm's table of deadlines; [`clock`]: wall-clock time from instants.
+//! - [`timer`]: the realm's table of deadlines; [`clock`]: wall-clock time from instants and
+//!   its one ISO-8601 formatter.
 //! - [`peer`]: what the core knows of a connection and the queue it writes to.
 //! - [`limits`]: the limits the core enforces.
 
 pub mod auth;
-pub mod authorization;
 pub mod broker;
+pub mod calls;
 pub mod clock;
 pub mod dealer;
 pub mod limits;
 pub mod meter;
 pub mod peer;
+pub mod permissions;
 pub mod realm;
 pub mod session;
 pub mod timer;
+pub mod uri_table;
 
 pub use peer::ConnId;
 

@@ -1,10 +1,12 @@
-//! A WAMP session as the realm keeps it: identity, transport, metering, and what it owns in the
-//! broker and dealer.
+//! A WAMP session as the realm keeps it (identity, transport, metering, testaments), and the
+//! realm's table of sessions by connection and by session id. What a session owns elsewhere is
+//! indexed by its connection there: subscriptions by the broker, registrations by the dealer,
+//! calls by [`crate::calls::Calls`].
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use wamp_proto::{dict, Dict, Id, IdSequence, Value};
+use wamp_proto::{dict, Dict, Id, Value};
 
 use crate::meter::Meter;
 use crate::peer::ConnId;
@@ -52,15 +54,6 @@ pub struct Session {
     pub stats_timer: u64,
     /// Generation of the live GOODBYE-reply timer.
     pub goodbye_timer: u64,
-    pub subscriptions: HashSet<Id>,
-    pub registrations: HashSet<Id>,
-    /// Request ids of INVOCATIONs sent to this session (session scope, sequential).
-    pub invocation_ids: IdSequence,
-    /// INVOCATION request ids this session (as callee) has not answered yet.
-    pub pending_invocations: HashSet<Id>,
-    /// CALL request ids of this session (as caller) not answered yet, with their invocation:
-    /// (callee connection, invocation request id).
-    pub pending_calls: std::collections::HashMap<Id, (ConnId, Id)>,
     /// Set when queueing to the connection failed: the session is ended after the current input.
     pub doomed: bool,
     /// Publications to make when the session ends (`wamp.session.add_testament`).
@@ -72,11 +65,70 @@ pub struct Session {
     pub auth: Option<Box<crate::auth::AuthFlow>>,
     /// Messages waiting for a dynamic authorizer's decision on the first of them.
     pub blocked: Option<std::collections::VecDeque<wamp_proto::Message>>,
-    /// The authorizer's decision for the message being handled now.
-    pub current_decision: std::cell::Cell<Option<crate::authorization::Decision>>,
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
-    pub decision_cache: std::cell::RefCell<crate::auth::authorizer::DecisionCache>,
+    pub decision_cache: std::cell::RefCell<crate::auth::dynamic_authorizer::DecisionCache>,
+}
+
+/// The sessions of a realm, by connection and by WAMP session id. Only this type changes the
+/// two maps, so they cannot disagree.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_conn: HashMap<ConnId, Session>,
+    by_id: HashMap<Id, ConnId>,
+}
+
+impl Sessions {
+    /// Adds a session; its connection and id must not have one already.
+    pub fn insert(&mut self, session: Session) {
+        self.by_id.insert(session.id, session.conn);
+        self.by_conn.insert(session.conn, session);
+    }
+
+    /// Removes and returns the session of `conn`.
+    pub fn remove(&mut self, conn: &ConnId) -> Option<Session> {
+        let session = self.by_conn.remove(conn)?;
+        self.by_id.remove(&session.id);
+        Some(session)
+    }
+
+    pub fn get(&self, conn: &ConnId) -> Option<&Session> {
+        self.by_conn.get(conn)
+    }
+
+    pub fn get_mut(&mut self, conn: &ConnId) -> Option<&mut Session> {
+        self.by_conn.get_mut(conn)
+    }
+
+    pub fn contains_key(&self, conn: &ConnId) -> bool {
+        self.by_conn.contains_key(conn)
+    }
+
+    /// The connection of the session with WAMP id `id`.
+    pub fn conn_of(&self, id: Id) -> Option<ConnId> {
+        self.by_id.get(&id).copied()
+    }
+
+    /// The session with WAMP id `id`.
+    pub fn by_id(&self, id: Id) -> Option<&Session> {
+        self.by_id.get(&id).and_then(|c| self.by_conn.get(c))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ConnId> {
+        self.by_conn.keys()
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &Session> {
+        self.by_conn.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_conn.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_conn.is_empty()
+    }
 }
 
 /// When a testament is published. Without session resumption a session is detached and

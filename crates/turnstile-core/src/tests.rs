@@ -257,6 +257,7 @@ impl Harness {
                 _ => unreachable!(),
             },
             bytes.len(),
+            self.now + limits::HANDSHAKE_TIMEOUT,
             self.now,
         );
         self.pump(c);
@@ -1011,6 +1012,7 @@ impl Harness {
             Self::info(c.serializer),
             callee_roles(),
             bytes.len(),
+            self.now + limits::HANDSHAKE_TIMEOUT,
             self.now,
         );
         match self.take(c).first() {
@@ -1154,6 +1156,50 @@ fn cancel_modes() {
             }
         }
     }
+}
+
+/// Calls in flight end with either side: a callee that leaves fails them with
+/// wamp.error.canceled; a caller that leaves has its callees interrupted, and their late answers
+/// are dropped.
+#[test]
+fn calls_in_flight_end_when_either_side_leaves() {
+    let mut h = Harness::new(realm_config(None));
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    h.call(&mut caller, 1, "com.work", Dict::new(), None);
+    assert!(matches!(
+        h.take(&mut callee).as_slice(),
+        [Message::Invocation { .. }]
+    ));
+    h.realm.handle_disconnected(callee.conn, h.now);
+    assert!(
+        matches!(h.take(&mut caller).as_slice(), [Message::Error { request: 1, error, .. }] if error == uris::CANCELED)
+    );
+
+    let mut callee = h.connect(Serializer::Json);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    h.call(&mut caller, 2, "com.work", Dict::new(), None);
+    let Some(Message::Invocation { request: inv, .. }) = h.take(&mut callee).pop() else {
+        panic!()
+    };
+    h.realm.handle_disconnected(caller.conn, h.now);
+    assert!(
+        matches!(h.take(&mut callee).as_slice(), [Message::Interrupt { request, .. }] if *request == inv)
+    );
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: inv,
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(h.take(&mut callee).is_empty(), "late YIELD dropped");
+    assert_eq!(h.realm.session_count(), 1);
 }
 
 /// Progressive call results and progressive call invocations on one request.
@@ -1438,8 +1484,9 @@ mod authentication {
         };
         let len = c.serializer.encode(&msg).unwrap().len();
         c.log.push((true, len));
+        let deadline = h.now + limits::HANDSHAKE_TIMEOUT;
         h.realm
-            .handle_hello(c.conn, c.peer.clone(), info, details, len, h.now);
+            .handle_hello(c.conn, c.peer.clone(), info, details, len, deadline, h.now);
     }
 
     fn ticket_details(authid: &str) -> Dict {
@@ -1545,6 +1592,37 @@ mod authentication {
         h.take(&mut c);
         h.advance(limits::HANDSHAKE_TIMEOUT);
         assert!(matches!(h.take(&mut c).as_slice(), [Message::Abort { .. }]));
+        assert!(c.closed);
+        assert_eq!(h.realm.session_count(), 0);
+    }
+
+    /// The handshake deadline counts from the connection's opening, not from HELLO: a client
+    /// that took most of it to send HELLO has only the rest to authenticate.
+    #[test]
+    fn handshake_deadline_counts_from_the_opening() {
+        let mut h = Harness::new(realm_config(None));
+        let mut c = h.connect(Serializer::Json);
+        let opened = h.now;
+        h.advance(limits::HANDSHAKE_TIMEOUT - Duration::from_secs(1));
+        let details = ticket_details("alice");
+        let msg = Message::Hello {
+            realm: "realm1".into(),
+            details: details.clone(),
+        };
+        let len = c.serializer.encode(&msg).unwrap().len();
+        c.log.push((true, len));
+        let info = info_with(static_ticket());
+        let deadline = opened + limits::HANDSHAKE_TIMEOUT;
+        h.realm
+            .handle_hello(c.conn, c.peer.clone(), info, details, len, deadline, h.now);
+        assert!(matches!(
+            h.take(&mut c).as_slice(),
+            [Message::Challenge { .. }]
+        ));
+        h.advance(Duration::from_secs(1));
+        assert!(
+            matches!(h.take(&mut c).as_slice(), [Message::Abort { reason, .. }] if reason == uris::AUTHENTICATION_FAILED)
+        );
         assert!(c.closed);
         assert_eq!(h.realm.session_count(), 0);
     }

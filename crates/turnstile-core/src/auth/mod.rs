@@ -29,10 +29,10 @@
 //!   authenticator's `extra`, else empty.
 //!
 //! [`wampcra`] and [`cryptosign`] hold the exact wire formats, checked against Autobahn|Python;
-//! [`authorizer`] reads the answers of dynamic authorizers.
+//! [`dynamic_authorizer`] builds the calls to dynamic authorizers and reads their answers.
 
-pub mod authorizer;
 pub mod cryptosign;
+pub mod dynamic_authorizer;
 #[cfg(test)]
 mod tests;
 pub mod wampcra;

@@ -8,9 +8,9 @@ use rand::RngCore;
 use turnstile_config::{AnonymousAuth, CryptosignPrincipal, TicketPrincipal, WampCraUser};
 use wamp_proto::{dict, uris, Dict, List, Value};
 
-use super::authorizer::{self, AuthorizerDecision, DecisionCache};
+use super::dynamic_authorizer::{self as authorizer, AuthorizerDecision, DecisionCache};
 use super::*;
-use crate::authorization::{Action, Decision};
+use crate::permissions::{Action, Decision};
 
 // ---- Reference values (scripts/auth_vectors.py) ----
 
@@ -723,20 +723,26 @@ fn derive_key_matches_autobahn() {
 
 #[test]
 fn timestamps_are_iso8601_utc_milliseconds() {
-    assert_eq!(wampcra::iso8601_millis(0), "1970-01-01T00:00:00.000Z");
     assert_eq!(
-        wampcra::iso8601_millis(NOW_UNIX_NS),
+        crate::clock::iso8601_from_unix_ns(0),
+        "1970-01-01T00:00:00.000Z"
+    );
+    assert_eq!(
+        crate::clock::iso8601_from_unix_ns(NOW_UNIX_NS),
         "2023-11-14T22:13:20.123Z"
     );
     // 2024-02-29T23:59:59.999Z and the next day.
     let leap = 1_709_251_199_999_000_000;
-    assert_eq!(wampcra::iso8601_millis(leap), "2024-02-29T23:59:59.999Z");
     assert_eq!(
-        wampcra::iso8601_millis(leap + 1_000_000),
+        crate::clock::iso8601_from_unix_ns(leap),
+        "2024-02-29T23:59:59.999Z"
+    );
+    assert_eq!(
+        crate::clock::iso8601_from_unix_ns(leap + 1_000_000),
         "2024-03-01T00:00:00.000Z"
     );
     assert_eq!(
-        wampcra::iso8601_millis(951_782_400_000_000_000),
+        crate::clock::iso8601_from_unix_ns(951_782_400_000_000_000),
         "2000-02-29T00:00:00.000Z"
     );
 }

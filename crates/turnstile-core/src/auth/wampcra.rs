@@ -13,6 +13,8 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
+
+use crate::clock::iso8601_from_unix_ns;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -41,7 +43,8 @@ pub fn challenge(
         json(authrole),
         json(authprovider),
         BASE64.encode(nonce),
-        iso8601_millis(now_unix_ns),
+        // The same format as Autobahn's `utcnow()`.
+        iso8601_from_unix_ns(now_unix_ns),
     )
 }
 
@@ -72,32 +75,4 @@ pub fn derive_key(secret: &str, salt: &CraSalt) -> String {
         &mut key,
     );
     BASE64.encode(key)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC) of a Unix time in nanoseconds, as Autobahn's `utcnow()`.
-pub fn iso8601_millis(unix_ns: u64) -> String {
-    let secs = unix_ns / 1_000_000_000;
-    let millis = (unix_ns / 1_000_000) % 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }

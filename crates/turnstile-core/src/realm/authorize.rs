@@ -1,6 +1,7 @@
-//! Dynamic authorization: a role with an `authorizer` has each action of its sessions decided by
-//! calling that procedure. While a session waits for a decision, its later messages queue behind
-//! the pending one, so its messages are still handled in order.
+//! The realm's authorization step: the decision on each PUBLISH, SUBSCRIBE, REGISTER and CALL,
+//! from the role's static [`crate::permissions`] or, for a role with an `authorizer`, from calling
+//! that procedure ([`crate::auth::dynamic_authorizer`]). While a session waits for a dynamic
+//! decision, its later messages queue behind the pending one, so they are still handled in order.
 
 use std::collections::VecDeque;
 
@@ -8,32 +9,29 @@ use tracing::warn;
 use wamp_proto::{Dict, Message, Value};
 
 use super::*;
-use crate::auth::authorizer::{call_args, parse_result};
-use crate::authorization::Decision;
+use crate::auth::dynamic_authorizer::{call_args, parse_result};
+use crate::permissions::Decision;
 
 impl Realm {
-    /// The decision for `s` to perform `action` on `uri`: for a role with a dynamic authorizer,
-    /// the decision just obtained for the message being handled (or a cached one); else the
+    /// The decision for `s` to perform `action` on `uri` when none came with the request (see
+    /// [`Origin`]): for a role with a dynamic authorizer, a cached one (else denied); else the
     /// static permissions. Decisions of permissions with `cache: true` are kept in the session,
     /// so a session that publishes to the same topic again is not matched against the role's
     /// permissions again.
     pub(super) fn decide_for(&self, s: &Session, uri: &str, action: Action) -> Decision {
-        if let Some(decision) = s.current_decision.take() {
-            return decision;
-        }
         if let Some(decision) = s.decision_cache.borrow().get(uri, action) {
             return decision;
         }
         if self
-            .authorizer
+            .roles
             .dynamic_authorizer(&s.identity.authrole)
             .is_some()
         {
             return Decision::default();
         }
-        let (decision, cache) =
-            self.authorizer
-                .authorize_cacheable(&s.identity.authrole, uri, action);
+        let (decision, cache) = self
+            .roles
+            .authorize_cacheable(&s.identity.authrole, uri, action);
         if cache {
             s.decision_cache.borrow_mut().put(uri, action, decision);
         }
@@ -52,7 +50,7 @@ impl Realm {
             queue.push_back(msg);
             return None;
         }
-        let Some(procedure) = self.authorizer.dynamic_authorizer(&s.identity.authrole) else {
+        let Some(procedure) = self.roles.dynamic_authorizer(&s.identity.authrole) else {
             return Some(msg);
         };
         let (uri, action, options): (&str, Action, &Dict) = match &msg {
@@ -64,7 +62,7 @@ impl Realm {
             Message::Call {
                 procedure, options, ..
             } => {
-                if s.pending_calls.contains_key(&request_of(&msg)) {
+                if self.rpc.calls.of_call(conn, request_of(&msg)).is_some() {
                     // A further chunk of a progressive call invocation was authorized already.
                     return Some(msg);
                 }
@@ -130,11 +128,7 @@ impl Realm {
         if let Some((uri, action)) = uri_and_action(&head) {
             s.decision_cache.borrow_mut().insert(uri, action, decision);
         }
-        s.current_decision.set(Some(decision.decision()));
-        self.on_message_authorized(conn, head);
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.current_decision.set(None);
-        }
+        self.on_message_authorized(conn, head, Some(decision.decision()));
         for msg in queue {
             self.on_message(conn, msg);
         }

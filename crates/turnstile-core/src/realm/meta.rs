@@ -32,18 +32,23 @@ impl Realm {
                 )
             }),
             "wamp.session.get" => id_arg(&args, 0, "session_id").and_then(|id| {
-                self.by_session_id
-                    .get(&id)
-                    .and_then(|c| self.sessions.get(c))
+                self.sessions
+                    .by_id(id)
                     .filter(|s| s.state == SessionState::Joined)
                     .map(|s| Value::Dict(s.details(&self.name)))
                     .ok_or_else(|| no_such_session(id))
             }),
             "wamp.session.kill" => id_arg(&args, 0, "session_id").and_then(|id| {
                 let (reason, message) = kill_reason(&kwargs)?;
-                let target = self.by_session_id.get(&id).copied();
+                let target = self.sessions.conn_of(id);
                 match target {
-                    Some(t) if t != conn && self.sessions[&t].state == SessionState::Joined => {
+                    Some(t)
+                        if t != conn
+                            && self
+                                .sessions
+                                .get(&t)
+                                .is_some_and(|s| s.state == SessionState::Joined) =>
+                    {
                         self.say_goodbye(t, &reason, &message);
                         Ok(Value::Null)
                     }
@@ -107,7 +112,7 @@ impl Realm {
                     let id = if subs {
                         self.broker.lookup(&uri, policy).map(|s| s.id)
                     } else {
-                        self.dealer.lookup(&uri, policy).map(|r| r.id)
+                        self.rpc.dealer.lookup(&uri, policy).map(|r| r.id)
                     };
                     Ok(Value::from(id.filter(|_| self.visible(conn, &uri))))
                 })
@@ -130,6 +135,7 @@ impl Realm {
             }),
             "wamp.registration.match" => str_arg(&args, 0, "procedure").map(|procedure| {
                 let id = self
+                    .rpc
                     .dealer
                     .matching(&procedure)
                     .filter(|_| self.visible(conn, &procedure));
@@ -216,7 +222,9 @@ impl Realm {
             }),
             "wamp.session.add_testament" => self.add_testament(conn, &args, &kwargs),
             "wamp.session.flush_testaments" => testament_scope(&kwargs).map(|scope| {
-                let s = self.sessions.get_mut(&conn).expect("caller is in session");
+                let Some(s) = self.sessions.get_mut(&conn) else {
+                    return Value::from(0);
+                };
                 let before = s.testaments.len();
                 s.testaments.retain(|t| t.scope != scope);
                 Value::from(before - s.testaments.len())
@@ -244,9 +252,8 @@ impl Realm {
                     )
                 })?;
                 Some(
-                    *self
-                        .by_session_id
-                        .get(&id)
+                    self.sessions
+                        .conn_of(id)
                         .ok_or_else(|| no_such_session(id))?,
                 )
             }
@@ -268,7 +275,7 @@ impl Realm {
                 }
             }
         } else {
-            for r in self.dealer.iter() {
+            for r in self.rpc.dealer.iter() {
                 if self.visible(conn, &r.uri) && only.is_none_or(|c| r.callees.contains(&c)) {
                     push(r.policy, r.id);
                 }
@@ -307,7 +314,8 @@ impl Realm {
         conn: ConnId,
         id: Id,
     ) -> Result<&crate::dealer::Registration, RequestError> {
-        self.dealer
+        self.rpc
+            .dealer
             .get(id)
             .filter(|r| self.visible(conn, &r.uri))
             .ok_or_else(|| {
@@ -329,9 +337,9 @@ impl Realm {
     /// Removes a subscriber (`wamp.subscription.remove_subscriber`): the session is told with an
     /// UNSUBSCRIBED if it announced subscription revocation.
     fn remove_subscriber(&mut self, sub: Id, session: Id) -> Result<(), RequestError> {
-        let target = *self
-            .by_session_id
-            .get(&session)
+        let target = self
+            .sessions
+            .conn_of(session)
             .ok_or_else(|| no_such_session(session))?;
         let outcome = self.broker.unsubscribe(target, sub).ok_or_else(|| {
             RequestError::new(
@@ -339,9 +347,11 @@ impl Realm {
                 format!("session {session} is not subscribed to subscription {sub}"),
             )
         })?;
-        let s = self.sessions.get_mut(&target).expect("indexed");
-        s.subscriptions.remove(&sub);
-        if s.supports("subscriber", "subscription_revocation") {
+        let revocable = self
+            .sessions
+            .get(&target)
+            .is_some_and(|s| s.supports("subscriber", "subscription_revocation"));
+        if revocable {
             let details = dict! {"subscription" => sub, "reason" => "wamp.error.removed"};
             self.send(
                 target,
@@ -361,19 +371,21 @@ impl Realm {
 
     /// Removes a callee (`wamp.registration.remove_callee`); calls in flight still complete.
     fn remove_callee(&mut self, reg: Id, session: Id) -> Result<(), RequestError> {
-        let target = *self
-            .by_session_id
-            .get(&session)
+        let target = self
+            .sessions
+            .conn_of(session)
             .ok_or_else(|| no_such_session(session))?;
-        let deleted = self.dealer.unregister(target, reg).ok_or_else(|| {
+        let deleted = self.rpc.dealer.unregister(target, reg).ok_or_else(|| {
             RequestError::new(
                 uris::NO_SUCH_REGISTRATION,
                 format!("session {session} is not a callee of registration {reg}"),
             )
         })?;
-        let s = self.sessions.get_mut(&target).expect("indexed");
-        s.registrations.remove(&reg);
-        if s.supports("callee", "registration_revocation") {
+        let revocable = self
+            .sessions
+            .get(&target)
+            .is_some_and(|s| s.supports("callee", "registration_revocation"));
+        if revocable {
             let details = dict! {"registration" => reg, "reason" => "wamp.error.removed"};
             self.send(
                 target,
@@ -436,7 +448,7 @@ impl Realm {
             }
         };
         let scope = testament_scope(kwargs)?;
-        let s = &self.sessions[&conn];
+        let s = self.sender(conn)?;
         if !self.decide_for(s, &topic, Action::Publish).allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -445,7 +457,12 @@ impl Realm {
         }
         pubsub::eligibility_from_options(&options)?;
         let id = random_id();
-        let s = self.sessions.get_mut(&conn).expect("caller is in session");
+        let Some(s) = self.sessions.get_mut(&conn) else {
+            return Err(RequestError::new(
+                uris::NO_SUCH_SESSION,
+                "the session has ended",
+            ));
+        };
         s.testaments.push(Testament {
             id,
             topic,

@@ -2,11 +2,28 @@
 //! `handle_*` inputs and queueing serialized messages to the sessions' connections.
 //!
 //! Everything here runs on the realm's own task (the runtime's realm task), so no state is shared
-//! and nothing is locked. Every message to a client goes through [`Realm::send`] or
-//! [`Realm::send_bytes`], which is where sent messages are metered; received ones are metered in
+//! and nothing is locked. Every message to a client goes through `Realm::send` or
+//! `Realm::send_bytes`, which is where sent messages are metered; received ones are metered in
 //! the `handle_*` entry points, so each message is counted exactly once.
+//!
+//! # What each part owns
+//! [`Realm`] composes its parts; this file has the `handle_*`/`poll_*` entry points, dispatch and
+//! sending, and each other file handles one part:
+//! - the sessions ([`Sessions`], by connection and by id) and their life cycle
+//!   ([`SessionState`]: authentication, WELCOME, GOODBYE, leaving): `life_cycle.rs`;
+//! - pub/sub (the [`Broker`]: subscriptions, retained events, histories): `pubsub.rs`;
+//! - RPC (`rpc::Rpc`: the [`crate::dealer::Dealer`], the [`crate::calls::Calls`] in flight, the
+//!   router's own calls): `rpc.rs`;
+//! - the authorization step (static [`crate::permissions`] or a dynamic authorizer):
+//!   `authorize.rs`;
+//! - metering (`wamp.session.on_stats`): `metering.rs`;
+//! - the meta API (procedures reading the other parts): `meta.rs`.
+//!
+//! A request's session is resolved once when it is dispatched (`Origin`); a session that
+//! leaves is removed from each part by that part (`leave_broker`, `leave_dealer`,
+//! `end_calls_of`).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,20 +35,22 @@ use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use crate::auth::{AuthAction, AuthFlow, AuthRequest};
-use crate::authorization::{Action, Authorizer, TRUSTED_ROLE};
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::dealer::InternalCallOutcome;
-use crate::dealer::{Dealer, Invocation, InvokePolicy, RegisterError};
+use crate::dealer::{InvokePolicy, RegisterError};
 use crate::limits;
-use crate::meter::{session_info, CountKind, Meter};
+use crate::meter::{CountKind, Meter};
 use crate::peer::ConnId;
 use crate::peer::{close_text, CloseReason, PeerSender, SendError, TransportInfo};
-use crate::session::{Identity, Session, SessionState};
+use crate::permissions::{Action, Decision, Roles, TRUSTED_ROLE};
+use crate::session::{Identity, Session, SessionState, Sessions};
 use crate::timer::{Timer, TimerKind, TimerTable};
 
 mod authorize;
+mod life_cycle;
 mod meta;
+mod metering;
 mod options;
 mod pubsub;
 mod rpc;
@@ -95,6 +114,16 @@ impl RequestError {
     }
 }
 
+/// A request being handled, its session resolved once when it is dispatched: the session's
+/// connection and id, and the dynamic authorizer's decision on the request when it had to wait
+/// for one (else the decision is taken when the request is checked).
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    conn: ConnId,
+    session: Id,
+    decided: Option<Decision>,
+}
+
 /// The token with which the runtime hands the realm a call of its own
 /// ([`Realm::handle_internal_call`]) and recognises the answer ([`Effect::Answer`]).
 pub type ReplyToken = u64;
@@ -132,14 +161,16 @@ pub struct Realm {
     name: String,
     options: RealmOptions,
     stats: Option<StatsConfig>,
-    authorizer: Authorizer,
+    /// The roles of the realm and their static permissions (or dynamic authorizer).
+    roles: Roles,
     clock: Clock,
     /// The time of the input being handled.
     now: Instant,
-    sessions: HashMap<ConnId, Session>,
-    by_session_id: HashMap<Id, ConnId>,
+    sessions: Sessions,
+    /// The pub/sub side: subscriptions, retained events, event histories.
     broker: Broker,
-    dealer: Dealer,
+    /// The RPC side: registrations, calls in flight, the router's own calls.
+    rpc: rpc::Rpc,
     timers: TimerTable,
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
@@ -151,8 +182,6 @@ pub struct Realm {
     /// Side effects for the shell, in order: calls into other realms (dynamic authenticators,
     /// authorizers) and answers to the calls the shell handed in.
     effects: VecDeque<Effect>,
-    /// The shell's tokens of calls the router made itself, by the call's `call_request`.
-    internal_calls: HashMap<Id, ReplyToken>,
 }
 
 impl Realm {
@@ -161,34 +190,33 @@ impl Realm {
             "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
             "dealer" => Value::Dict(dict! {"features" => Value::Dict(dealer_features(&config.options))}),
         });
-        let mut broker = Broker::default();
-        broker.histories = config
-            .event_history
-            .iter()
-            .map(|h| crate::broker::History {
-                uri: h.uri.clone(),
-                policy: h.match_policy,
-                limit: h.limit,
-                events: Default::default(),
-            })
-            .collect();
+        let broker = Broker::with_histories(
+            config
+                .event_history
+                .iter()
+                .map(|h| crate::broker::History {
+                    uri: h.uri.clone(),
+                    policy: h.match_policy,
+                    limit: h.limit,
+                    events: Default::default(),
+                })
+                .collect(),
+        );
         Self {
-            authorizer: Authorizer::new(&config.roles),
+            roles: Roles::new(&config.roles),
             name: config.name,
             options: config.options,
             stats: config.stats,
             clock: Clock::anchored(now),
             now,
-            sessions: HashMap::new(),
-            by_session_id: HashMap::new(),
+            sessions: Sessions::default(),
             broker,
-            dealer: Dealer::default(),
+            rpc: rpc::Rpc::default(),
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
             doomed: Vec::new(),
             welcome_roles,
-            internal_calls: HashMap::new(),
             effects: VecDeque::new(),
         }
     }
@@ -210,7 +238,11 @@ impl Realm {
 
     // ===== inputs =====
 
-    /// A HELLO from a connection without a session.
+    /// A HELLO from a connection without a session. `handshake_deadline` is when the session
+    /// must have been welcomed: [`limits::HANDSHAKE_TIMEOUT`] after the connection opened (the
+    /// shell enforces the part before HELLO), or after this HELLO for a later session of the
+    /// same connection.
+    #[allow(clippy::too_many_arguments)]
     pub fn handle_hello(
         &mut self,
         conn: ConnId,
@@ -218,6 +250,7 @@ impl Realm {
         info: Arc<TransportInfo>,
         details: Dict,
         len: usize,
+        handshake_deadline: Instant,
         now: Instant,
     ) {
         self.now = now;
@@ -251,7 +284,7 @@ impl Realm {
         };
         let id = loop {
             let id = random_id();
-            if id != self.service_id && !self.by_session_id.contains_key(&id) {
+            if id != self.service_id && self.sessions.conn_of(id).is_none() {
                 break id;
             }
         };
@@ -286,23 +319,16 @@ impl Realm {
             meter,
             stats_timer: 0,
             goodbye_timer: 0,
-            subscriptions: HashSet::new(),
-            registrations: HashSet::new(),
-            invocation_ids: Default::default(),
-            pending_invocations: HashSet::new(),
-            pending_calls: HashMap::new(),
             doomed: false,
             testaments: Vec::new(),
             removal_events: Vec::new(),
             auth: Some(Box::new(flow)),
             blocked: None,
-            current_decision: Default::default(),
             decision_cache: Default::default(),
         };
-        self.sessions.insert(conn, session);
-        self.by_session_id.insert(id, conn);
+        self.sessions.insert(session);
         self.timers.insert(Timer {
-            at: now + limits::HANDSHAKE_TIMEOUT,
+            at: handshake_deadline,
             conn,
             session: id,
             kind: TimerKind::Handshake,
@@ -310,83 +336,6 @@ impl Realm {
         });
         self.carry_out(conn, action);
         self.reap();
-    }
-
-    /// Carries out what the authentication of `conn` asks for next.
-    fn carry_out(&mut self, conn: ConnId, action: AuthAction) {
-        match action {
-            AuthAction::Welcome(identity) => self.welcome(conn, identity),
-            AuthAction::Challenge { authmethod, extra } => {
-                self.send(conn, &Message::Challenge { authmethod, extra });
-            }
-            AuthAction::CallAuthenticator {
-                procedure,
-                realm,
-                args,
-            } => {
-                let Some(s) = self.sessions.get(&conn) else {
-                    return;
-                };
-                self.effects.push_back(Effect::Call {
-                    realm,
-                    procedure,
-                    args,
-                    purpose: CallPurpose::Authenticate {
-                        conn,
-                        session: s.id,
-                    },
-                });
-            }
-            AuthAction::Refuse { reason, message } => self.refuse(conn, reason, &message),
-        }
-    }
-
-    /// ABORT to a session still authenticating; it never joined, so no meta events follow.
-    fn refuse(&mut self, conn: ConnId, reason: &str, message: &str) {
-        let Some(s) = self.sessions.get(&conn) else {
-            return;
-        };
-        debug!(peer = %s.info.peer, reason, message, "session refused");
-        self.send(conn, &Message::abort(reason, message));
-        if let Some(s) = self.sessions.remove(&conn) {
-            self.by_session_id.remove(&s.id);
-            s.peer.close(CloseReason::policy(close_text(message)));
-        }
-    }
-
-    /// Authentication succeeded: WELCOME, then what follows a join.
-    fn welcome(&mut self, conn: ConnId, identity: Identity) {
-        if !self.authorizer.has_role(&identity.authrole) {
-            let text = format!(
-                "role \"{}\" does not exist on realm \"{}\"",
-                identity.authrole, self.name
-            );
-            return self.refuse(conn, uris::NO_SUCH_ROLE, &text);
-        }
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        s.identity = identity;
-        s.auth = None;
-        s.state = SessionState::Joining;
-        let id = s.id;
-        let mut welcome = dict! {
-            "realm" => self.name.as_str(),
-            "authid" => s.identity.authid.as_str(),
-            "authrole" => s.identity.authrole.as_str(),
-            "authmethod" => s.identity.authmethod.as_str(),
-            "authprovider" => s.identity.authprovider.as_str(),
-            "authextra" => Value::Dict(s.identity.authextra.clone()),
-        };
-        welcome.insert("roles".into(), self.welcome_roles.clone());
-        self.send(
-            conn,
-            &Message::Welcome {
-                session: id,
-                details: welcome,
-            },
-        );
-        self.after_join(conn);
     }
 
     /// The answer of a call the router made on behalf of one of this realm's sessions.
@@ -462,33 +411,6 @@ impl Realm {
         self.reap();
     }
 
-    /// A message while authenticating: only AUTHENTICATE (or ABORT) is expected.
-    fn on_handshake_message(&mut self, conn: ConnId, msg: Message) {
-        match msg {
-            Message::Authenticate { signature, extra } => {
-                let Some(flow) = self.sessions.get_mut(&conn).and_then(|s| s.auth.as_mut()) else {
-                    return;
-                };
-                let action = flow.handle_authenticate(&signature, &extra);
-                self.carry_out(conn, action);
-            }
-            Message::Abort { .. } => {
-                if let Some(s) = self.sessions.remove(&conn) {
-                    self.by_session_id.remove(&s.id);
-                    s.peer
-                        .close(CloseReason::normal("handshake aborted by the client"));
-                }
-            }
-            other => {
-                let text = format!(
-                    "received {} during authentication (expected AUTHENTICATE)",
-                    other.name()
-                );
-                self.refuse(conn, uris::PROTOCOL_VIOLATION, &text);
-            }
-        }
-    }
-
     /// The connection received bytes it could not decode.
     pub fn handle_protocol_violation(&mut self, conn: ConnId, text: &str, now: Instant) {
         self.now = now;
@@ -529,35 +451,6 @@ impl Realm {
         self.reap();
     }
 
-    /// Whether the session subscribes to any `wamp.session.` meta topic.
-    fn is_session_monitor(&self, conn: ConnId) -> bool {
-        self.sessions[&conn].subscriptions.iter().any(|id| {
-            self.broker
-                .get(*id)
-                .is_some_and(|s| s.uri.starts_with("wamp.session."))
-        })
-    }
-
-    /// At shutdown, once only monitors are left, says GOODBYE to them too.
-    fn continue_shutdown(&mut self) {
-        if !self.shutting_down || self.sessions.keys().any(|c| !self.is_session_monitor(*c)) {
-            return;
-        }
-        let conns: Vec<ConnId> = self
-            .sessions
-            .values()
-            .filter(|s| s.state == SessionState::Joined)
-            .map(|s| s.conn)
-            .collect();
-        for conn in conns {
-            self.say_goodbye(
-                conn,
-                uris::CLOSE_SYSTEM_SHUTDOWN,
-                "the router is shutting down",
-            );
-        }
-    }
-
     /// The earliest timer deadline, for the shell's sleep.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         self.timers.next_deadline()
@@ -596,252 +489,6 @@ impl Realm {
             }
             self.reap();
         }
-    }
-
-    // ===== session life cycle =====
-
-    /// What follows WELCOME: `on_join`, the join snapshot, the duration timer.
-    fn after_join(&mut self, conn: ConnId) {
-        let s = &self.sessions[&conn];
-        info!(
-            realm = %self.name,
-            session = s.id,
-            authid = %s.identity.authid,
-            authrole = %s.identity.authrole,
-            serializer = s.info.serializer.name(),
-            peer = %s.info.peer,
-            "session joined"
-        );
-        let details = s.details(&self.name);
-        self.publish_meta(
-            topic::ON_JOIN,
-            vec![Value::Dict(details)],
-            CountKind::Checked,
-        );
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        s.state = SessionState::Joined;
-        let Some(stats) = self.stats else { return };
-        let rated_due = s.meter.as_ref().is_some_and(Meter::rated_due);
-        if stats.trigger_on_join || rated_due {
-            // With the join trigger off, a handshake that already crossed the rated threshold is
-            // reported now: the threshold is not checked before the session has joined.
-            self.take_snapshot(conn, false);
-        } else {
-            self.arm_stats_timer(conn);
-        }
-    }
-
-    /// (Re)arms the session's duration trigger for its current cycle.
-    fn arm_stats_timer(&mut self, conn: ConnId) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        s.stats_timer += 1;
-        if let Some(at) = s.meter.as_ref().and_then(Meter::duration_deadline) {
-            self.timers.insert(Timer {
-                at,
-                conn,
-                session: s.id,
-                kind: TimerKind::StatsDuration,
-                generation: s.stats_timer,
-            });
-        }
-    }
-
-    /// Closes the session's current cycle and publishes it as `wamp.session.on_stats`.
-    fn take_snapshot(&mut self, conn: ConnId, last: bool) {
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        let Some(meter) = s.meter.as_mut() else {
-            return;
-        };
-        let snap = meter.snapshot(self.now, &self.clock, last);
-        let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
-        let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
-        self.arm_stats_timer(conn);
-        self.publish_meta(
-            topic::ON_STATS,
-            vec![info, stats],
-            CountKind::FeedbackGuarded,
-        );
-    }
-
-    /// Sends GOODBYE from the router and waits for the client's reply (bounded).
-    fn say_goodbye(&mut self, conn: ConnId, reason: &str, message: &str) {
-        let Some(s) = self.sessions.get(&conn) else {
-            return;
-        };
-        if s.state != SessionState::Joined {
-            return;
-        }
-        // No more events or invocations for it: it is leaving. Detached before the GOODBYE so
-        // that nothing (not even its own statistics) reaches it after the GOODBYE.
-        self.detach(conn);
-        self.send(
-            conn,
-            &Message::Goodbye {
-                details: dict! {"message" => message},
-                reason: reason.into(),
-            },
-        );
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        s.state = SessionState::Closing;
-        s.goodbye_timer += 1;
-        self.timers.insert(Timer {
-            at: self.now + limits::GOODBYE_REPLY_TIMEOUT,
-            conn,
-            session: s.id,
-            kind: TimerKind::GoodbyeReply,
-            generation: s.goodbye_timer,
-        });
-    }
-
-    /// ABORT `wamp.error.protocol_violation` (counted in the session), then the session ends and
-    /// the connection closes.
-    fn protocol_violation(&mut self, conn: ConnId, text: &str) {
-        if !self.sessions.contains_key(&conn) {
-            return;
-        }
-        debug!(conn, %text, "protocol violation");
-        self.detach(conn);
-        self.send(conn, &Message::abort(uris::PROTOCOL_VIOLATION, text));
-        let reason = CloseReason::protocol_error(close_text(text));
-        self.end_session(conn, EndCause::ProtocolViolation, Some(reason));
-    }
-
-    /// Removes the session from the broker and dealer: subscriptions and registrations go, calls
-    /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Returns the
-    /// meta events to publish once the session has left.
-    fn detach(&mut self, conn: ConnId) {
-        let mut removal_events = Vec::new();
-        let Some(s) = self.sessions.get_mut(&conn) else {
-            return;
-        };
-        let session_id = s.id;
-        let subscriptions: Vec<Id> = s.subscriptions.drain().collect();
-        let registrations: Vec<Id> = s.registrations.drain().collect();
-        let served: Vec<Id> = s.pending_invocations.drain().collect();
-        let made: Vec<(ConnId, Id)> = s.pending_calls.drain().map(|(_, v)| v).collect();
-        for sub in subscriptions {
-            let meta = self
-                .broker
-                .get(sub)
-                .is_some_and(|s| !s.uri.starts_with("wamp."));
-            if let Some(u) = self.broker.unsubscribe(conn, sub) {
-                if meta {
-                    let args = vec![Value::from(session_id), Value::from(sub)];
-                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
-                    if u.deleted {
-                        removal_events.push((topic::SUB_ON_DELETE, args));
-                    }
-                }
-            }
-        }
-        for reg in registrations {
-            if let Some(deleted) = self.dealer.unregister(conn, reg) {
-                let args = vec![Value::from(session_id), Value::from(reg)];
-                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
-                if deleted {
-                    removal_events.push((topic::REG_ON_DELETE, args));
-                }
-            }
-        }
-        for inv in served {
-            if let Some(call) = self.dealer.invocations.remove(&(conn, inv)) {
-                if let Some(caller) = call
-                    .caller
-                    .session()
-                    .and_then(|c| self.sessions.get_mut(&c))
-                {
-                    caller.pending_calls.remove(&call.call_request);
-                }
-                let text = "the callee left before it answered";
-                let error = rpc::call_error(call.call_request, uris::CANCELED, text);
-                self.reply_to_caller(call.caller, error);
-            }
-        }
-        for (callee, inv) in made {
-            // The caller is gone: a callee that can be interrupted is told; its answer (if it
-            // still comes) is dropped.
-            let interruptible = self.sessions.get(&callee).is_some_and(|c| {
-                c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
-            });
-            let interrupted = self
-                .dealer
-                .invocations
-                .get(&(callee, inv))
-                .is_some_and(|i| i.interrupted);
-            if interruptible && !interrupted {
-                let interrupt = Message::Interrupt {
-                    request: inv,
-                    options: dict! {"mode" => "killnowait", "reason" => uris::CANCELED},
-                };
-                self.send(callee, &interrupt);
-            }
-            self.dealer.invocations.remove(&(callee, inv));
-            if let Some(c) = self.sessions.get_mut(&callee) {
-                c.pending_invocations.remove(&inv);
-            }
-        }
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.removal_events.extend(removal_events);
-        }
-    }
-
-    /// Ends a session: it leaves the broker and dealer, its final statistics and `on_leave` are
-    /// published, then the removal meta events; `close` closes the connection too.
-    fn end_session(&mut self, conn: ConnId, cause: EndCause, close: Option<CloseReason>) {
-        self.detach(conn);
-        let Some(mut s) = self.sessions.remove(&conn) else {
-            return;
-        };
-        let removal_events = std::mem::take(&mut s.removal_events);
-        self.by_session_id.remove(&s.id);
-        // Without session resumption a session is detached and destroyed at once: the
-        // `detached` testaments go first, as the spec orders them.
-        let mut testaments = std::mem::take(&mut s.testaments);
-        testaments.sort_by_key(|t| t.scope != crate::session::TestamentScope::Detached);
-        for t in testaments {
-            self.publish_testament(&s, t);
-        }
-        if let (Some(meter), Some(stats)) = (s.meter.as_mut(), self.stats) {
-            if stats.trigger_on_leave {
-                let snap = meter.snapshot(self.now, &self.clock, true);
-                let info = session_info(&self.name, s.id, &s.identity.authid, &s.identity.authrole);
-                let stats = Value::Dict(snap.to_dict(s.info.serializer.name()));
-                self.publish_meta(
-                    topic::ON_STATS,
-                    vec![info, stats],
-                    CountKind::FeedbackGuarded,
-                );
-            }
-        }
-        self.publish_meta(topic::ON_LEAVE, vec![Value::from(s.id)], CountKind::Checked);
-        for (topic, args) in removal_events {
-            self.publish_meta(topic, args, CountKind::Checked);
-        }
-        if let Some(reason) = close {
-            s.peer.close(reason);
-        } else if self.shutting_down {
-            s.peer
-                .close(CloseReason::going_away("the router is shutting down"));
-        }
-        info!(realm = %self.name, session = s.id, cause = cause.as_str(), "session left");
-    }
-
-    /// Ends the sessions whose connection failed during the last input.
-    fn reap(&mut self) {
-        while let Some((conn, cause)) = self.doomed.pop() {
-            if self.sessions.contains_key(&conn) {
-                self.end_session(conn, cause, None);
-            }
-        }
-        self.continue_shutdown();
     }
 
     // ===== sending =====
@@ -894,14 +541,21 @@ impl Realm {
     fn on_message(&mut self, conn: ConnId, msg: Message) {
         // A session of a role with a dynamic authorizer may have to wait for its decision.
         if let Some(msg) = self.must_wait_for_authorizer(conn, msg) {
-            self.on_message_authorized(conn, msg);
+            self.on_message_authorized(conn, msg, None);
         }
     }
 
-    fn on_message_authorized(&mut self, conn: ConnId, msg: Message) {
-        if !self.sessions.contains_key(&conn) {
+    /// A message allowed to proceed; `decided` is the dynamic authorizer's decision on it, if it
+    /// waited for one.
+    fn on_message_authorized(&mut self, conn: ConnId, msg: Message, decided: Option<Decision>) {
+        let Some(session) = self.sessions.get(&conn).map(|s| s.id) else {
             return;
-        }
+        };
+        let from = Origin {
+            conn,
+            session,
+            decided,
+        };
         match msg {
             Message::Publish {
                 request,
@@ -909,32 +563,32 @@ impl Realm {
                 topic,
                 args,
                 kwargs,
-            } => self.on_publish(conn, request, options, topic, args, kwargs),
+            } => self.on_publish(from, request, options, topic, args, kwargs),
             Message::Subscribe {
                 request,
                 options,
                 topic,
-            } => self.on_subscribe(conn, request, options, topic),
+            } => self.on_subscribe(from, request, options, topic),
             Message::Unsubscribe {
                 request,
                 subscription,
-            } => self.on_unsubscribe(conn, request, subscription),
+            } => self.on_unsubscribe(from, request, subscription),
             Message::Call {
                 request,
                 options,
                 procedure,
                 args,
                 kwargs,
-            } => self.on_call(conn, request, options, procedure, args, kwargs),
+            } => self.on_call(from, request, options, procedure, args, kwargs),
             Message::Register {
                 request,
                 options,
                 procedure,
-            } => self.on_register(conn, request, options, procedure),
+            } => self.on_register(from, request, options, procedure),
             Message::Unregister {
                 request,
                 registration,
-            } => self.on_unregister(conn, request, registration),
+            } => self.on_unregister(from, request, registration),
             Message::Yield {
                 request,
                 options,
@@ -983,6 +637,15 @@ impl Realm {
     }
 
     // ===== checks =====
+
+    /// The session that sent a request. A request is handled only while its session exists
+    /// and no handler ends it before answering; were that to change, the request is refused
+    /// instead of the realm panicking.
+    fn sender(&self, conn: ConnId) -> Result<&Session, RequestError> {
+        self.sessions
+            .get(&conn)
+            .ok_or_else(|| RequestError::new(uris::NO_SUCH_SESSION, "the session has ended"))
+    }
 
     fn check_uri(&self, uri: &str, policy: MatchPolicy) -> Result<(), RequestError> {
         let allow_empty = policy != MatchPolicy::Exact;

@@ -1,7 +1,5 @@
-//! The realm's broker side: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, and delivering events once
-//! serialized per serializer.
-
-use std::collections::HashMap;
+//! The realm's pub/sub side: PUBLISH, SUBSCRIBE, UNSUBSCRIBE, a leaving subscriber, and
+//! delivering events (meta events and testaments too) once serialized per serializer.
 
 use bytes::Bytes;
 use tracing::{debug, warn};
@@ -11,6 +9,7 @@ use wamp_proto::{dict, random_id, uris, Dict, Id, List, MatchPolicy, Message, Se
 use super::options::*;
 use super::*;
 use crate::broker::{Eligibility, RetainedEvent, StoredEvent};
+use crate::session::Sessions;
 
 impl Realm {
     /// Publishes an event from the realm's service session, if the meta API is on.
@@ -66,6 +65,32 @@ impl Realm {
             &eligibility,
             CountKind::Checked,
         );
+    }
+
+    /// Removes a leaving session from its subscriptions; returns the meta events to publish
+    /// once it has left (none for `wamp.` topics).
+    pub(super) fn leave_broker(
+        &mut self,
+        conn: ConnId,
+        session_id: Id,
+    ) -> Vec<(&'static str, List)> {
+        let mut removal_events = Vec::new();
+        for sub in self.broker.take_subscriptions(conn) {
+            let meta = self
+                .broker
+                .get(sub)
+                .is_some_and(|s| !s.uri.starts_with("wamp."));
+            if let Some(u) = self.broker.unsubscribe(conn, sub) {
+                if meta {
+                    let args = vec![Value::from(session_id), Value::from(sub)];
+                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
+                    if u.deleted {
+                        removal_events.push((topic::SUB_ON_DELETE, args));
+                    }
+                }
+            }
+        }
+        removal_events
     }
 
     /// Sends `conn` the retained events matching its new subscription `sub` (`get_retained`).
@@ -162,7 +187,7 @@ impl Realm {
 
     pub(super) fn on_publish(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         topic: String,
@@ -171,9 +196,10 @@ impl Realm {
     ) {
         let acknowledge = match opt_bool(&options, "acknowledge", "PUBLISH") {
             Ok(a) => a.unwrap_or(false),
-            Err(e) => return self.send_error(conn, code::PUBLISH, request, e.uri, &e.text),
+            Err(e) => return self.send_error(from.conn, code::PUBLISH, request, e.uri, &e.text),
         };
-        match self.publish(conn, &options, &topic, args, kwargs) {
+        let conn = from.conn;
+        match self.publish(from, &options, &topic, args, kwargs) {
             Ok(publication) => {
                 if acknowledge {
                     self.send(
@@ -197,7 +223,7 @@ impl Realm {
 
     pub(super) fn publish(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         topic: &str,
         args: Option<List>,
@@ -210,8 +236,11 @@ impl Realm {
                 format!("cannot publish to topic \"{topic}\": the wamp. prefix is reserved"),
             ));
         }
-        let s = &self.sessions[&conn];
-        let decision = self.decide_for(s, topic, Action::Publish);
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, topic, Action::Publish));
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -238,16 +267,12 @@ impl Realm {
                 Value::from(s.identity.authrole.as_str()),
             );
         }
-        let history = self
-            .broker
-            .histories
-            .iter()
-            .any(|h| h.policy.matches(&h.uri, topic));
+        let history = self.broker.keeps_history(topic);
         let keep = (retain || history).then(|| (details.clone(), args.clone(), kwargs.clone()));
+        let publisher = s.id;
         let mut retained_eligibility = eligibility.clone();
         if exclude_me {
             // The retained event stays excluded from its publisher, as the original was.
-            let publisher = self.sessions[&conn].id;
             retained_eligibility
                 .exclude
                 .get_or_insert_with(Vec::new)
@@ -292,12 +317,13 @@ impl Realm {
         Ok(publication)
     }
 
-    pub(super) fn on_subscribe(&mut self, conn: ConnId, request: Id, options: Dict, topic: String) {
+    pub(super) fn on_subscribe(&mut self, from: Origin, request: Id, options: Dict, topic: String) {
+        let conn = from.conn;
         let get_retained = match opt_bool(&options, "get_retained", "SUBSCRIBE") {
             Ok(g) => g.unwrap_or(false),
             Err(e) => return self.send_error(conn, code::SUBSCRIBE, request, e.uri, &e.text),
         };
-        match self.subscribe(conn, &options, &topic) {
+        match self.subscribe(from, &options, &topic) {
             Ok(outcome) => {
                 self.send(
                     conn,
@@ -308,7 +334,7 @@ impl Realm {
                 );
                 // The meta events follow the SUBSCRIBED reply, never for wamp. topics.
                 if outcome.added && !topic.starts_with("wamp.") {
-                    let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
+                    let session_id = from.session;
                     if outcome.created {
                         let info = self.broker.get(outcome.id).map(subscription_info);
                         let args = vec![Value::from(session_id), Value::from(info)];
@@ -327,14 +353,18 @@ impl Realm {
 
     pub(super) fn subscribe(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         topic: &str,
     ) -> Result<crate::broker::Subscribed, RequestError> {
         let policy = match_policy(options, "SUBSCRIBE")?;
         self.check_uri(topic, policy)?;
-        let s = &self.sessions[&conn];
-        if !self.decide_for(s, topic, Action::Subscribe).allow {
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, topic, Action::Subscribe));
+        if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(
@@ -347,14 +377,12 @@ impl Realm {
         let outcome = self
             .broker
             .subscribe(conn, topic, policy, || clock.iso8601(now));
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.subscriptions.insert(outcome.id);
-        }
         Ok(outcome)
     }
 
-    pub(super) fn on_unsubscribe(&mut self, conn: ConnId, request: Id, subscription: Id) {
-        let is_mine = self.sessions[&conn].subscriptions.contains(&subscription);
+    pub(super) fn on_unsubscribe(&mut self, from: Origin, request: Id, subscription: Id) {
+        let (conn, session_id) = (from.conn, from.session);
+        let is_mine = self.broker.is_subscriber(conn, subscription);
         let uri_is_meta = self
             .broker
             .get(subscription)
@@ -373,13 +401,6 @@ impl Realm {
                 uris::NO_SUCH_SUBSCRIPTION,
                 &text,
             );
-        };
-        let session_id = match self.sessions.get_mut(&conn) {
-            Some(s) => {
-                s.subscriptions.remove(&subscription);
-                s.id
-            }
-            None => return,
         };
         self.send(
             conn,
@@ -412,11 +433,7 @@ pub(super) fn eligibility_from_options(options: &Dict) -> Result<Eligibility, Re
 }
 
 /// Whether the session on `conn` is joined and admitted by `eligibility`.
-pub(super) fn admits(
-    eligibility: &Eligibility,
-    conn: ConnId,
-    sessions: &HashMap<ConnId, Session>,
-) -> bool {
+pub(super) fn admits(eligibility: &Eligibility, conn: ConnId, sessions: &Sessions) -> bool {
     let Some(s) = sessions.get(&conn) else {
         return false;
     };

@@ -1,4 +1,7 @@
-//! The realm's dealer side: REGISTER, UNREGISTER, CALL, YIELD, callee errors.
+//! The realm's RPC side: what it owns ([`Rpc`]: registrations, calls in flight, the router's own
+//! calls) and its handlers: REGISTER, UNREGISTER, CALL, CANCEL, YIELD, callee errors, timeouts.
+
+use std::collections::HashMap;
 
 use tracing::debug;
 use wamp_proto::message::code;
@@ -6,19 +9,59 @@ use wamp_proto::{dict, uris, Dict, Id, List, MatchPolicy, Message, Value};
 
 use super::options::*;
 use super::*;
-use crate::dealer::CancelMode;
+use crate::calls::{Calls, Invocation, InvocationKey};
 use crate::dealer::{CallFailure, CallReturn, Caller};
+use crate::dealer::{CancelMode, Dealer};
 use crate::timer::{Timer, TimerKind};
+
+/// What the realm's RPC side owns.
+#[derive(Debug, Default)]
+pub(super) struct Rpc {
+    pub(super) dealer: Dealer,
+    /// The calls in flight, with who made and who serves each.
+    pub(super) calls: Calls,
+    /// The shell's tokens of calls the router made itself, by the call's `call_request`.
+    internal_calls: HashMap<Id, ReplyToken>,
+}
+
+impl Rpc {
+    /// The registration and callee a call of `procedure` goes to (see
+    /// [`Dealer::matching`], [`Dealer::pick_callee`]).
+    fn route(&mut self, procedure: &str) -> Option<(Id, ConnId)> {
+        let registration = self.dealer.matching(procedure)?;
+        let callee = self.dealer.pick_callee(registration)?;
+        Some((registration, callee))
+    }
+
+    /// Keeps the shell's `reply` token of a call the router makes; returns the call's
+    /// `call_request`, by which the answer finds the token.
+    fn start_internal_call(&mut self, reply: ReplyToken) -> Id {
+        let call_request = loop {
+            let t = random_id();
+            if !self.internal_calls.contains_key(&t) {
+                break t;
+            }
+        };
+        self.internal_calls.insert(call_request, reply);
+        call_request
+    }
+
+    /// The shell's token of the router's call `call_request`, which has been answered.
+    fn finish_internal_call(&mut self, call_request: Id) -> Option<ReplyToken> {
+        self.internal_calls.remove(&call_request)
+    }
+}
 
 impl Realm {
     pub(super) fn on_register(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: String,
     ) {
-        match self.register(conn, &options, &procedure) {
+        let conn = from.conn;
+        match self.register(from, &options, &procedure) {
             Ok(outcome) => {
                 self.send(
                     conn,
@@ -27,9 +70,9 @@ impl Realm {
                         registration: outcome.id,
                     },
                 );
-                let session_id = self.sessions.get(&conn).map_or(0, |s| s.id);
+                let session_id = from.session;
                 if outcome.created {
-                    let info = self.dealer.get(outcome.id).map(registration_info);
+                    let info = self.rpc.dealer.get(outcome.id).map(registration_info);
                     let args = vec![Value::from(session_id), Value::from(info)];
                     self.publish_meta(topic::REG_ON_CREATE, args, CountKind::Checked);
                 }
@@ -42,7 +85,7 @@ impl Realm {
 
     pub(super) fn register(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         options: &Dict,
         procedure: &str,
     ) -> Result<crate::dealer::Registered, RequestError> {
@@ -71,8 +114,12 @@ impl Realm {
                 ))
             }
         };
-        let s = &self.sessions[&conn];
-        if !self.decide_for(s, procedure, Action::Register).allow {
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Register));
+        if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
                 format!(
@@ -83,7 +130,7 @@ impl Realm {
         }
         let (clock, now) = (self.clock, self.now);
         let outcome = self
-            .dealer
+            .rpc.dealer
             .register(conn, procedure, policy, invoke, || clock.iso8601(now))
             .map_err(|e| match e {
                 RegisterError::AlreadyExists => RequestError::new(
@@ -98,16 +145,14 @@ impl Realm {
                     ),
                 ),
             })?;
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.registrations.insert(outcome.id);
-        }
         Ok(outcome)
     }
 
-    pub(super) fn on_unregister(&mut self, conn: ConnId, request: Id, registration: Id) {
-        let is_mine = self.sessions[&conn].registrations.contains(&registration);
+    pub(super) fn on_unregister(&mut self, from: Origin, request: Id, registration: Id) {
+        let (conn, session_id) = (from.conn, from.session);
+        let is_mine = self.rpc.dealer.is_callee(conn, registration);
         let deleted = if is_mine {
-            self.dealer.unregister(conn, registration)
+            self.rpc.dealer.unregister(conn, registration)
         } else {
             None
         };
@@ -120,13 +165,6 @@ impl Realm {
                 uris::NO_SUCH_REGISTRATION,
                 &text,
             );
-        };
-        let session_id = match self.sessions.get_mut(&conn) {
-            Some(s) => {
-                s.registrations.remove(&registration);
-                s.id
-            }
-            None => return,
         };
         self.send(
             conn,
@@ -144,21 +182,21 @@ impl Realm {
 
     pub(super) fn on_call(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: String,
         args: Option<List>,
         kwargs: Option<Dict>,
     ) {
-        if let Err(e) = self.call(conn, request, options, &procedure, args, kwargs) {
-            self.send_error(conn, code::CALL, request, e.uri, &e.text);
+        if let Err(e) = self.call(from, request, options, &procedure, args, kwargs) {
+            self.send_error(from.conn, code::CALL, request, e.uri, &e.text);
         }
     }
 
     pub(super) fn call(
         &mut self,
-        conn: ConnId,
+        from: Origin,
         request: Id,
         options: Dict,
         procedure: &str,
@@ -166,8 +204,11 @@ impl Realm {
         kwargs: Option<Dict>,
     ) -> Result<(), RequestError> {
         self.check_uri(procedure, MatchPolicy::Exact)?;
-        let s = &self.sessions[&conn];
-        let decision = self.decide_for(s, procedure, Action::Call);
+        let conn = from.conn;
+        let s = self.sender(conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Call));
         if !decision.allow {
             return Err(RequestError::new(
                 uris::NOT_AUTHORIZED,
@@ -178,10 +219,8 @@ impl Realm {
             ));
         }
         let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
-        if let Some(&(callee, invocation)) = s.pending_calls.get(&request) {
-            return self.continue_progressive_call(
-                conn, request, callee, invocation, progress, args, kwargs,
-            );
+        if let Some(key) = self.rpc.calls.of_call(conn, request) {
+            return self.continue_progressive_call(conn, request, key, progress, args, kwargs);
         }
         if procedure.starts_with("wamp.") && self.options.enable_meta_api {
             if let Some(result) = self.meta_call(conn, procedure, args, kwargs) {
@@ -222,18 +261,16 @@ impl Realm {
                 format!("no callee registered for procedure \"{procedure}\""),
             )
         };
-        let registration = self.dealer.matching(procedure).ok_or_else(no_callee)?;
-        let callee = self
-            .dealer
-            .pick_callee(registration)
-            .ok_or_else(no_callee)?;
-        let reg = self.dealer.get(registration).expect("matched");
+        let (registration, callee) = self.rpc.route(procedure).ok_or_else(no_callee)?;
+        let Some(reg) = self.rpc.dealer.get(registration) else {
+            return Err(no_callee());
+        };
         let mut details = Dict::new();
         super::pubsub::copy_passthru(&options, &mut details);
         if reg.policy != MatchPolicy::Exact {
             details.insert("procedure".into(), Value::from(procedure));
         }
-        let caller = &self.sessions[&conn];
+        let caller = self.sender(conn)?;
         if disclose_me || decision.disclose {
             details.insert("caller".into(), Value::from(caller.id));
             details.insert(
@@ -245,9 +282,10 @@ impl Realm {
                 Value::from(caller.identity.authrole.as_str()),
             );
         }
-        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+        let Some(callee_session) = self.sessions.get(&callee) else {
             return Err(no_callee());
         };
+        let callee_id = callee_session.id;
         if receive_progress && callee_session.supports("callee", "progressive_call_results") {
             details.insert("receive_progress".into(), Value::Bool(true));
         }
@@ -283,10 +321,8 @@ impl Realm {
         if timeout_ms > 0 {
             details.insert("timeout".into(), Value::from(timeout_ms));
         }
-        let invocation_id = callee_session.invocation_ids.next();
-        callee_session.pending_invocations.insert(invocation_id);
-        self.dealer.invocations.insert(
-            (callee, invocation_id),
+        let key = self.rpc.calls.start(
+            callee,
             Invocation {
                 caller: Caller::Session(conn),
                 call_request: request,
@@ -297,23 +333,19 @@ impl Realm {
                 frozen_details: progress.then(|| details.clone()),
             },
         );
-        if let Some(c) = self.sessions.get_mut(&conn) {
-            c.pending_calls.insert(request, (callee, invocation_id));
-        }
         if timeout_ms > 0 {
-            let session = self.sessions.get(&callee).map_or(0, |s| s.id);
             self.timers.insert(Timer {
                 at: self.now + std::time::Duration::from_millis(timeout_ms),
                 conn: callee,
-                session,
+                session: callee_id,
                 kind: TimerKind::CallTimeout,
-                generation: invocation_id,
+                generation: key.request,
             });
         }
         self.send(
             callee,
             &Message::Invocation {
-                request: invocation_id,
+                request: key.request,
                 registration,
                 details,
                 args,
@@ -325,18 +357,16 @@ impl Realm {
 
     /// A further CALL with the request id of a progressive call invocation in flight: forwarded
     /// as an INVOCATION with the same id; the one without `progress` is the last.
-    #[allow(clippy::too_many_arguments)]
     fn continue_progressive_call(
         &mut self,
         conn: ConnId,
         request: Id,
-        callee: ConnId,
-        invocation: Id,
+        key: InvocationKey,
         progress: bool,
         args: Option<List>,
         kwargs: Option<Dict>,
     ) -> Result<(), RequestError> {
-        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+        let Some(inv) = self.rpc.calls.get_mut(key) else {
             return Err(RequestError::new(
                 uris::INVALID_ARGUMENT,
                 format!("a call with request ID {request} is already in flight on this session"),
@@ -359,9 +389,9 @@ impl Realm {
             details.insert("progress".into(), Value::Bool(true));
         }
         self.send(
-            callee,
+            key.callee,
             &Message::Invocation {
-                request: invocation,
+                request: key.request,
                 registration,
                 details,
                 args,
@@ -398,12 +428,12 @@ impl Realm {
                 return self.send_error(conn, code::CANCEL, request, uris::INVALID_ARGUMENT, &text);
             }
         };
-        let Some(&(callee, invocation)) = self.sessions[&conn].pending_calls.get(&request) else {
+        let Some(key) = self.rpc.calls.of_call(conn, request) else {
             // The call has just finished (its answer crossed the CANCEL): nothing to do.
             debug!(conn, request, "CANCEL for a call no longer in flight");
             return;
         };
-        let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
+        let callee_cancels = self.sessions.get(&key.callee).is_some_and(|s| {
             s.supports("callee", "call_canceling") || s.supports("callee", "call_cancelling")
         });
         // A callee that cannot be interrupted gets the skip treatment.
@@ -412,24 +442,13 @@ impl Realm {
         } else {
             CancelMode::Skip
         };
-        self.cancel_invocation(
-            callee,
-            invocation,
-            mode,
-            "the call was canceled by the caller",
-        );
+        self.cancel_invocation(key, mode, "the call was canceled by the caller");
     }
 
     /// Cancels an invocation in flight: INTERRUPT for the callee unless `skip`, and ERROR
     /// `wamp.error.canceled` for the caller now unless `kill` (then the callee's answer goes on).
-    pub(super) fn cancel_invocation(
-        &mut self,
-        callee: ConnId,
-        invocation: Id,
-        mode: CancelMode,
-        text: &str,
-    ) {
-        let Some(inv) = self.dealer.invocations.get_mut(&(callee, invocation)) else {
+    pub(super) fn cancel_invocation(&mut self, key: InvocationKey, mode: CancelMode, text: &str) {
+        let Some(inv) = self.rpc.calls.get_mut(key) else {
             return;
         };
         if inv.interrupted {
@@ -439,20 +458,74 @@ impl Realm {
         let (caller, call_request) = (inv.caller, inv.call_request);
         if mode != CancelMode::Skip {
             let interrupt = Message::Interrupt {
-                request: invocation,
+                request: key.request,
                 options: dict! {"mode" => mode.as_str(), "reason" => uris::CANCELED},
             };
-            self.send(callee, &interrupt);
+            self.send(key.callee, &interrupt);
         }
         if mode != CancelMode::Kill {
-            self.finish_invocation(callee, invocation);
+            self.rpc.calls.remove(key);
             self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
+        }
+    }
+
+    /// Removes a leaving session from its registrations; returns the meta events to publish
+    /// once it has left.
+    pub(super) fn leave_dealer(
+        &mut self,
+        conn: ConnId,
+        session_id: Id,
+    ) -> Vec<(&'static str, List)> {
+        let mut removal_events = Vec::new();
+        for reg in self.rpc.dealer.take_registrations(conn) {
+            if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
+                let args = vec![Value::from(session_id), Value::from(reg)];
+                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
+                if deleted {
+                    removal_events.push((topic::REG_ON_DELETE, args));
+                }
+            }
+        }
+        removal_events
+    }
+
+    /// Ends the calls of a leaving session: those it serves fail with `wamp.error.canceled`;
+    /// those it made are forgotten, and their callees interrupted if they can be.
+    pub(super) fn end_calls_of(&mut self, conn: ConnId) {
+        // The calls it made are listed before those it serves are failed, so that a call it
+        // made to itself is treated as both.
+        let made = self.rpc.calls.made_by(conn);
+        let served = self.rpc.calls.served_by(conn);
+        for (_, call) in served {
+            let text = "the callee left before it answered";
+            let error = call_error(call.call_request, uris::CANCELED, text);
+            self.reply_to_caller(call.caller, error);
+        }
+        for key in made {
+            // The caller is gone: a callee that can be interrupted is told; its answer (if it
+            // still comes) is dropped.
+            let interruptible = self.sessions.get(&key.callee).is_some_and(|c| {
+                c.supports("callee", "call_canceling") || c.supports("callee", "call_cancelling")
+            });
+            let interrupted = self.rpc.calls.get(key).is_some_and(|i| i.interrupted);
+            if interruptible && !interrupted {
+                let interrupt = Message::Interrupt {
+                    request: key.request,
+                    options: dict! {"mode" => "killnowait", "reason" => uris::CANCELED},
+                };
+                self.send(key.callee, &interrupt);
+            }
+            self.rpc.calls.remove(key);
         }
     }
 
     /// A call's `timeout` expired.
     pub(super) fn handle_call_timeout(&mut self, callee: ConnId, invocation: Id) {
-        if !self.dealer.invocations.contains_key(&(callee, invocation)) {
+        let key = InvocationKey {
+            callee,
+            request: invocation,
+        };
+        if self.rpc.calls.get(key).is_none() {
             return;
         }
         let callee_cancels = self.sessions.get(&callee).is_some_and(|s| {
@@ -463,7 +536,7 @@ impl Realm {
         } else {
             CancelMode::Skip
         };
-        self.cancel_invocation(callee, invocation, mode, "the call timed out");
+        self.cancel_invocation(key, mode, "the call timed out");
     }
 
     pub(super) fn on_yield(
@@ -478,7 +551,11 @@ impl Realm {
             .get("progress")
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+        let key = InvocationKey {
+            callee: conn,
+            request,
+        };
+        let Some(call) = self.rpc.calls.get(key) else {
             // The caller left or the call was canceled: a late YIELD is dropped without harm.
             debug!(conn, request, "YIELD for an invocation no longer pending");
             return;
@@ -493,7 +570,7 @@ impl Realm {
                 // The caller did not ask for progressive results: drop the progress.
                 return;
             }
-            self.finish_invocation(conn, request);
+            self.rpc.calls.remove(key);
         }
         self.reply_to_caller(
             caller,
@@ -514,12 +591,15 @@ impl Realm {
         args: Option<List>,
         kwargs: Option<Dict>,
     ) {
-        let Some(call) = self.dealer.invocations.get(&(conn, request)) else {
+        let key = InvocationKey {
+            callee: conn,
+            request,
+        };
+        let Some(call) = self.rpc.calls.remove(key) else {
             debug!(conn, request, "ERROR for an invocation no longer pending");
             return;
         };
         let (caller, call_request) = (call.caller, call.call_request);
-        self.finish_invocation(conn, request);
         self.reply_to_caller(
             caller,
             Message::Error {
@@ -567,7 +647,7 @@ impl Realm {
             ),
             _ => return,
         };
-        if let Some(reply) = self.internal_calls.remove(&request) {
+        if let Some(reply) = self.rpc.finish_internal_call(request) {
             self.effects.push_back(Effect::Answer { reply, outcome });
         }
     }
@@ -584,10 +664,7 @@ impl Realm {
         now: std::time::Instant,
     ) {
         self.now = now;
-        let target = self
-            .dealer
-            .matching(procedure)
-            .and_then(|reg| self.dealer.pick_callee(reg).map(|callee| (reg, callee)));
+        let target = self.rpc.route(procedure);
         let Some((registration, callee)) = target else {
             let outcome = Err(CallFailure {
                 error: uris::NO_SUCH_PROCEDURE.into(),
@@ -599,20 +676,12 @@ impl Realm {
             self.effects.push_back(Effect::Answer { reply, outcome });
             return;
         };
-        let token = loop {
-            let t = random_id();
-            if !self.internal_calls.contains_key(&t) {
-                break t;
-            }
-        };
-        self.internal_calls.insert(token, reply);
-        let Some(callee_session) = self.sessions.get_mut(&callee) else {
+        let token = self.rpc.start_internal_call(reply);
+        if !self.sessions.contains_key(&callee) {
             return;
-        };
-        let invocation_id = callee_session.invocation_ids.next();
-        callee_session.pending_invocations.insert(invocation_id);
-        self.dealer.invocations.insert(
-            (callee, invocation_id),
+        }
+        let key = self.rpc.calls.start(
+            callee,
             Invocation {
                 caller: Caller::Router,
                 call_request: token,
@@ -628,12 +697,16 @@ impl Realm {
             "caller_authid" => SERVICE_AUTHID,
             "caller_authrole" => TRUSTED_ROLE,
         };
-        let reg = self.dealer.get(registration).expect("matched");
-        if reg.policy != MatchPolicy::Exact {
+        let pattern = self
+            .rpc
+            .dealer
+            .get(registration)
+            .is_some_and(|r| r.policy != MatchPolicy::Exact);
+        if pattern {
             details.insert("procedure".into(), Value::from(procedure));
         }
         let msg = Message::Invocation {
-            request: invocation_id,
+            request: key.request,
             registration,
             details,
             args: Some(args),
@@ -641,22 +714,6 @@ impl Realm {
         };
         self.send(callee, &msg);
         self.reap();
-    }
-
-    /// Forgets a finished invocation on both sides.
-    pub(super) fn finish_invocation(&mut self, callee: ConnId, request: Id) {
-        if let Some(call) = self.dealer.invocations.remove(&(callee, request)) {
-            if let Some(c) = call
-                .caller
-                .session()
-                .and_then(|c| self.sessions.get_mut(&c))
-            {
-                c.pending_calls.remove(&call.call_request);
-            }
-        }
-        if let Some(c) = self.sessions.get_mut(&callee) {
-            c.pending_invocations.remove(&request);
-        }
     }
 }
 

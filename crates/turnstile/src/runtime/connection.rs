@@ -1,24 +1,31 @@
 //! One client connection's front door: decodes each received message and hands it to the realm
 //! of the connection's current session. Runs in the connection's own task, so decoding happens
 //! in parallel across connections; the realm only sees typed messages.
+//!
+//! The session's life cycle (authenticating, joined, closing) is tracked once, by the realm
+//! (`turnstile_core::session::SessionState`); the connection only remembers which realm its
+//! messages go to, or that it has failed.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tracing::debug;
 use wamp_proto::{uris, Message, Serializer};
 
 use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
 
+use crate::limits;
 use crate::runtime::realm_task::RealmInput;
 use crate::runtime::router::{RealmTx, Router};
 
-/// Where a connection is in the WAMP session life cycle, as far as routing needs to know.
+/// Where the connection's messages go. Not a session life cycle: whether the session in that
+/// realm is authenticating, joined or closing is the realm's business.
 #[derive(Debug)]
-enum State {
-    /// No session: the next message must be HELLO.
-    Idle,
+enum Route {
+    /// No realm: the next message must be HELLO.
+    NoRealm,
     /// A HELLO was handed to this realm; everything goes there until the client's GOODBYE.
-    InSession(RealmTx),
+    Realm(RealmTx),
     /// The connection was failed; nothing more is processed.
     Failed,
 }
@@ -33,7 +40,11 @@ pub struct Connection {
     router: Arc<Router>,
     info: Arc<TransportInfo>,
     sender: PeerSender,
-    state: State,
+    route: Route,
+    /// When the first session must be welcomed: [`limits::HANDSHAKE_TIMEOUT`] after the
+    /// connection opened, set by the transport (which itself closes a connection that sends no
+    /// HELLO by then). Taken by the first HELLO; later sessions count from their HELLO.
+    handshake_deadline: Option<Instant>,
 }
 
 impl Connection {
@@ -48,8 +59,15 @@ impl Connection {
             router,
             info,
             sender,
-            state: State::Idle,
+            route: Route::NoRealm,
+            handshake_deadline: None,
         }
+    }
+
+    /// Sets the deadline of the first session's handshake (see [`limits::HANDSHAKE_TIMEOUT`]),
+    /// which the realm enforces from HELLO to WELCOME.
+    pub fn set_handshake_deadline(&mut self, deadline: Instant) {
+        self.handshake_deadline = Some(deadline);
     }
 
     /// The serializer negotiated by the transport.
@@ -57,15 +75,16 @@ impl Connection {
         self.info.serializer
     }
 
-    /// Whether a session has been asked for (HELLO seen) and not yet ended by the client.
-    pub fn in_session(&self) -> bool {
-        matches!(self.state, State::InSession(_))
+    /// Whether a HELLO has been handed to a realm (whose session may still be authenticating)
+    /// and the client has not said GOODBYE since.
+    pub fn in_realm(&self) -> bool {
+        matches!(self.route, Route::Realm(_))
     }
 
     /// Handles one complete WAMP message received from the client (a WebSocket message payload or
     /// a RawSocket frame payload). Waits only when the realm's inbox is full (backpressure).
     pub async fn handle_message(&mut self, payload: &[u8]) {
-        if matches!(self.state, State::Failed) {
+        if matches!(self.route, Route::Failed) {
             return;
         }
         let len = payload.len();
@@ -77,8 +96,8 @@ impl Connection {
                 return;
             }
         };
-        match (&self.state, msg) {
-            (State::Idle, Message::Hello { realm, details }) => {
+        match (&self.route, msg) {
+            (Route::NoRealm, Message::Hello { realm, details }) => {
                 let Some(handle) = self.router.realm(&realm) else {
                     let text = format!("no realm \"{realm}\" exists on this router");
                     self.abort_here(uris::NO_SUCH_REALM, &text);
@@ -91,20 +110,24 @@ impl Connection {
                     info: self.info.clone(),
                     details,
                     len,
+                    handshake_deadline: self
+                        .handshake_deadline
+                        .take()
+                        .unwrap_or_else(|| Instant::now() + limits::HANDSHAKE_TIMEOUT),
                 };
-                self.state = State::InSession(tx.clone());
+                self.route = Route::Realm(tx.clone());
                 if tx.send(input).await.is_err() {
                     self.abort_here(uris::CLOSE_SYSTEM_SHUTDOWN, "the realm is shutting down");
                 }
             }
-            (State::Idle, other) => {
+            (Route::NoRealm, other) => {
                 let text = format!(
                     "received {} before the session was established (expected HELLO)",
                     other.name()
                 );
                 self.abort_here(uris::PROTOCOL_VIOLATION, &text);
             }
-            (State::InSession(tx), msg) => {
+            (Route::Realm(tx), msg) => {
                 let tx = tx.clone();
                 let ends_session = matches!(msg, Message::Goodbye { .. });
                 let _ = tx
@@ -115,18 +138,18 @@ impl Connection {
                     })
                     .await;
                 if ends_session {
-                    self.state = State::Idle;
+                    self.route = Route::NoRealm;
                 }
             }
-            (State::Failed, _) => {}
+            (Route::Failed, _) => {}
         }
     }
 
     /// Fails the connection with ABORT `wamp.error.protocol_violation` and `text`, then closes.
     /// Use for transport-level violations too (for example an oversized message).
     pub async fn fail(&mut self, text: String) {
-        match std::mem::replace(&mut self.state, State::Failed) {
-            State::InSession(tx) => {
+        match std::mem::replace(&mut self.route, Route::Failed) {
+            Route::Realm(tx) => {
                 // The realm sends the ABORT, so it is counted in the session's statistics.
                 let _ = tx
                     .send(RealmInput::ProtocolViolation {
@@ -141,7 +164,7 @@ impl Connection {
 
     /// ABORT sent by the connection itself, when there is no session to account it to.
     fn abort_here(&mut self, reason: &str, text: &str) {
-        self.state = State::Failed;
+        self.route = Route::Failed;
         self.sender
             .abort_and_close(self.info.serializer, reason, text, 1002);
     }
@@ -149,8 +172,8 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        let tx = match std::mem::replace(&mut self.state, State::Failed) {
-            State::InSession(tx) => tx,
+        let tx = match std::mem::replace(&mut self.route, Route::Failed) {
+            Route::Realm(tx) => tx,
             // A connection that failed while in a session already told its realm.
             _ => return,
         };

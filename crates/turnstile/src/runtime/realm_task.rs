@@ -27,6 +27,8 @@ pub enum RealmInput {
         details: Dict,
         /// Serialized length of the HELLO, for metering.
         len: usize,
+        /// When the session must have been welcomed (see `limits::HANDSHAKE_TIMEOUT`).
+        handshake_deadline: Instant,
     },
     /// Any other message from a connection in a session of this realm.
     Message {
@@ -238,7 +240,8 @@ fn dispatch(
             info,
             details,
             len,
-        } => realm.handle_hello(conn, peer, info, details, len, now),
+            handshake_deadline,
+        } => realm.handle_hello(conn, peer, info, details, len, handshake_deadline, now),
         RealmInput::Message { conn, msg, len } => realm.handle_message(conn, msg, len, now),
         RealmInput::ProtocolViolation { conn, text } => {
             realm.handle_protocol_violation(conn, &text, now)

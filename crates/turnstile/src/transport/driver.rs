@@ -82,9 +82,12 @@ pub async fn drive<S: WampSocket>(
     opened: tokio::time::Instant,
     label: String,
 ) {
-    let hello_deadline = tokio::time::sleep_until(opened + limits::HANDSHAKE_TIMEOUT);
+    // One handshake deadline from the opening: enforced here until HELLO, by the realm after.
+    let handshake_deadline = opened + limits::HANDSHAKE_TIMEOUT;
+    conn.set_handshake_deadline(handshake_deadline.into_std());
+    let hello_deadline = tokio::time::sleep_until(handshake_deadline);
     tokio::pin!(hello_deadline);
-    let mut joined = false;
+    let mut hello_seen = false;
     let end = loop {
         tokio::select! {
             out = rx.recv() => match out {
@@ -99,7 +102,7 @@ pub async fn drive<S: WampSocket>(
             input = sock.next() => match input {
                 Incoming::Message(payload) => {
                     conn.handle_message(&payload).await;
-                    joined |= conn.in_session();
+                    hello_seen |= conn.in_realm();
                 }
                 Incoming::Control(c) => {
                     if let Err(e) = sock.control(c).await {
@@ -114,7 +117,7 @@ pub async fn drive<S: WampSocket>(
                 }
                 Incoming::Close(reason) => break End::Close(reason),
             },
-            _ = &mut hello_deadline, if !joined => {
+            _ = &mut hello_deadline, if !hello_seen => {
                 let text = format!(
                     "no HELLO within {} s of connecting",
                     limits::HANDSHAKE_TIMEOUT.as_secs()

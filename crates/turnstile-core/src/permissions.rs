@@ -38,15 +38,16 @@ pub struct Decision {
 /// The built-in role of the router's own service session, allowed everything.
 pub const TRUSTED_ROLE: &str = "trusted";
 
-/// The permissions of every role of a realm.
+/// The roles of a realm: the static permissions of each, or the dynamic authorizer deciding for
+/// it.
 #[derive(Debug, Clone, Default)]
-pub struct Authorizer {
+pub struct Roles {
     roles: HashMap<String, Vec<Permission>>,
     /// Roles whose actions a dynamic authorizer decides: role to the authorizer's URI.
     dynamic: HashMap<String, String>,
 }
 
-impl Authorizer {
+impl Roles {
     pub fn new(roles: &[RoleConfig]) -> Self {
         Self {
             roles: roles
@@ -76,7 +77,7 @@ impl Authorizer {
         self.authorize_cacheable(role, uri, action).0
     }
 
-    /// As [`Authorizer::authorize`], and whether the deciding permission allows the decision to
+    /// As [`Roles::authorize`], and whether the deciding permission allows the decision to
     /// be cached for the session (`cache`, default true).
     pub fn authorize_cacheable(&self, role: &str, uri: &str, action: Action) -> (Decision, bool) {
         if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
@@ -147,8 +148,8 @@ mod tests {
         }
     }
 
-    fn authorizer(perms: Vec<Permission>) -> Authorizer {
-        Authorizer::new(&[RoleConfig {
+    fn authorizer(perms: Vec<Permission>) -> Roles {
+        Roles::new(&[RoleConfig {
             name: "r".into(),
             permissions: perms,
             authorizer: None,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use wamp_proto::{Dict, List, Value};
 
-use crate::authorization::{Action, Decision};
+use crate::permissions::{Action, Decision};
 
 /// The keys of the session details Crossbar passes to an authorizer.
 const DETAIL_KEYS: &[&str] = &[

@@ -1,0 +1,240 @@
+//! A table of URI patterns (exact, prefix, wildcard) with the matching rules of WAMP: the one
+//! shape behind the broker's subscriptions and the dealer's registrations.
+//!
+//! Each entry has a random id (unique in its table) and one (URI, match policy); at most one entry
+//! exists per (URI, policy). Looking up an exact URI is one hash lookup that allocates nothing;
+//! prefix and wildcard entries are kept in a separate list, checked against every URI matched.
+
+use std::collections::HashMap;
+
+use wamp_proto::{random_id, Id, MatchPolicy};
+
+/// What a [`UriTable`] needs to know of its entries.
+pub trait UriPattern {
+    /// The entry's URI (a prefix or a wildcard pattern unless its policy is exact).
+    fn uri(&self) -> &str;
+    /// How the URI matches.
+    fn policy(&self) -> MatchPolicy;
+}
+
+/// Entries of type `T` by id and by (URI, match policy).
+#[derive(Debug)]
+pub struct UriTable<T> {
+    /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
+    by_uri: [HashMap<String, Id>; 3],
+    entries: HashMap<Id, T>,
+    /// Prefix and wildcard entries, in creation order: checked against every URI matched.
+    patterns: Vec<Id>,
+}
+
+impl<T> Default for UriTable<T> {
+    fn default() -> Self {
+        Self {
+            by_uri: Default::default(),
+            entries: HashMap::new(),
+            patterns: Vec::new(),
+        }
+    }
+}
+
+impl<T: UriPattern> UriTable<T> {
+    /// The id of the entry of exactly (`uri`, `policy`), if any.
+    pub fn find(&self, uri: &str, policy: MatchPolicy) -> Option<Id> {
+        self.by_uri[policy_index(policy)].get(uri).copied()
+    }
+
+    /// The entry of exactly (`uri`, `policy`), if any, to change.
+    pub fn find_mut(&mut self, uri: &str, policy: MatchPolicy) -> Option<&mut T> {
+        let id = self.by_uri[policy_index(policy)].get(uri)?;
+        self.entries.get_mut(id)
+    }
+
+    pub fn get(&self, id: Id) -> Option<&T> {
+        self.entries.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: Id) -> Option<&mut T> {
+        self.entries.get_mut(&id)
+    }
+
+    /// Adds the entry `make(id)` under a fresh id. The caller checked with [`UriTable::find`]
+    /// that (`uri`, `policy`) has no entry yet; `make` must give the entry that URI and policy.
+    pub fn insert_with(
+        &mut self,
+        uri: &str,
+        policy: MatchPolicy,
+        make: impl FnOnce(Id) -> T,
+    ) -> Id {
+        debug_assert!(
+            self.find(uri, policy).is_none(),
+            "one entry per (URI, policy)"
+        );
+        let id = loop {
+            let id = random_id();
+            if !self.entries.contains_key(&id) {
+                break id;
+            }
+        };
+        let entry = make(id);
+        debug_assert!(entry.uri() == uri && entry.policy() == policy);
+        self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
+        if policy != MatchPolicy::Exact {
+            self.patterns.push(id);
+        }
+        self.entries.insert(id, entry);
+        id
+    }
+
+    /// Removes entry `id` from the table and its indexes.
+    pub fn remove(&mut self, id: Id) -> Option<T> {
+        let entry = self.entries.remove(&id)?;
+        self.by_uri[policy_index(entry.policy())].remove(entry.uri());
+        if entry.policy() != MatchPolicy::Exact {
+            self.patterns.retain(|&p| p != id);
+        }
+        Some(entry)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.entries.values()
+    }
+
+    /// Ids of every entry that matches `uri` (the pub/sub rule: all of them receive): the exact
+    /// one first, then the patterns in creation order.
+    pub fn matching(&self, uri: &str) -> Vec<Id> {
+        let mut out = Vec::with_capacity(1);
+        if let Some(&id) = self.by_uri[0].get(uri) {
+            out.push(id);
+        }
+        for &id in &self.patterns {
+            let entry = &self.entries[&id];
+            if entry.policy().matches(entry.uri(), uri) {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    /// The one entry that `uri` goes to (the RPC rule): the exact one, else the longest matching
+    /// prefix, else the matching wildcard whose fixed components reach furthest.
+    pub fn best_match(&self, uri: &str) -> Option<Id> {
+        if let Some(&id) = self.by_uri[0].get(uri) {
+            return Some(id);
+        }
+        let mut best_prefix: Option<(Id, usize)> = None;
+        let mut best_wildcard: Option<(Id, &str)> = None;
+        for &id in &self.patterns {
+            let entry = &self.entries[&id];
+            let pattern = entry.uri();
+            if !entry.policy().matches(pattern, uri) {
+                continue;
+            }
+            if entry.policy() == MatchPolicy::Prefix {
+                if best_prefix.is_none_or(|(_, len)| pattern.len() > len) {
+                    best_prefix = Some((id, pattern.len()));
+                }
+            } else if best_wildcard.is_none_or(|(_, best)| wildcard_beats(pattern, best)) {
+                best_wildcard = Some((id, pattern));
+            }
+        }
+        best_prefix
+            .map(|(id, _)| id)
+            .or(best_wildcard.map(|(id, _)| id))
+    }
+}
+
+/// Whether wildcard pattern `a` is more specific than `b`: compared component by component, a
+/// fixed one beats an empty one at the first place they differ (the WAMP spec's rule:
+/// `a.b.c..e` beats `a.b..d.e`). Compared lazily, so matching a call allocates nothing.
+fn wildcard_beats(a: &str, b: &str) -> bool {
+    a.split('.')
+        .map(|c| !c.is_empty())
+        .cmp(b.split('.').map(|c| !c.is_empty()))
+        .is_gt()
+}
+
+/// The slot of a match policy in per-policy tables.
+fn policy_index(policy: MatchPolicy) -> usize {
+    match policy {
+        MatchPolicy::Exact => 0,
+        MatchPolicy::Prefix => 1,
+        MatchPolicy::Wildcard => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Entry(String, MatchPolicy);
+
+    impl UriPattern for Entry {
+        fn uri(&self) -> &str {
+            &self.0
+        }
+        fn policy(&self) -> MatchPolicy {
+            self.1
+        }
+    }
+
+    fn add(t: &mut UriTable<Entry>, uri: &str, policy: MatchPolicy) -> Id {
+        t.insert_with(uri, policy, |_| Entry(uri.into(), policy))
+    }
+
+    #[test]
+    fn one_entry_per_uri_and_policy() {
+        let mut t = UriTable::default();
+        let e = add(&mut t, "a.b", MatchPolicy::Exact);
+        let p = add(&mut t, "a.b", MatchPolicy::Prefix);
+        assert_ne!(e, p);
+        assert_eq!(t.find("a.b", MatchPolicy::Exact), Some(e));
+        assert_eq!(t.find("a.b", MatchPolicy::Prefix), Some(p));
+        assert_eq!(t.find("a.b", MatchPolicy::Wildcard), None);
+        assert_eq!(t.remove(p).map(|e| e.1), Some(MatchPolicy::Prefix));
+        assert_eq!(t.find("a.b", MatchPolicy::Prefix), None);
+        assert!(t.get(p).is_none());
+        assert_eq!(t.matching("a.b.c"), Vec::<Id>::new());
+        assert_eq!(t.iter().count(), 1);
+    }
+
+    #[test]
+    fn matching_returns_exact_first_then_patterns() {
+        let mut t = UriTable::default();
+        let w = add(&mut t, "a..c", MatchPolicy::Wildcard);
+        let p = add(&mut t, "a.b", MatchPolicy::Prefix);
+        let e = add(&mut t, "a.b.c", MatchPolicy::Exact);
+        add(&mut t, "x", MatchPolicy::Prefix);
+        assert_eq!(t.matching("a.b.c"), vec![e, w, p]);
+        assert_eq!(t.matching("a.z.c"), vec![w]);
+        assert_eq!(t.matching("b"), Vec::<Id>::new());
+    }
+
+    #[test]
+    fn best_match_is_exact_then_longest_prefix_then_wildcard() {
+        let mut t = UriTable::default();
+        let w = add(&mut t, "a..c", MatchPolicy::Wildcard);
+        let p1 = add(&mut t, "a.", MatchPolicy::Prefix);
+        let p2 = add(&mut t, "a.b", MatchPolicy::Prefix);
+        let e = add(&mut t, "a.b.c", MatchPolicy::Exact);
+        assert_eq!(t.best_match("a.b.c"), Some(e));
+        assert_eq!(t.best_match("a.b.x"), Some(p2));
+        assert_eq!(t.best_match("a.x.c"), Some(p1));
+        assert_eq!(t.best_match("z.x.c"), None);
+        t.remove(p1);
+        assert_eq!(t.best_match("a.x.c"), Some(w));
+    }
+
+    #[test]
+    fn wildcard_whose_fixed_components_reach_furthest_wins() {
+        let mut t = UriTable::default();
+        let later = add(&mut t, "a.b..d.e", MatchPolicy::Wildcard);
+        let earlier_fixed = add(&mut t, "a.b.c..e", MatchPolicy::Wildcard);
+        add(&mut t, "...d.e", MatchPolicy::Wildcard);
+        assert_eq!(t.best_match("a.b.c.d.e"), Some(earlier_fixed));
+        t.remove(earlier_fixed);
+        assert_eq!(t.best_match("a.b.c.d.e"), Some(later));
+        // Wildcards only match URIs with as many components as they have.
+        assert_eq!(t.best_match("a.b.c.d.e.f"), None);
+    }
+}
