@@ -1,4 +1,4 @@
-"""Reference values for the tests of crates/turnstile/src/core/auth, computed with the real
+"""Reference values for the tests of crates/turnstile-core/src/auth, computed with the real
 Autobahn|Python client code (so the Rust tests need no Python).
 
     python3 -m venv target/auth-venv
