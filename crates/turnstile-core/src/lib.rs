@@ -31,19 +31,19 @@
 //! - [`peer`]: what the core knows of a connection and the queue it writes to.
 //! - [`limits`]: the limits the core enforces.
 
-pub mod auth;
-pub mod broker;
-pub mod calls;
-pub mod clock;
+pub(crate) mod auth;
+pub(crate) mod broker;
+pub(crate) mod calls;
+pub(crate) mod clock;
 pub mod dealer;
 pub mod limits;
-pub mod meter;
+pub(crate) mod meter;
 pub mod peer;
-pub mod permissions;
+pub(crate) mod permissions;
 pub mod realm;
-pub mod session;
-pub mod timer;
-pub mod uri_table;
+pub(crate) mod session;
+pub(crate) mod timer;
+pub(crate) mod uri_table;
 
 pub use peer::ConnId;
 

@@ -33,7 +33,7 @@ pub struct CloseReason {
 }
 
 /// A reason text short enough for a WebSocket close frame (at most 123 bytes of UTF-8).
-pub fn close_text(text: &str) -> String {
+pub(crate) fn close_text(text: &str) -> String {
     let mut end = text.len().min(120);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -42,7 +42,7 @@ pub fn close_text(text: &str) -> String {
 }
 
 impl CloseReason {
-    pub fn normal(text: impl Into<String>) -> Self {
+    pub(crate) fn normal(text: impl Into<String>) -> Self {
         Self {
             code: 1000,
             text: text.into(),
@@ -130,8 +130,6 @@ pub trait Outbox: Send + Sync + fmt::Debug {
     fn close(&self, reason: CloseReason);
     /// Closes the connection at once, discarding what is queued (a slow consumer).
     fn kill(&self, reason: CloseReason);
-    /// Whether the transport end has gone away.
-    fn is_closed(&self) -> bool;
 }
 
 /// The core's handle on one connection's [`Outbox`]. Cheap to clone; never blocks.
@@ -146,7 +144,7 @@ impl PeerSender {
 
     /// Queues one serialized message. Fails, without queueing, when the queue is over its byte
     /// limit; the caller then drops the connection with [`PeerSender::kill`].
-    pub fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+    pub(crate) fn send(&self, bytes: Bytes) -> Result<(), SendError> {
         self.0.push(bytes)
     }
 
@@ -169,17 +167,12 @@ impl PeerSender {
     }
 
     /// Asks the transport to close after writing what is queued.
-    pub fn close(&self, reason: CloseReason) {
+    pub(crate) fn close(&self, reason: CloseReason) {
         self.0.close(reason);
     }
 
     /// Closes the connection at once, discarding what is queued.
-    pub fn kill(&self, reason: CloseReason) {
+    pub(crate) fn kill(&self, reason: CloseReason) {
         self.0.kill(reason);
-    }
-
-    /// Whether the transport end has gone away.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
     }
 }

@@ -56,22 +56,22 @@ mod pubsub;
 mod rpc;
 
 /// Topics of the session meta events.
-pub mod topic {
-    pub const ON_JOIN: &str = "wamp.session.on_join";
-    pub const ON_LEAVE: &str = "wamp.session.on_leave";
-    pub const ON_STATS: &str = "wamp.session.on_stats";
-    pub const SUB_ON_CREATE: &str = "wamp.subscription.on_create";
-    pub const SUB_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
-    pub const SUB_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
-    pub const SUB_ON_DELETE: &str = "wamp.subscription.on_delete";
-    pub const REG_ON_CREATE: &str = "wamp.registration.on_create";
-    pub const REG_ON_REGISTER: &str = "wamp.registration.on_register";
-    pub const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
-    pub const REG_ON_DELETE: &str = "wamp.registration.on_delete";
+pub(crate) mod topic {
+    pub(crate) const ON_JOIN: &str = "wamp.session.on_join";
+    pub(crate) const ON_LEAVE: &str = "wamp.session.on_leave";
+    pub(crate) const ON_STATS: &str = "wamp.session.on_stats";
+    pub(crate) const SUB_ON_CREATE: &str = "wamp.subscription.on_create";
+    pub(crate) const SUB_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
+    pub(crate) const SUB_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
+    pub(crate) const SUB_ON_DELETE: &str = "wamp.subscription.on_delete";
+    pub(crate) const REG_ON_CREATE: &str = "wamp.registration.on_create";
+    pub(crate) const REG_ON_REGISTER: &str = "wamp.registration.on_register";
+    pub(crate) const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
+    pub(crate) const REG_ON_DELETE: &str = "wamp.registration.on_delete";
 }
 
 /// The authid of the realm's own service session, which publishes meta events.
-pub const SERVICE_AUTHID: &str = "turnstile-service";
+pub(crate) const SERVICE_AUTHID: &str = "turnstile-service";
 
 /// Why a session ended, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,13 +221,9 @@ impl Realm {
         }
     }
 
-    /// The realm's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Number of sessions (joined or closing).
-    pub fn session_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
     }
 

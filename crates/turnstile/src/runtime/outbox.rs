@@ -51,10 +51,6 @@ impl Outbox for ChannelOutbox {
         let _ = self.shared.kill_reason.set(reason);
         self.shared.kill.cancel();
     }
-
-    fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
 }
 
 /// The transport's end of a connection's outgoing queue.
