@@ -89,15 +89,20 @@ pub(crate) enum Caller {
 /// A successful answer to a call the router made: the RESULT's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallReturn {
+    /// RESULT.Arguments, if the callee sent any.
     pub args: Option<List>,
+    /// RESULT.ArgumentsKw, if the callee sent any.
     pub kwargs: Option<Dict>,
 }
 
 /// A failed call the router made: the ERROR's URI and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFailure {
+    /// ERROR.Error: the error URI (`wamp.error.no_such_procedure`, `wamp.error.canceled`, …).
     pub error: String,
+    /// ERROR.Arguments, if any.
     pub args: Option<List>,
+    /// ERROR.ArgumentsKw, if any.
     pub kwargs: Option<Dict>,
 }
 

@@ -34,7 +34,7 @@ pub(crate) struct Snapshot {
 
 impl Snapshot {
     /// The `stats` dict of the event, with exactly the keys of the spec.
-    pub(crate) fn to_dict(&self, serializer: &str) -> Dict {
+    pub(crate) fn to_dict(self, serializer: &str) -> Dict {
         dict! {
             "cycle" => self.cycle,
             "serializer" => serializer,

@@ -80,7 +80,12 @@ impl Roles {
 
     /// As [`Roles::authorize`], and whether the deciding permission allows the decision to
     /// be cached for the session (`cache`, default true).
-    pub(crate) fn authorize_cacheable(&self, role: &str, uri: &str, action: Action) -> (Decision, bool) {
+    pub(crate) fn authorize_cacheable(
+        &self,
+        role: &str,
+        uri: &str,
+        action: Action,
+    ) -> (Decision, bool) {
         if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
             let allow_all = Decision {
                 allow: true,

@@ -22,7 +22,11 @@ pub(crate) fn parse_public_key(hex_key: &str) -> Option<VerifyingKey> {
 
 /// Whether `signature` (AUTHENTICATE's, hex of signature || signed message) is `key`'s valid
 /// signature of `challenge`. Uses strict verification (as libsodium, which Crossbar uses).
-pub(crate) fn verify(key: &VerifyingKey, challenge: &[u8; CHALLENGE_BYTES], signature: &str) -> bool {
+pub(crate) fn verify(
+    key: &VerifyingKey,
+    challenge: &[u8; CHALLENGE_BYTES],
+    signature: &str,
+) -> bool {
     let mut bytes = [0u8; 64 + CHALLENGE_BYTES];
     if hex::decode_to_slice(signature.trim(), &mut bytes).is_err() {
         return false;

@@ -9,13 +9,11 @@
 //! # What each part owns
 //! [`Realm`] composes its parts; this file has the `handle_*`/`poll_*` entry points, dispatch and
 //! sending, and each other file handles one part:
-//! - the sessions ([`Sessions`], by connection and by id) and their life cycle
-//!   ([`SessionState`]: authentication, WELCOME, GOODBYE, leaving): `life_cycle.rs`;
-//! - pub/sub (the [`Broker`]: subscriptions, retained events, histories): `pubsub.rs`;
-//! - RPC (`rpc::Rpc`: the [`crate::dealer::Dealer`], the [`crate::calls::Calls`] in flight, the
-//!   router's own calls): `rpc.rs`;
-//! - the authorization step (static [`crate::permissions`] or a dynamic authorizer):
-//!   `authorize.rs`;
+//! - the sessions (`Sessions`, by connection and by id) and their life cycle
+//!   (`SessionState`: authentication, WELCOME, GOODBYE, leaving): `life_cycle.rs`;
+//! - pub/sub (the `Broker`: subscriptions, retained events, histories): `pubsub.rs`;
+//! - RPC (`rpc::Rpc`: the `Dealer`, the `Calls` in flight, the router's own calls): `rpc.rs`;
+//! - the authorization step (static `permissions` or a dynamic authorizer): `authorize.rs`;
 //! - metering (`wamp.session.on_stats`): `metering.rs`;
 //! - the meta API (procedures reading the other parts): `meta.rs`.
 //!
@@ -134,14 +132,20 @@ pub enum Effect {
     /// Call `procedure` in `realm` (maybe this one) as the router; the outcome comes back
     /// through [`Realm::handle_call_done`] with `purpose`.
     Call {
+        /// The realm the procedure is registered in.
         realm: String,
+        /// The procedure URI (a dynamic authenticator or authorizer).
         procedure: String,
+        /// The call's positional arguments.
         args: List,
+        /// What the answer is for, handed back with it.
         purpose: CallPurpose,
     },
     /// The outcome of the call handed in by [`Realm::handle_internal_call`] with `reply`.
     Answer {
+        /// The token the call was handed in with.
         reply: ReplyToken,
+        /// The call's result or error.
         outcome: InternalCallOutcome,
     },
 }
@@ -150,9 +154,19 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallPurpose {
     /// A dynamic authenticator deciding about a session being established.
-    Authenticate { conn: ConnId, session: Id },
+    Authenticate {
+        /// The connection whose HELLO is being authenticated.
+        conn: ConnId,
+        /// The id of the session being established.
+        session: Id,
+    },
     /// A dynamic authorizer deciding about a session's pending action.
-    Authorize { conn: ConnId, session: Id },
+    Authorize {
+        /// The connection of the session whose action waits.
+        conn: ConnId,
+        /// The id of that session.
+        session: Id,
+    },
 }
 
 /// One realm of the router.
@@ -185,6 +199,7 @@ pub struct Realm {
 }
 
 impl Realm {
+    /// A realm with no session yet, configured by `config`; its wall clock is anchored at `now`.
     pub fn new(config: RealmConfig, now: Instant) -> Self {
         let welcome_roles = Value::Dict(dict! {
             "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
