@@ -7,7 +7,7 @@
 //!   ISO 8601 UTC timestamp with milliseconds (`2023-11-14T22:13:20.123Z`).
 //! - The client answers `base64(HMAC-SHA256(key, challenge))`, where `key` is the secret's UTF-8
 //!   bytes. For a salted user the client first derives the key from its password with
-//!   [`derive_key`] (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
+//!   `derive_key` (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
 //!   CHALLENGE.Extra, then base64), and the router's configured `secret` *is* that derived key:
 //!   the router never runs PBKDF2 itself.
 
