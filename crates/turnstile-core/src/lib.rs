@@ -53,7 +53,5 @@ pub(crate) mod session;
 pub(crate) mod timer;
 pub(crate) mod uri_table;
 
-pub use peer::ConnId;
-
 #[cfg(test)]
 mod tests;
