@@ -13,7 +13,7 @@ use crate::uri_table::{UriPattern, UriTable};
 
 /// One subscription: a URI and policy shared by all of its subscribers (one id per topic).
 #[derive(Debug, Clone)]
-pub struct Subscription {
+pub(crate) struct Subscription {
     pub id: Id,
     pub uri: String,
     pub policy: MatchPolicy,
@@ -24,7 +24,7 @@ pub struct Subscription {
 
 /// What a SUBSCRIBE did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subscribed {
+pub(crate) struct Subscribed {
     pub id: Id,
     /// The subscription did not exist before (first subscriber).
     pub created: bool,
@@ -34,7 +34,7 @@ pub struct Subscribed {
 
 /// What removing a subscriber did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsubscribed {
+pub(crate) struct Unsubscribed {
     pub id: Id,
     /// The last subscriber is gone and the subscription with it.
     pub deleted: bool,
@@ -42,7 +42,7 @@ pub struct Unsubscribed {
 
 /// The last event published with `retain` on a topic, for subscribers asking `get_retained`.
 #[derive(Debug, Clone)]
-pub struct RetainedEvent {
+pub(crate) struct RetainedEvent {
     pub publication: Id,
     /// Publisher disclosure and pass-through keys, as in the original EVENTs.
     pub details: Dict,
@@ -54,7 +54,7 @@ pub struct RetainedEvent {
 
 /// Black- and whitelists of a publication (`exclude`, `eligible`, ... options).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Eligibility {
+pub(crate) struct Eligibility {
     pub exclude_conn: Option<ConnId>,
     pub exclude: Option<Vec<Id>>,
     pub exclude_authid: Option<Vec<String>>,
@@ -66,7 +66,7 @@ pub struct Eligibility {
 
 impl Eligibility {
     /// Whether a receiver with this identity may get the publication.
-    pub fn admits(&self, conn: ConnId, id: Id, authid: &str, authrole: &str) -> bool {
+    pub(crate) fn admits(&self, conn: ConnId, id: Id, authid: &str, authrole: &str) -> bool {
         let has =
             |l: &Option<Vec<String>>, v: &str| l.as_ref().is_some_and(|l| l.iter().any(|x| x == v));
         let allows =
@@ -83,7 +83,7 @@ impl Eligibility {
 
 /// One stored event of an event history.
 #[derive(Debug, Clone)]
-pub struct StoredEvent {
+pub(crate) struct StoredEvent {
     pub timestamp: String,
     pub publication: Id,
     pub topic: String,
@@ -93,7 +93,7 @@ pub struct StoredEvent {
 
 /// The event history of one (URI, match policy), bounded to `limit` events.
 #[derive(Debug, Clone)]
-pub struct History {
+pub(crate) struct History {
     pub uri: String,
     pub policy: MatchPolicy,
     pub limit: usize,
@@ -102,7 +102,7 @@ pub struct History {
 
 /// All subscriptions of a realm.
 #[derive(Debug, Default)]
-pub struct Broker {
+pub(crate) struct Broker {
     /// Retained events by topic, with their insertion order for eviction.
     retained: HashMap<String, RetainedEvent>,
     retained_order: VecDeque<String>,
@@ -125,7 +125,7 @@ impl UriPattern for Subscription {
 
 impl Broker {
     /// A broker keeping the given event histories (empty at first).
-    pub fn with_histories(histories: Vec<History>) -> Self {
+    pub(crate) fn with_histories(histories: Vec<History>) -> Self {
         Self {
             histories,
             ..Self::default()
@@ -133,14 +133,14 @@ impl Broker {
     }
 
     /// Whether a publication to `topic` is recorded in some event history.
-    pub fn keeps_history(&self, topic: &str) -> bool {
+    pub(crate) fn keeps_history(&self, topic: &str) -> bool {
         self.histories
             .iter()
             .any(|h| h.policy.matches(&h.uri, topic))
     }
 
     /// Adds `conn` to the subscription of (`uri`, `policy`), creating it if needed.
-    pub fn subscribe(
+    pub(crate) fn subscribe(
         &mut self,
         conn: ConnId,
         uri: &str,
@@ -178,7 +178,7 @@ impl Broker {
     }
 
     /// Removes `conn` from subscription `id`. `None` if it was not a subscriber.
-    pub fn unsubscribe(&mut self, conn: ConnId, id: Id) -> Option<Unsubscribed> {
+    pub(crate) fn unsubscribe(&mut self, conn: ConnId, id: Id) -> Option<Unsubscribed> {
         let sub = self.subscriptions.get_mut(id)?;
         let pos = sub.subscribers.iter().position(|&c| c == conn)?;
         sub.subscribers.swap_remove(pos);
@@ -193,14 +193,14 @@ impl Broker {
     }
 
     /// Whether `conn` is a subscriber of subscription `id`.
-    pub fn is_subscriber(&self, conn: ConnId, id: Id) -> bool {
+    pub(crate) fn is_subscriber(&self, conn: ConnId, id: Id) -> bool {
         self.by_subscriber
             .get(&conn)
             .is_some_and(|mine| mine.contains(&id))
     }
 
     /// The subscriptions of `conn`.
-    pub fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
+    pub(crate) fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
         self.by_subscriber
             .get(&conn)
             .into_iter()
@@ -210,36 +210,36 @@ impl Broker {
 
     /// Forgets `conn` as a subscriber (it is leaving) and returns the subscriptions it had, for
     /// the caller to [`Broker::unsubscribe`] it from.
-    pub fn take_subscriptions(&mut self, conn: ConnId) -> Vec<Id> {
+    pub(crate) fn take_subscriptions(&mut self, conn: ConnId) -> Vec<Id> {
         self.by_subscriber
             .remove(&conn)
             .map(|mine| mine.into_iter().collect())
             .unwrap_or_default()
     }
 
-    pub fn get(&self, id: Id) -> Option<&Subscription> {
+    pub(crate) fn get(&self, id: Id) -> Option<&Subscription> {
         self.subscriptions.get(id)
     }
 
     /// The subscription of exactly (`uri`, `policy`), if any.
-    pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
+    pub(crate) fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
         self.subscriptions
             .find(uri, policy)
             .and_then(|id| self.subscriptions.get(id))
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
-    pub fn matching(&self, topic: &str) -> Vec<Id> {
+    pub(crate) fn matching(&self, topic: &str) -> Vec<Id> {
         self.subscriptions.matching(topic)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Subscription> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
         self.subscriptions.iter()
     }
 
     /// Keeps `event` as the retained event of `topic`, evicting the oldest topic's beyond
     /// [`limits::MAX_RETAINED_TOPICS`].
-    pub fn retain(&mut self, topic: &str, event: RetainedEvent) {
+    pub(crate) fn retain(&mut self, topic: &str, event: RetainedEvent) {
         if self.retained.insert(topic.to_owned(), event).is_none() {
             self.retained_order.push_back(topic.to_owned());
             while self.retained_order.len() > limits::MAX_RETAINED_TOPICS {
@@ -251,7 +251,7 @@ impl Broker {
     }
 
     /// The retained events whose topic `policy`/`uri` matches, as (topic, event).
-    pub fn retained_matching(
+    pub(crate) fn retained_matching(
         &self,
         uri: &str,
         policy: MatchPolicy,
@@ -272,7 +272,7 @@ impl Broker {
     }
 
     /// Records a publication in every configured history whose pattern matches its topic.
-    pub fn record_history(&mut self, event: &StoredEvent) {
+    pub(crate) fn record_history(&mut self, event: &StoredEvent) {
         for h in &mut self.histories {
             if h.policy.matches(&h.uri, &event.topic) {
                 h.events.push_back(event.clone());
@@ -284,7 +284,7 @@ impl Broker {
     }
 
     /// The history kept for exactly (`uri`, `policy`), if configured.
-    pub fn history(&self, uri: &str, policy: MatchPolicy) -> Option<&History> {
+    pub(crate) fn history(&self, uri: &str, policy: MatchPolicy) -> Option<&History> {
         self.histories
             .iter()
             .find(|h| h.uri == uri && h.policy == policy)

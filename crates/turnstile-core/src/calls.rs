@@ -12,14 +12,14 @@ use crate::peer::ConnId;
 /// Which invocation: the callee's connection and the INVOCATION's request id (session scope of
 /// the callee).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct InvocationKey {
+pub(crate) struct InvocationKey {
     pub callee: ConnId,
     pub request: Id,
 }
 
 /// A call in flight.
 #[derive(Debug, Clone)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     pub caller: Caller,
     /// The CALL's request id (session scope of the caller), or for a call the router made, the
     /// token its answer is found by.
@@ -41,7 +41,7 @@ pub struct Invocation {
 /// The per-session maps are created at a session's first call and kept until it leaves
 /// ([`Calls::served_by`], [`Calls::made_by`]), so a call allocates nothing in steady state.
 #[derive(Debug, Default)]
-pub struct Calls {
+pub(crate) struct Calls {
     invocations: HashMap<InvocationKey, Invocation>,
     /// Per caller session: its CALL request ids in flight and their invocation.
     by_caller: HashMap<ConnId, HashMap<Id, InvocationKey>>,
@@ -62,7 +62,7 @@ struct Owed {
 impl Calls {
     /// Records a call about to be sent to `callee`, under the next INVOCATION request id of the
     /// callee's session, and returns its key.
-    pub fn start(&mut self, callee: ConnId, invocation: Invocation) -> InvocationKey {
+    pub(crate) fn start(&mut self, callee: ConnId, invocation: Invocation) -> InvocationKey {
         let owed = self.by_callee.entry(callee).or_default();
         let key = InvocationKey {
             callee,
@@ -79,21 +79,21 @@ impl Calls {
         key
     }
 
-    pub fn get(&self, key: InvocationKey) -> Option<&Invocation> {
+    pub(crate) fn get(&self, key: InvocationKey) -> Option<&Invocation> {
         self.invocations.get(&key)
     }
 
-    pub fn get_mut(&mut self, key: InvocationKey) -> Option<&mut Invocation> {
+    pub(crate) fn get_mut(&mut self, key: InvocationKey) -> Option<&mut Invocation> {
         self.invocations.get_mut(&key)
     }
 
     /// The invocation of the call `caller` made with CALL request id `request`, if in flight.
-    pub fn of_call(&self, caller: ConnId, request: Id) -> Option<InvocationKey> {
+    pub(crate) fn of_call(&self, caller: ConnId, request: Id) -> Option<InvocationKey> {
         self.by_caller.get(&caller)?.get(&request).copied()
     }
 
     /// Forgets a finished call (answered, canceled, timed out), on both sides.
-    pub fn remove(&mut self, key: InvocationKey) -> Option<Invocation> {
+    pub(crate) fn remove(&mut self, key: InvocationKey) -> Option<Invocation> {
         let invocation = self.invocations.remove(&key)?;
         if let Caller::Session(caller) = invocation.caller {
             if let Some(calls) = self.by_caller.get_mut(&caller) {
@@ -107,7 +107,7 @@ impl Calls {
     }
 
     /// Removes every call `callee` is serving (it is leaving), returning them.
-    pub fn served_by(&mut self, callee: ConnId) -> Vec<(InvocationKey, Invocation)> {
+    pub(crate) fn served_by(&mut self, callee: ConnId) -> Vec<(InvocationKey, Invocation)> {
         let owed = self.by_callee.remove(&callee).unwrap_or_default();
         owed.requests
             .into_iter()
@@ -121,7 +121,7 @@ impl Calls {
     /// The invocations of the calls `caller` made, and forgets that it is a caller (it is
     /// leaving). The calls themselves stay until removed: the caller decides what the callees
     /// are told.
-    pub fn made_by(&mut self, caller: ConnId) -> Vec<InvocationKey> {
+    pub(crate) fn made_by(&mut self, caller: ConnId) -> Vec<InvocationKey> {
         self.by_caller
             .remove(&caller)
             .map(|calls| calls.into_values().collect())
@@ -129,11 +129,13 @@ impl Calls {
     }
 
     /// Number of calls in flight.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.invocations.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.invocations.is_empty()
     }
 }

@@ -5,14 +5,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Maps monotonic [`Instant`]s to nanoseconds since the Unix epoch, anchored once.
 #[derive(Debug, Clone, Copy)]
-pub struct Clock {
+pub(crate) struct Clock {
     anchor: Instant,
     anchor_unix_ns: u64,
 }
 
 impl Clock {
     /// A clock anchored at `now` to the system's current wall-clock time.
-    pub fn anchored(now: Instant) -> Self {
+    pub(crate) fn anchored(now: Instant) -> Self {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);
@@ -20,7 +20,7 @@ impl Clock {
     }
 
     /// A clock where `anchor` is `anchor_unix_ns` (for tests).
-    pub fn with_anchor(anchor: Instant, anchor_unix_ns: u64) -> Self {
+    pub(crate) fn with_anchor(anchor: Instant, anchor_unix_ns: u64) -> Self {
         Self {
             anchor,
             anchor_unix_ns,
@@ -28,7 +28,7 @@ impl Clock {
     }
 
     /// Nanoseconds since the Unix epoch at `t`.
-    pub fn unix_ns(&self, t: Instant) -> u64 {
+    pub(crate) fn unix_ns(&self, t: Instant) -> u64 {
         match t.checked_duration_since(self.anchor) {
             Some(d) => self.anchor_unix_ns + d.as_nanos() as u64,
             None => self.anchor_unix_ns - self.anchor.duration_since(t).as_nanos() as u64,
@@ -36,13 +36,13 @@ impl Clock {
     }
 
     /// `t` as a UTC ISO-8601 string with milliseconds, `2026-11-25T13:11:09.953Z`.
-    pub fn iso8601(&self, t: Instant) -> String {
+    pub(crate) fn iso8601(&self, t: Instant) -> String {
         iso8601_from_unix_ns(self.unix_ns(t))
     }
 }
 
 /// Formats nanoseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
-pub fn iso8601_from_unix_ns(ns: u64) -> String {
+pub(crate) fn iso8601_from_unix_ns(ns: u64) -> String {
     let secs = ns / 1_000_000_000;
     let millis = (ns / 1_000_000) % 1000;
     let days = (secs / 86_400) as i64;

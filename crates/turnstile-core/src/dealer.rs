@@ -10,7 +10,7 @@ use crate::uri_table::{UriPattern, UriTable};
 
 /// How a shared registration picks a callee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InvokePolicy {
+pub(crate) enum InvokePolicy {
     Single,
     RoundRobin,
     Random,
@@ -19,7 +19,7 @@ pub enum InvokePolicy {
 }
 
 impl InvokePolicy {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "single" => Self::Single,
             "roundrobin" => Self::RoundRobin,
@@ -29,7 +29,7 @@ impl InvokePolicy {
             _ => return None,
         })
     }
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Single => "single",
             Self::RoundRobin => "roundrobin",
@@ -42,7 +42,7 @@ impl InvokePolicy {
 
 /// A registration and its callees (one unless shared).
 #[derive(Debug, Clone)]
-pub struct Registration {
+pub(crate) struct Registration {
     pub id: Id,
     pub uri: String,
     pub policy: MatchPolicy,
@@ -64,7 +64,7 @@ impl UriPattern for Registration {
 
 /// Why a REGISTER was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
+pub(crate) enum RegisterError {
     #[error("the procedure is already registered")]
     AlreadyExists,
     #[error("the procedure is registered with a different invocation policy")]
@@ -73,7 +73,7 @@ pub enum RegisterError {
 
 /// What a REGISTER did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Registered {
+pub(crate) struct Registered {
     pub id: Id,
     pub created: bool,
 }
@@ -81,7 +81,7 @@ pub struct Registered {
 /// Who made a call: a session, or the router itself (a dynamic authenticator or authorizer),
 /// whose waiter is found by the invocation's `call_request` token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub(crate) enum Caller {
     Session(ConnId),
     Router,
 }
@@ -89,15 +89,20 @@ pub enum Caller {
 /// A successful answer to a call the router made: the RESULT's payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallReturn {
+    /// RESULT.Arguments, if the callee sent any.
     pub args: Option<List>,
+    /// RESULT.ArgumentsKw, if the callee sent any.
     pub kwargs: Option<Dict>,
 }
 
 /// A failed call the router made: the ERROR's URI and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallFailure {
+    /// ERROR.Error: the error URI (`wamp.error.no_such_procedure`, `wamp.error.canceled`, …).
     pub error: String,
+    /// ERROR.Arguments, if any.
     pub args: Option<List>,
+    /// ERROR.ArgumentsKw, if any.
     pub kwargs: Option<Dict>,
 }
 
@@ -106,7 +111,7 @@ pub type InternalCallOutcome = Result<CallReturn, CallFailure>;
 
 /// How a CANCEL treats the invocation (`CANCEL.Options.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelMode {
+pub(crate) enum CancelMode {
     /// Answer the caller at once; the callee is not told and its answer is dropped.
     Skip,
     /// INTERRUPT the callee and pass on whatever it answers.
@@ -116,7 +121,7 @@ pub enum CancelMode {
 }
 
 impl CancelMode {
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "skip" => Self::Skip,
             "kill" => Self::Kill,
@@ -124,7 +129,7 @@ impl CancelMode {
             _ => return None,
         })
     }
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Skip => "skip",
             Self::Kill => "kill",
@@ -135,14 +140,14 @@ impl CancelMode {
 
 /// All registrations of a realm.
 #[derive(Debug, Default)]
-pub struct Dealer {
+pub(crate) struct Dealer {
     registrations: UriTable<Registration>,
     /// Per callee: its registrations. An index of the callee lists, changed only with them.
     by_callee: HashMap<ConnId, HashSet<Id>>,
 }
 
 impl Dealer {
-    pub fn register(
+    pub(crate) fn register(
         &mut self,
         conn: ConnId,
         uri: &str,
@@ -181,7 +186,7 @@ impl Dealer {
     }
 
     /// Removes `conn` as a callee of `id`; `Some(deleted)` if it was one.
-    pub fn unregister(&mut self, conn: ConnId, id: Id) -> Option<bool> {
+    pub(crate) fn unregister(&mut self, conn: ConnId, id: Id) -> Option<bool> {
         let reg = self.registrations.get_mut(id)?;
         let pos = reg.callees.iter().position(|&c| c == conn)?;
         reg.callees.remove(pos);
@@ -196,7 +201,7 @@ impl Dealer {
     }
 
     /// Whether `conn` is a callee of registration `id`.
-    pub fn is_callee(&self, conn: ConnId, id: Id) -> bool {
+    pub(crate) fn is_callee(&self, conn: ConnId, id: Id) -> bool {
         self.by_callee
             .get(&conn)
             .is_some_and(|mine| mine.contains(&id))
@@ -204,35 +209,35 @@ impl Dealer {
 
     /// Forgets `conn` as a callee (it is leaving) and returns the registrations it had, for the
     /// caller to [`Dealer::unregister`] it from.
-    pub fn take_registrations(&mut self, conn: ConnId) -> Vec<Id> {
+    pub(crate) fn take_registrations(&mut self, conn: ConnId) -> Vec<Id> {
         self.by_callee
             .remove(&conn)
             .map(|mine| mine.into_iter().collect())
             .unwrap_or_default()
     }
 
-    pub fn get(&self, id: Id) -> Option<&Registration> {
+    pub(crate) fn get(&self, id: Id) -> Option<&Registration> {
         self.registrations.get(id)
     }
 
-    pub fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
+    pub(crate) fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Registration> {
         self.registrations
             .find(uri, policy)
             .and_then(|id| self.registrations.get(id))
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Registration> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Registration> {
         self.registrations.iter()
     }
 
     /// The registration a CALL of `procedure` goes to: exact, else the longest matching prefix,
     /// else the matching wildcard with the most fixed components.
-    pub fn matching(&self, procedure: &str) -> Option<Id> {
+    pub(crate) fn matching(&self, procedure: &str) -> Option<Id> {
         self.registrations.best_match(procedure)
     }
 
     /// Picks the callee of registration `id` for one call, per its invocation policy.
-    pub fn pick_callee(&mut self, id: Id) -> Option<ConnId> {
+    pub(crate) fn pick_callee(&mut self, id: Id) -> Option<ConnId> {
         let reg = self.registrations.get_mut(id)?;
         let n = reg.callees.len();
         if n == 0 {

@@ -14,38 +14,44 @@
 //!   runtime made, which the runtime carries out.
 //!
 //! # Layout
+//! Public: what the runtime (the `turnstile` crate) uses. The other modules are crate-private.
 //! - [`realm`]: the realm state machine (life cycle, pub/sub, RPC, meta procedures, and its
-//!   authorization step in `realm/authorize.rs`, which applies [`permissions`] or a dynamic
+//!   authorization step in `realm/authorize.rs`, which applies `permissions` or a dynamic
 //!   authorizer).
-//! - [`session`]: a session as the realm keeps it.
-//! - [`calls`]: the calls in flight, by invocation, by caller and by callee, and each callee's
-//!   INVOCATION request ids.
-//! - [`broker`], [`dealer`]: subscriptions and registrations, each kept in a
-//!   [`uri_table::UriTable`] (exact, prefix and wildcard URIs with WAMP's matching rules).
-//! - [`permissions`]: static roles and their permissions (which role may do what on which URI).
-//! - [`auth`]: authentication methods and flows; [`auth::dynamic_authorizer`]: the arguments,
-//!   answers and per-session cache of dynamic authorizers (procedures deciding for a role).
-//! - [`meter`]: per-session usage metering (`wamp.session.on_stats`).
-//! - [`timer`]: the realm's table of deadlines; [`clock`]: wall-clock time from instants and
-//!   its one ISO-8601 formatter.
+//! - [`dealer`]: registrations, and the outcome of a call the router makes
+//!   ([`dealer::InternalCallOutcome`]).
 //! - [`peer`]: what the core knows of a connection and the queue it writes to.
 //! - [`limits`]: the limits the core enforces.
+//!
+//! Crate-private:
+//! - `session`: a session as the realm keeps it.
+//! - `calls`: the calls in flight, by invocation, by caller and by callee, and each callee's
+//!   INVOCATION request ids.
+//! - `broker`: subscriptions; it and the dealer keep theirs in a `uri_table::UriTable` (exact,
+//!   prefix and wildcard URIs with WAMP's matching rules).
+//! - `permissions`: static roles and their permissions (which role may do what on which URI).
+//! - `auth`: authentication methods and flows; `auth::dynamic_authorizer`: the arguments,
+//!   answers and per-session cache of dynamic authorizers (procedures deciding for a role).
+//! - `meter`: per-session usage metering (`wamp.session.on_stats`).
+//! - `timer`: the realm's table of deadlines; `clock`: wall-clock time from instants and its
+//!   one ISO-8601 formatter.
 
-pub mod auth;
-pub mod broker;
-pub mod calls;
-pub mod clock;
+// Library code turns malformed input into an error, never a panic.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub(crate) mod auth;
+pub(crate) mod broker;
+pub(crate) mod calls;
+pub(crate) mod clock;
 pub mod dealer;
 pub mod limits;
-pub mod meter;
+pub(crate) mod meter;
 pub mod peer;
-pub mod permissions;
+pub(crate) mod permissions;
 pub mod realm;
-pub mod session;
-pub mod timer;
-pub mod uri_table;
-
-pub use peer::ConnId;
+pub(crate) mod session;
+pub(crate) mod timer;
+pub(crate) mod uri_table;
 
 #[cfg(test)]
 mod tests;

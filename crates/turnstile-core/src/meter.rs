@@ -13,7 +13,7 @@ use crate::clock::Clock;
 
 /// Counters of one cycle, both directions added up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct CycleCounters {
+pub(crate) struct CycleCounters {
     pub bytes: u64,
     pub messages: u64,
     pub rated_messages: u64,
@@ -21,7 +21,7 @@ pub struct CycleCounters {
 
 /// A closed cycle, ready to publish as the `stats` argument of `wamp.session.on_stats`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub cycle: u64,
     /// Start of the cycle, nanoseconds since the Unix epoch.
     pub timestamp: u64,
@@ -34,7 +34,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The `stats` dict of the event, with exactly the keys of the spec.
-    pub fn to_dict(&self, serializer: &str) -> Dict {
+    pub(crate) fn to_dict(self, serializer: &str) -> Dict {
         dict! {
             "cycle" => self.cycle,
             "serializer" => serializer,
@@ -51,7 +51,7 @@ impl Snapshot {
 
 /// Whether counting a message may trigger a rated-messages snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CountKind {
+pub(crate) enum CountKind {
     /// Any message: checked against the threshold.
     Checked,
     /// An `on_stats` EVENT delivered to this session: counted, never triggers by itself (the
@@ -61,7 +61,7 @@ pub enum CountKind {
 
 /// The meter of one session.
 #[derive(Debug, Clone)]
-pub struct Meter {
+pub(crate) struct Meter {
     /// log2 of `rated_message_size`.
     rated_shift: u32,
     rated_threshold: u64,
@@ -75,7 +75,7 @@ pub struct Meter {
 
 impl Meter {
     /// A meter whose cycle 1 starts at `now` (the session's HELLO).
-    pub fn new(config: &StatsConfig, now: Instant) -> Self {
+    pub(crate) fn new(config: &StatsConfig, now: Instant) -> Self {
         Self {
             rated_shift: config.rated_message_size.trailing_zeros(),
             rated_threshold: config.trigger_after_rated_messages,
@@ -91,7 +91,7 @@ impl Meter {
     /// Counts one message of `len` serialized bytes. Returns true when the rated-messages
     /// trigger fires (the caller then takes a snapshot).
     #[inline]
-    pub fn count(&mut self, len: usize, kind: CountKind) -> bool {
+    pub(crate) fn count(&mut self, len: usize, kind: CountKind) -> bool {
         let len = len as u64;
         let rated = (len + (1u64 << self.rated_shift) - 1) >> self.rated_shift;
         self.counters.bytes += len;
@@ -101,22 +101,23 @@ impl Meter {
     }
 
     /// Whether the current cycle has reached the rated-messages threshold.
-    pub fn rated_due(&self) -> bool {
+    pub(crate) fn rated_due(&self) -> bool {
         self.rated_threshold > 0 && self.counters.rated_messages >= self.rated_threshold
     }
 
     /// When the duration trigger of the current cycle fires, if on.
-    pub fn duration_deadline(&self) -> Option<Instant> {
+    pub(crate) fn duration_deadline(&self) -> Option<Instant> {
         self.period.map(|p| self.cycle_start + p)
     }
 
     /// The counters of the current cycle so far.
-    pub fn counters(&self) -> CycleCounters {
+    #[cfg(test)]
+    pub(crate) fn counters(&self) -> CycleCounters {
         self.counters
     }
 
     /// Closes the current cycle at `now` and starts the next one with zero counters.
-    pub fn snapshot(&mut self, now: Instant, clock: &Clock, last: bool) -> Snapshot {
+    pub(crate) fn snapshot(&mut self, now: Instant, clock: &Clock, last: bool) -> Snapshot {
         let start_ns = clock.unix_ns(self.cycle_start);
         let now = now.max(self.cycle_start);
         let end_ns = clock.unix_ns(now);
@@ -137,7 +138,7 @@ impl Meter {
 }
 
 /// The `session_info` argument of `wamp.session.on_stats`.
-pub fn session_info(realm: &str, session: u64, authid: &str, authrole: &str) -> Value {
+pub(crate) fn session_info(realm: &str, session: u64, authid: &str, authrole: &str) -> Value {
     Value::Dict(dict! {
         "realm" => realm,
         "session" => session,

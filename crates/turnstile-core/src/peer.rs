@@ -29,11 +29,12 @@ pub struct CloseReason {
     /// A WebSocket close code: 1000 normal, 1001 going away, 1002 protocol error, 1008 policy,
     /// 1009 message too big, 1011 internal error.
     pub code: u16,
+    /// The close reason text, and what the log says (at most 123 bytes in a close frame).
     pub text: String,
 }
 
 /// A reason text short enough for a WebSocket close frame (at most 123 bytes of UTF-8).
-pub fn close_text(text: &str) -> String {
+pub(crate) fn close_text(text: &str) -> String {
     let mut end = text.len().min(120);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -42,24 +43,28 @@ pub fn close_text(text: &str) -> String {
 }
 
 impl CloseReason {
-    pub fn normal(text: impl Into<String>) -> Self {
+    /// Code 1000: a normal close.
+    pub(crate) fn normal(text: impl Into<String>) -> Self {
         Self {
             code: 1000,
             text: text.into(),
         }
     }
+    /// Code 1001: the router is going away (shutdown).
     pub fn going_away(text: impl Into<String>) -> Self {
         Self {
             code: 1001,
             text: text.into(),
         }
     }
+    /// Code 1002: the peer broke the protocol.
     pub fn protocol_error(text: impl Into<String>) -> Self {
         Self {
             code: 1002,
             text: text.into(),
         }
     }
+    /// Code 1008: the router refuses the connection by policy (e.g. a refused session).
     pub fn policy(text: impl Into<String>) -> Self {
         Self {
             code: 1008,
@@ -71,23 +76,31 @@ impl CloseReason {
 /// The kind of channel a connection runs on (`transport.channel_type` in session details).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelType {
+    /// Plain TCP (`"tcp"`).
     Tcp,
+    /// A Unix domain socket (`"unix"`).
     Unix,
+    /// TLS over TCP (`"tls"`; the session's `transport.is_secure` is true).
     Tls,
 }
 
 /// The framing of a connection (`transport.channel_framing`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
+    /// WebSocket messages (`"websocket"`).
     WebSocket,
+    /// RawSocket frames (`"rawsocket"`).
     RawSocket,
 }
 
 /// What a transport knows about its connection, reported in session details.
 #[derive(Debug, Clone)]
 pub struct TransportInfo {
+    /// The channel the connection runs on (`transport.channel_type`).
     pub channel_type: ChannelType,
+    /// How messages are framed (`transport.channel_framing`).
     pub framing: Framing,
+    /// The serializer negotiated for the connection (`transport.channel_serializer`).
     pub serializer: Serializer,
     /// `tcp4:127.0.0.1:44856`, `tcp6:[::1]:44856` or `unix`.
     pub peer: String,
@@ -130,8 +143,6 @@ pub trait Outbox: Send + Sync + fmt::Debug {
     fn close(&self, reason: CloseReason);
     /// Closes the connection at once, discarding what is queued (a slow consumer).
     fn kill(&self, reason: CloseReason);
-    /// Whether the transport end has gone away.
-    fn is_closed(&self) -> bool;
 }
 
 /// The core's handle on one connection's [`Outbox`]. Cheap to clone; never blocks.
@@ -146,7 +157,7 @@ impl PeerSender {
 
     /// Queues one serialized message. Fails, without queueing, when the queue is over its byte
     /// limit; the caller then drops the connection with [`PeerSender::kill`].
-    pub fn send(&self, bytes: Bytes) -> Result<(), SendError> {
+    pub(crate) fn send(&self, bytes: Bytes) -> Result<(), SendError> {
         self.0.push(bytes)
     }
 
@@ -169,17 +180,12 @@ impl PeerSender {
     }
 
     /// Asks the transport to close after writing what is queued.
-    pub fn close(&self, reason: CloseReason) {
+    pub(crate) fn close(&self, reason: CloseReason) {
         self.0.close(reason);
     }
 
     /// Closes the connection at once, discarding what is queued.
-    pub fn kill(&self, reason: CloseReason) {
+    pub(crate) fn kill(&self, reason: CloseReason) {
         self.0.kill(reason);
-    }
-
-    /// Whether the transport end has gone away.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
     }
 }

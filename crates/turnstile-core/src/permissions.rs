@@ -9,7 +9,7 @@ use wamp_proto::MatchPolicy;
 
 /// An action a session asks to perform on a URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Call,
     Register,
     Publish,
@@ -17,7 +17,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Call => "call",
             Action::Register => "register",
@@ -29,26 +29,26 @@ impl Action {
 
 /// The outcome of an authorization check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub allow: bool,
     /// Disclose the caller (for `call`) or publisher (for `publish`) to the receivers.
     pub disclose: bool,
 }
 
 /// The built-in role of the router's own service session, allowed everything.
-pub const TRUSTED_ROLE: &str = "trusted";
+pub(crate) const TRUSTED_ROLE: &str = "trusted";
 
 /// The roles of a realm: the static permissions of each, or the dynamic authorizer deciding for
 /// it.
 #[derive(Debug, Clone, Default)]
-pub struct Roles {
+pub(crate) struct Roles {
     roles: HashMap<String, Vec<Permission>>,
     /// Roles whose actions a dynamic authorizer decides: role to the authorizer's URI.
     dynamic: HashMap<String, String>,
 }
 
 impl Roles {
-    pub fn new(roles: &[RoleConfig]) -> Self {
+    pub(crate) fn new(roles: &[RoleConfig]) -> Self {
         Self {
             roles: roles
                 .iter()
@@ -62,24 +62,30 @@ impl Roles {
     }
 
     /// Whether the realm knows `role` (the built-in `trusted` role always exists).
-    pub fn has_role(&self, role: &str) -> bool {
+    pub(crate) fn has_role(&self, role: &str) -> bool {
         role == TRUSTED_ROLE || self.roles.contains_key(role) || self.dynamic.contains_key(role)
     }
 
     /// The dynamic authorizer of `role`, if its actions are decided by one.
-    pub fn dynamic_authorizer(&self, role: &str) -> Option<&str> {
+    pub(crate) fn dynamic_authorizer(&self, role: &str) -> Option<&str> {
         self.dynamic.get(role).map(String::as_str)
     }
 
     /// Decides whether `role` may perform `action` on `uri` (static permissions only: a role with
     /// a dynamic authorizer is denied here; the realm asks its authorizer).
-    pub fn authorize(&self, role: &str, uri: &str, action: Action) -> Decision {
+    #[cfg(test)]
+    pub(crate) fn authorize(&self, role: &str, uri: &str, action: Action) -> Decision {
         self.authorize_cacheable(role, uri, action).0
     }
 
     /// As [`Roles::authorize`], and whether the deciding permission allows the decision to
     /// be cached for the session (`cache`, default true).
-    pub fn authorize_cacheable(&self, role: &str, uri: &str, action: Action) -> (Decision, bool) {
+    pub(crate) fn authorize_cacheable(
+        &self,
+        role: &str,
+        uri: &str,
+        action: Action,
+    ) -> (Decision, bool) {
         if role == TRUSTED_ROLE && !self.roles.contains_key(role) {
             let allow_all = Decision {
                 allow: true,

@@ -14,7 +14,7 @@ use crate::peer::{ChannelType, Framing, PeerSender, TransportInfo};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionState {
+pub(crate) enum SessionState {
     /// HELLO received; authentication in progress (CHALLENGE sent or an authenticator called).
     Authenticating,
     /// HELLO accepted, WELCOME being sent; `on_join` not yet published. No trigger fires yet, so
@@ -29,7 +29,7 @@ pub enum SessionState {
 
 /// Who the session is, as established at join.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub(crate) struct Identity {
     pub authid: String,
     pub authrole: String,
     pub authmethod: String,
@@ -39,7 +39,7 @@ pub struct Identity {
 
 /// A session of a realm.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     pub conn: ConnId,
     pub id: Id,
     pub state: SessionState,
@@ -73,60 +73,61 @@ pub struct Session {
 /// The sessions of a realm, by connection and by WAMP session id. Only this type changes the
 /// two maps, so they cannot disagree.
 #[derive(Debug, Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     by_conn: HashMap<ConnId, Session>,
     by_id: HashMap<Id, ConnId>,
 }
 
 impl Sessions {
     /// Adds a session; its connection and id must not have one already.
-    pub fn insert(&mut self, session: Session) {
+    pub(crate) fn insert(&mut self, session: Session) {
         self.by_id.insert(session.id, session.conn);
         self.by_conn.insert(session.conn, session);
     }
 
     /// Removes and returns the session of `conn`.
-    pub fn remove(&mut self, conn: &ConnId) -> Option<Session> {
+    pub(crate) fn remove(&mut self, conn: &ConnId) -> Option<Session> {
         let session = self.by_conn.remove(conn)?;
         self.by_id.remove(&session.id);
         Some(session)
     }
 
-    pub fn get(&self, conn: &ConnId) -> Option<&Session> {
+    pub(crate) fn get(&self, conn: &ConnId) -> Option<&Session> {
         self.by_conn.get(conn)
     }
 
-    pub fn get_mut(&mut self, conn: &ConnId) -> Option<&mut Session> {
+    pub(crate) fn get_mut(&mut self, conn: &ConnId) -> Option<&mut Session> {
         self.by_conn.get_mut(conn)
     }
 
-    pub fn contains_key(&self, conn: &ConnId) -> bool {
+    pub(crate) fn contains_key(&self, conn: &ConnId) -> bool {
         self.by_conn.contains_key(conn)
     }
 
     /// The connection of the session with WAMP id `id`.
-    pub fn conn_of(&self, id: Id) -> Option<ConnId> {
+    pub(crate) fn conn_of(&self, id: Id) -> Option<ConnId> {
         self.by_id.get(&id).copied()
     }
 
     /// The session with WAMP id `id`.
-    pub fn by_id(&self, id: Id) -> Option<&Session> {
+    pub(crate) fn by_id(&self, id: Id) -> Option<&Session> {
         self.by_id.get(&id).and_then(|c| self.by_conn.get(c))
     }
 
-    pub fn keys(&self) -> impl Iterator<Item = &ConnId> {
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &ConnId> {
         self.by_conn.keys()
     }
 
-    pub fn values(&self) -> impl Iterator<Item = &Session> {
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Session> {
         self.by_conn.values()
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.by_conn.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_conn.is_empty()
     }
 }
@@ -134,15 +135,14 @@ impl Sessions {
 /// When a testament is published. Without session resumption a session is detached and
 /// destroyed at the same moment, so both scopes publish when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestamentScope {
+pub(crate) enum TestamentScope {
     Destroyed,
     Detached,
 }
 
 /// A publication a session asked the router to make on its behalf when it ends.
 #[derive(Debug, Clone)]
-pub struct Testament {
-    pub id: wamp_proto::Id,
+pub(crate) struct Testament {
     pub topic: String,
     pub args: Option<wamp_proto::List>,
     pub kwargs: Option<Dict>,
@@ -153,7 +153,7 @@ pub struct Testament {
 
 impl Session {
     /// Whether the client announced `feature` for `role` in HELLO.
-    pub fn supports(&self, role: &str, feature: &str) -> bool {
+    pub(crate) fn supports(&self, role: &str, feature: &str) -> bool {
         self.client_roles
             .get(role)
             .and_then(Value::as_dict)
@@ -165,7 +165,7 @@ impl Session {
     }
 
     /// The `transport` dict of session details.
-    pub fn transport_details(info: &TransportInfo) -> Dict {
+    pub(crate) fn transport_details(info: &TransportInfo) -> Dict {
         let serializer = info.serializer.name();
         let mut transport = dict! {
             "channel_type" => match info.channel_type {
@@ -193,7 +193,7 @@ impl Session {
     }
 
     /// The session details dict of `wamp.session.on_join` and `wamp.session.get`.
-    pub fn details(&self, realm: &str) -> Dict {
+    pub(crate) fn details(&self, realm: &str) -> Dict {
         let serializer = self.info.serializer.name();
         let transport = Self::transport_details(&self.info);
         let id = &self.identity;
@@ -215,7 +215,7 @@ impl Session {
 }
 
 /// A random anonymous authid: six groups of four characters `A-Z0-9` joined by `-`.
-pub fn random_authid() -> String {
+pub(crate) fn random_authid() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut out = String::with_capacity(29);
     for group in 0..6 {

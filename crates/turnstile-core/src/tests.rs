@@ -57,9 +57,6 @@ impl Outbox for FakeOutbox {
     fn kill(&self, reason: CloseReason) {
         self.state.lock().unwrap().killed.get_or_insert(reason);
     }
-    fn is_closed(&self) -> bool {
-        false
-    }
 }
 
 /// The client's end of a [`FakeOutbox`].

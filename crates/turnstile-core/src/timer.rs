@@ -9,7 +9,7 @@ use crate::peer::ConnId;
 
 /// What a deadline is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TimerKind {
+pub(crate) enum TimerKind {
     /// The statistics cycle of the session reached `trigger_after_duration`.
     StatsDuration,
     /// The client did not answer the router's GOODBYE in time.
@@ -24,7 +24,7 @@ pub enum TimerKind {
 /// A deadline for one session. `generation` makes re-armed timers cheap: the session keeps the
 /// generation of its live timer of each kind, and a fired entry of an older one is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Timer {
+pub(crate) struct Timer {
     pub at: Instant,
     pub conn: ConnId,
     /// The WAMP session the timer is for: a connection that re-joins has a new session, which a
@@ -36,33 +36,25 @@ pub struct Timer {
 
 /// A min-heap of deadlines, with lazy removal: stale entries are skipped when they fire.
 #[derive(Debug, Default)]
-pub struct TimerTable {
+pub(crate) struct TimerTable {
     heap: BinaryHeap<Reverse<Timer>>,
 }
 
 impl TimerTable {
-    pub fn insert(&mut self, timer: Timer) {
+    pub(crate) fn insert(&mut self, timer: Timer) {
         self.heap.push(Reverse(timer));
     }
 
     /// The earliest deadline (possibly stale: firing a stale timer does nothing).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.heap.peek().map(|Reverse(t)| t.at)
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Timer> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Timer> {
         match self.heap.peek() {
             Some(Reverse(t)) if t.at <= now => self.heap.pop().map(|Reverse(t)| t),
             _ => None,
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use wamp_proto::{random_id, Id, MatchPolicy};
 
 /// What a [`UriTable`] needs to know of its entries.
-pub trait UriPattern {
+pub(crate) trait UriPattern {
     /// The entry's URI (a prefix or a wildcard pattern unless its policy is exact).
     fn uri(&self) -> &str;
     /// How the URI matches.
@@ -19,7 +19,7 @@ pub trait UriPattern {
 
 /// Entries of type `T` by id and by (URI, match policy).
 #[derive(Debug)]
-pub struct UriTable<T> {
+pub(crate) struct UriTable<T> {
     /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
     by_uri: [HashMap<String, Id>; 3],
     entries: HashMap<Id, T>,
@@ -39,27 +39,27 @@ impl<T> Default for UriTable<T> {
 
 impl<T: UriPattern> UriTable<T> {
     /// The id of the entry of exactly (`uri`, `policy`), if any.
-    pub fn find(&self, uri: &str, policy: MatchPolicy) -> Option<Id> {
+    pub(crate) fn find(&self, uri: &str, policy: MatchPolicy) -> Option<Id> {
         self.by_uri[policy_index(policy)].get(uri).copied()
     }
 
     /// The entry of exactly (`uri`, `policy`), if any, to change.
-    pub fn find_mut(&mut self, uri: &str, policy: MatchPolicy) -> Option<&mut T> {
+    pub(crate) fn find_mut(&mut self, uri: &str, policy: MatchPolicy) -> Option<&mut T> {
         let id = self.by_uri[policy_index(policy)].get(uri)?;
         self.entries.get_mut(id)
     }
 
-    pub fn get(&self, id: Id) -> Option<&T> {
+    pub(crate) fn get(&self, id: Id) -> Option<&T> {
         self.entries.get(&id)
     }
 
-    pub fn get_mut(&mut self, id: Id) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, id: Id) -> Option<&mut T> {
         self.entries.get_mut(&id)
     }
 
     /// Adds the entry `make(id)` under a fresh id. The caller checked with [`UriTable::find`]
     /// that (`uri`, `policy`) has no entry yet; `make` must give the entry that URI and policy.
-    pub fn insert_with(
+    pub(crate) fn insert_with(
         &mut self,
         uri: &str,
         policy: MatchPolicy,
@@ -86,7 +86,7 @@ impl<T: UriPattern> UriTable<T> {
     }
 
     /// Removes entry `id` from the table and its indexes.
-    pub fn remove(&mut self, id: Id) -> Option<T> {
+    pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         let entry = self.entries.remove(&id)?;
         self.by_uri[policy_index(entry.policy())].remove(entry.uri());
         if entry.policy() != MatchPolicy::Exact {
@@ -95,13 +95,13 @@ impl<T: UriPattern> UriTable<T> {
         Some(entry)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &T> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.entries.values()
     }
 
     /// Ids of every entry that matches `uri` (the pub/sub rule: all of them receive): the exact
     /// one first, then the patterns in creation order.
-    pub fn matching(&self, uri: &str) -> Vec<Id> {
+    pub(crate) fn matching(&self, uri: &str) -> Vec<Id> {
         let mut out = Vec::with_capacity(1);
         if let Some(&id) = self.by_uri[0].get(uri) {
             out.push(id);
@@ -117,7 +117,7 @@ impl<T: UriPattern> UriTable<T> {
 
     /// The one entry that `uri` goes to (the RPC rule): the exact one, else the longest matching
     /// prefix, else the matching wildcard whose fixed components reach furthest.
-    pub fn best_match(&self, uri: &str) -> Option<Id> {
+    pub(crate) fn best_match(&self, uri: &str) -> Option<Id> {
         if let Some(&id) = self.by_uri[0].get(uri) {
             return Some(id);
         }

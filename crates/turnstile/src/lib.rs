@@ -3,14 +3,14 @@
 //! # Layout
 //! - `turnstile_core` (its own crate): realms, sessions, broker, dealer, authorization,
 //!   authentication, metering and meta events, as a state machine without I/O.
-//! - [`runtime`]: the async shell around the core: one task per realm, the router connections
-//!   enter through, each connection's decoding front door and its outgoing queue.
+//! - `runtime` (crate-private): the async shell around the core: one task per realm, the router
+//!   connections enter through, each connection's decoding front door and its outgoing queue.
 //! - [`transport`]: WebSocket (with the HTTP server it shares a port with) and RawSocket.
 //! - [`server`]: starts a router worker's realms and transports from a configuration, and stops
 //!   them gracefully.
 //! - [`limits`]: the named limits of the router.
 
 pub mod limits;
-pub mod runtime;
+pub(crate) mod runtime;
 pub mod server;
 pub mod transport;

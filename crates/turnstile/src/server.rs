@@ -99,14 +99,6 @@ impl Server {
         self.transports.iter().map(|t| t.local.clone()).collect()
     }
 
-    /// The address of `workers[worker].transports[transport]`.
-    pub fn local_addr(&self, worker: usize, transport: usize) -> Option<&LocalAddr> {
-        self.transports
-            .iter()
-            .find(|t| t.worker == worker && t.index == transport)
-            .map(|t| &t.local)
-    }
-
     /// Starts the realms and serves every transport until `shutdown` completes. Then stops
     /// accepting, has the realms say GOODBYE (`wamp.close.system_shutdown`) to every session and
     /// wait for the replies, gives the connections a bounded moment to write and close, and
@@ -226,11 +218,6 @@ impl Server {
         info!("stopped");
         Ok(())
     }
-}
-
-/// Binds and runs `config` until `shutdown` completes.
-pub async fn run(config: NodeConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    Server::bind(config).await?.run(shutdown).await
 }
 
 fn spawn_web(

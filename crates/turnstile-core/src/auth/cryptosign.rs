@@ -11,10 +11,10 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use subtle::ConstantTimeEq;
 
 /// Bytes in a challenge.
-pub const CHALLENGE_BYTES: usize = 32;
+pub(crate) const CHALLENGE_BYTES: usize = 32;
 
 /// A public key from its 64 hex characters (either case), if it is a valid Ed25519 point.
-pub fn parse_public_key(hex_key: &str) -> Option<VerifyingKey> {
+pub(crate) fn parse_public_key(hex_key: &str) -> Option<VerifyingKey> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_key, &mut bytes).ok()?;
     VerifyingKey::from_bytes(&bytes).ok()
@@ -22,7 +22,11 @@ pub fn parse_public_key(hex_key: &str) -> Option<VerifyingKey> {
 
 /// Whether `signature` (AUTHENTICATE's, hex of signature || signed message) is `key`'s valid
 /// signature of `challenge`. Uses strict verification (as libsodium, which Crossbar uses).
-pub fn verify(key: &VerifyingKey, challenge: &[u8; CHALLENGE_BYTES], signature: &str) -> bool {
+pub(crate) fn verify(
+    key: &VerifyingKey,
+    challenge: &[u8; CHALLENGE_BYTES],
+    signature: &str,
+) -> bool {
     let mut bytes = [0u8; 64 + CHALLENGE_BYTES];
     if hex::decode_to_slice(signature.trim(), &mut bytes).is_err() {
         return false;

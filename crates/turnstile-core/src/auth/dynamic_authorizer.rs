@@ -26,7 +26,7 @@ const DETAIL_KEYS: &[&str] = &[
 /// What an authorizer answered: a decision, and whether the router may reuse it for the same
 /// URI and action of the same session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct AuthorizerDecision {
+pub(crate) struct AuthorizerDecision {
     pub allow: bool,
     /// Disclose the caller (for `call`) or publisher (for `publish`).
     pub disclose: bool,
@@ -34,7 +34,7 @@ pub struct AuthorizerDecision {
 }
 
 impl AuthorizerDecision {
-    pub fn decision(self) -> Decision {
+    pub(crate) fn decision(self) -> Decision {
         Decision {
             allow: self.allow,
             disclose: self.disclose,
@@ -46,7 +46,7 @@ impl AuthorizerDecision {
 /// `session_details` is the session's details dict (as in `wamp.session.get`), of which the keys
 /// Crossbar passes are kept: `session`, `authid`, `authrole`, `authmethod`, `authprovider`,
 /// `authextra`, `transport`.
-pub fn call_args(session_details: &Dict, uri: &str, action: Action, options: &Dict) -> List {
+pub(crate) fn call_args(session_details: &Dict, uri: &str, action: Action, options: &Dict) -> List {
     let details: Dict = session_details
         .iter()
         .filter(|(k, _)| DETAIL_KEYS.contains(&k.as_str()))
@@ -64,7 +64,7 @@ pub fn call_args(session_details: &Dict, uri: &str, action: Action, options: &Di
 /// or a dict `{"allow": bool, "disclose": bool?, "cache": bool?}` (Crossbar also accepts
 /// `validate` and `meta`, dicts or null, which are ignored). Anything else is an error, which the
 /// realm treats as a denial.
-pub fn parse_result(result: &Value) -> Result<AuthorizerDecision, String> {
+pub(crate) fn parse_result(result: &Value) -> Result<AuthorizerDecision, String> {
     match result {
         Value::Bool(allow) => Ok(AuthorizerDecision {
             allow: *allow,
@@ -117,7 +117,7 @@ pub fn parse_result(result: &Value) -> Result<AuthorizerDecision, String> {
 /// [`DecisionCache::CAPACITY`] URIs, it is emptied before the next one goes in, so a session
 /// using ever new URIs cannot grow it without limit.
 #[derive(Debug, Clone, Default)]
-pub struct DecisionCache {
+pub(crate) struct DecisionCache {
     entries: HashMap<String, [Option<Decision>; 4]>,
 }
 
@@ -131,22 +131,22 @@ fn slot(action: Action) -> usize {
 }
 
 impl DecisionCache {
-    pub const CAPACITY: usize = 4096;
+    pub(crate) const CAPACITY: usize = 4096;
 
     /// The cached decision for `action` on `uri`, if any.
-    pub fn get(&self, uri: &str, action: Action) -> Option<Decision> {
+    pub(crate) fn get(&self, uri: &str, action: Action) -> Option<Decision> {
         self.entries.get(uri).and_then(|d| d[slot(action)])
     }
 
     /// Remembers `decision` if the authorizer allowed caching it.
-    pub fn insert(&mut self, uri: &str, action: Action, decision: AuthorizerDecision) {
+    pub(crate) fn insert(&mut self, uri: &str, action: Action, decision: AuthorizerDecision) {
         if decision.cache {
             self.put(uri, action, decision.decision());
         }
     }
 
     /// Remembers `decision` for `action` on `uri`.
-    pub fn put(&mut self, uri: &str, action: Action, decision: Decision) {
+    pub(crate) fn put(&mut self, uri: &str, action: Action, decision: Decision) {
         if let Some(slots) = self.entries.get_mut(uri) {
             slots[slot(action)] = Some(decision);
             return;
@@ -160,15 +160,18 @@ impl DecisionCache {
     }
 
     /// Number of URIs with a cached decision.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub fn clear(&mut self) {
+    #[cfg(test)]
+    pub(crate) fn clear(&mut self) {
         self.entries.clear();
     }
 }

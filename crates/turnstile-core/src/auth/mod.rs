@@ -31,11 +31,11 @@
 //! [`wampcra`] and [`cryptosign`] hold the exact wire formats, checked against Autobahn|Python;
 //! [`dynamic_authorizer`] builds the calls to dynamic authorizers and reads their answers.
 
-pub mod cryptosign;
-pub mod dynamic_authorizer;
+pub(crate) mod cryptosign;
+pub(crate) mod dynamic_authorizer;
 #[cfg(test)]
 mod tests;
-pub mod wampcra;
+pub(crate) mod wampcra;
 
 use std::fmt;
 
@@ -45,16 +45,16 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use wamp_proto::{dict, uris, Dict, Id, List, Value};
 
-pub use turnstile_config::{
+pub(crate) use turnstile_config::{
     AuthConfig, CraSalt, CryptosignAuth, DynamicAuth, Secret, TicketAuth, WampCraAuth,
 };
 
 use crate::session::{random_authid, Identity};
 
 /// The reason of every refusal of wrong credentials.
-pub const CREDENTIALS_REFUSED: &str = uris::AUTHENTICATION_FAILED;
+pub(crate) const CREDENTIALS_REFUSED: &str = uris::AUTHENTICATION_FAILED;
 /// No authid could be established (HELLO had none and the authenticator assigned none).
-pub const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
+pub(crate) const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
 
 /// Crossbar's defaults for salts that an authenticator returns without them.
 const DEFAULT_ITERATIONS: u32 = 1000;
@@ -64,7 +64,7 @@ const MAX_KEYLEN: u64 = 1024;
 
 /// An authentication method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
+pub(crate) enum Method {
     Anonymous,
     Ticket,
     WampCra,
@@ -72,7 +72,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 4] = [
+    pub(crate) const ALL: [Method; 4] = [
         Method::Anonymous,
         Method::Ticket,
         Method::WampCra,
@@ -80,7 +80,7 @@ impl Method {
     ];
 
     /// The name in HELLO `authmethods`, CHALLENGE and WELCOME.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Method::Anonymous => "anonymous",
             Method::Ticket => "ticket",
@@ -105,7 +105,7 @@ impl Method {
 
 /// What the realm knows about a HELLO.
 #[derive(Debug, Clone, Copy)]
-pub struct AuthRequest<'a> {
+pub(crate) struct AuthRequest<'a> {
     /// The realm the client asks to join.
     pub realm: &'a str,
     /// HELLO.Details.
@@ -120,7 +120,7 @@ pub struct AuthRequest<'a> {
 
 /// What the realm does next.
 #[derive(Debug, Clone)]
-pub enum AuthAction {
+pub(crate) enum AuthAction {
     /// Authenticated: join with this identity (the realm still checks that the role exists).
     Welcome(Identity),
     /// Send CHALLENGE and wait for AUTHENTICATE.
@@ -140,7 +140,7 @@ pub enum AuthAction {
 }
 
 /// The authentication of one session being established (see the module docs).
-pub struct AuthFlow {
+pub(crate) struct AuthFlow {
     method: Option<Method>,
     realm: String,
     session_id: Id,
@@ -223,7 +223,7 @@ impl fmt::Debug for AuthFlow {
 impl AuthFlow {
     /// Starts authenticating a HELLO on a transport with `config` (`None`: Crossbar's default,
     /// anonymous with role `anonymous`). `rng` supplies the challenge's random bytes.
-    pub fn start(
+    pub(crate) fn start(
         config: Option<&AuthConfig>,
         request: &AuthRequest,
         rng: &mut dyn RngCore,
@@ -252,17 +252,18 @@ impl AuthFlow {
     }
 
     /// The method being used, once chosen.
-    pub fn method(&self) -> Option<Method> {
+    pub(crate) fn method(&self) -> Option<Method> {
         self.method
     }
 
     /// Whether the flow has decided (WELCOME or ABORT) and expects nothing more.
-    pub fn is_finished(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_finished(&self) -> bool {
         matches!(self.state, State::Finished)
     }
 
     /// The client's AUTHENTICATE (`extra` is not used by these methods).
-    pub fn handle_authenticate(&mut self, signature: &str, _extra: &Dict) -> AuthAction {
+    pub(crate) fn handle_authenticate(&mut self, signature: &str, _extra: &Dict) -> AuthAction {
         let state = std::mem::replace(&mut self.state, State::Finished);
         let method = self.method.map_or("", Method::as_str);
         match state {
@@ -306,7 +307,7 @@ impl AuthFlow {
 
     /// The authenticator's answer: `Ok(first positional argument of its RESULT, or Null)`, or
     /// `Err((error URI, args))` for its ERROR, a timeout or a failed call.
-    pub fn handle_authenticator_result(
+    pub(crate) fn handle_authenticator_result(
         &mut self,
         result: Result<Value, (String, Option<List>)>,
     ) -> AuthAction {
@@ -785,7 +786,7 @@ fn optional_string(hello: &Dict, key: &str) -> Result<Option<String>, AuthAction
 
 /// Whether two secrets are equal, in time independent of their content and length (both are
 /// hashed first, so neither a prefix nor the length leaks).
-pub fn secrets_equal(a: &str, b: &str) -> bool {
+pub(crate) fn secrets_equal(a: &str, b: &str) -> bool {
     let (ha, hb) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     bool::from(ha.as_slice().ct_eq(hb.as_slice()))
 }

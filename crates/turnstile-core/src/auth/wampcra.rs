@@ -7,7 +7,7 @@
 //!   ISO 8601 UTC timestamp with milliseconds (`2023-11-14T22:13:20.123Z`).
 //! - The client answers `base64(HMAC-SHA256(key, challenge))`, where `key` is the secret's UTF-8
 //!   bytes. For a salted user the client first derives the key from its password with
-//!   [`derive_key`] (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
+//!   `derive_key` (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
 //!   CHALLENGE.Extra, then base64), and the router's configured `secret` *is* that derived key:
 //!   the router never runs PBKDF2 itself.
 
@@ -19,15 +19,16 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+#[cfg(test)]
 use crate::auth::CraSalt;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// How many random bytes make the nonce (64 base64 characters, as Crossbar's `newid(64)`).
-pub const NONCE_BYTES: usize = 48;
+pub(crate) const NONCE_BYTES: usize = 48;
 
 /// The challenge text (see the module docs).
-pub fn challenge(
+pub(crate) fn challenge(
     authid: &str,
     authrole: &str,
     authprovider: &str,
@@ -49,7 +50,7 @@ pub fn challenge(
 }
 
 /// `HMAC-SHA256(secret, challenge)`: what the client's signature must decode to.
-pub fn expected_signature(secret: &str, challenge: &str) -> [u8; 32] {
+pub(crate) fn expected_signature(secret: &str, challenge: &str) -> [u8; 32] {
     let mut mac =
         HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
     mac.update(challenge.as_bytes());
@@ -57,7 +58,7 @@ pub fn expected_signature(secret: &str, challenge: &str) -> [u8; 32] {
 }
 
 /// Whether `signature` (base64, as the client sends it) is `expected`, compared in constant time.
-pub fn verify(expected: &[u8; 32], signature: &str) -> bool {
+pub(crate) fn verify(expected: &[u8; 32], signature: &str) -> bool {
     match BASE64.decode(signature.trim()) {
         Ok(bytes) => bytes.len() == expected.len() && bool::from(bytes.ct_eq(expected)),
         Err(_) => false,
@@ -66,7 +67,8 @@ pub fn verify(expected: &[u8; 32], signature: &str) -> bool {
 
 /// Autobahn's `derive_key(secret, salt, iterations, keylen)`: base64 of
 /// PBKDF2-HMAC-SHA256(secret, salt). What a salted user's `secret` is in the configuration.
-pub fn derive_key(secret: &str, salt: &CraSalt) -> String {
+#[cfg(test)]
+pub(crate) fn derive_key(secret: &str, salt: &CraSalt) -> String {
     let mut key = vec![0u8; salt.keylen as usize];
     pbkdf2::pbkdf2_hmac::<Sha256>(
         secret.as_bytes(),

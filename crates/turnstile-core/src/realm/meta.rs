@@ -464,7 +464,6 @@ impl Realm {
             ));
         };
         s.testaments.push(Testament {
-            id,
             topic,
             args: t_args,
             kwargs: t_kwargs,

@@ -9,13 +9,11 @@
 //! # What each part owns
 //! [`Realm`] composes its parts; this file has the `handle_*`/`poll_*` entry points, dispatch and
 //! sending, and each other file handles one part:
-//! - the sessions ([`Sessions`], by connection and by id) and their life cycle
-//!   ([`SessionState`]: authentication, WELCOME, GOODBYE, leaving): `life_cycle.rs`;
-//! - pub/sub (the [`Broker`]: subscriptions, retained events, histories): `pubsub.rs`;
-//! - RPC (`rpc::Rpc`: the [`crate::dealer::Dealer`], the [`crate::calls::Calls`] in flight, the
-//!   router's own calls): `rpc.rs`;
-//! - the authorization step (static [`crate::permissions`] or a dynamic authorizer):
-//!   `authorize.rs`;
+//! - the sessions (`Sessions`, by connection and by id) and their life cycle
+//!   (`SessionState`: authentication, WELCOME, GOODBYE, leaving): `life_cycle.rs`;
+//! - pub/sub (the `Broker`: subscriptions, retained events, histories): `pubsub.rs`;
+//! - RPC (`rpc::Rpc`: the `Dealer`, the `Calls` in flight, the router's own calls): `rpc.rs`;
+//! - the authorization step (static `permissions` or a dynamic authorizer): `authorize.rs`;
 //! - metering (`wamp.session.on_stats`): `metering.rs`;
 //! - the meta API (procedures reading the other parts): `meta.rs`.
 //!
@@ -56,22 +54,22 @@ mod pubsub;
 mod rpc;
 
 /// Topics of the session meta events.
-pub mod topic {
-    pub const ON_JOIN: &str = "wamp.session.on_join";
-    pub const ON_LEAVE: &str = "wamp.session.on_leave";
-    pub const ON_STATS: &str = "wamp.session.on_stats";
-    pub const SUB_ON_CREATE: &str = "wamp.subscription.on_create";
-    pub const SUB_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
-    pub const SUB_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
-    pub const SUB_ON_DELETE: &str = "wamp.subscription.on_delete";
-    pub const REG_ON_CREATE: &str = "wamp.registration.on_create";
-    pub const REG_ON_REGISTER: &str = "wamp.registration.on_register";
-    pub const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
-    pub const REG_ON_DELETE: &str = "wamp.registration.on_delete";
+pub(crate) mod topic {
+    pub(crate) const ON_JOIN: &str = "wamp.session.on_join";
+    pub(crate) const ON_LEAVE: &str = "wamp.session.on_leave";
+    pub(crate) const ON_STATS: &str = "wamp.session.on_stats";
+    pub(crate) const SUB_ON_CREATE: &str = "wamp.subscription.on_create";
+    pub(crate) const SUB_ON_SUBSCRIBE: &str = "wamp.subscription.on_subscribe";
+    pub(crate) const SUB_ON_UNSUBSCRIBE: &str = "wamp.subscription.on_unsubscribe";
+    pub(crate) const SUB_ON_DELETE: &str = "wamp.subscription.on_delete";
+    pub(crate) const REG_ON_CREATE: &str = "wamp.registration.on_create";
+    pub(crate) const REG_ON_REGISTER: &str = "wamp.registration.on_register";
+    pub(crate) const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
+    pub(crate) const REG_ON_DELETE: &str = "wamp.registration.on_delete";
 }
 
 /// The authid of the realm's own service session, which publishes meta events.
-pub const SERVICE_AUTHID: &str = "turnstile-service";
+pub(crate) const SERVICE_AUTHID: &str = "turnstile-service";
 
 /// Why a session ended, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,14 +132,20 @@ pub enum Effect {
     /// Call `procedure` in `realm` (maybe this one) as the router; the outcome comes back
     /// through [`Realm::handle_call_done`] with `purpose`.
     Call {
+        /// The realm the procedure is registered in.
         realm: String,
+        /// The procedure URI (a dynamic authenticator or authorizer).
         procedure: String,
+        /// The call's positional arguments.
         args: List,
+        /// What the answer is for, handed back with it.
         purpose: CallPurpose,
     },
     /// The outcome of the call handed in by [`Realm::handle_internal_call`] with `reply`.
     Answer {
+        /// The token the call was handed in with.
         reply: ReplyToken,
+        /// The call's result or error.
         outcome: InternalCallOutcome,
     },
 }
@@ -150,9 +154,19 @@ pub enum Effect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallPurpose {
     /// A dynamic authenticator deciding about a session being established.
-    Authenticate { conn: ConnId, session: Id },
+    Authenticate {
+        /// The connection whose HELLO is being authenticated.
+        conn: ConnId,
+        /// The id of the session being established.
+        session: Id,
+    },
     /// A dynamic authorizer deciding about a session's pending action.
-    Authorize { conn: ConnId, session: Id },
+    Authorize {
+        /// The connection of the session whose action waits.
+        conn: ConnId,
+        /// The id of that session.
+        session: Id,
+    },
 }
 
 /// One realm of the router.
@@ -185,6 +199,7 @@ pub struct Realm {
 }
 
 impl Realm {
+    /// A realm with no session yet, configured by `config`; its wall clock is anchored at `now`.
     pub fn new(config: RealmConfig, now: Instant) -> Self {
         let welcome_roles = Value::Dict(dict! {
             "broker" => Value::Dict(dict! {"features" => Value::Dict(broker_features(&config.options))}),
@@ -221,13 +236,9 @@ impl Realm {
         }
     }
 
-    /// The realm's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// Number of sessions (joined or closing).
-    pub fn session_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
     }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing::debug;
-use wamp_proto::{uris, Message, Serializer};
+use wamp_proto::{uris, Message};
 
 use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
 
@@ -35,7 +35,7 @@ enum Route {
 /// Dropping it tells the realm that the connection is gone (after every message handed over
 /// before), so the session ends with its final statistics.
 #[derive(Debug)]
-pub struct Connection {
+pub(crate) struct Connection {
     id: ConnId,
     router: Arc<Router>,
     info: Arc<TransportInfo>,
@@ -66,24 +66,19 @@ impl Connection {
 
     /// Sets the deadline of the first session's handshake (see [`limits::HANDSHAKE_TIMEOUT`]),
     /// which the realm enforces from HELLO to WELCOME.
-    pub fn set_handshake_deadline(&mut self, deadline: Instant) {
+    pub(crate) fn set_handshake_deadline(&mut self, deadline: Instant) {
         self.handshake_deadline = Some(deadline);
-    }
-
-    /// The serializer negotiated by the transport.
-    pub fn serializer(&self) -> Serializer {
-        self.info.serializer
     }
 
     /// Whether a HELLO has been handed to a realm (whose session may still be authenticating)
     /// and the client has not said GOODBYE since.
-    pub fn in_realm(&self) -> bool {
+    pub(crate) fn in_realm(&self) -> bool {
         matches!(self.route, Route::Realm(_))
     }
 
     /// Handles one complete WAMP message received from the client (a WebSocket message payload or
     /// a RawSocket frame payload). Waits only when the realm's inbox is full (backpressure).
-    pub async fn handle_message(&mut self, payload: &[u8]) {
+    pub(crate) async fn handle_message(&mut self, payload: &[u8]) {
         if matches!(self.route, Route::Failed) {
             return;
         }
@@ -147,7 +142,7 @@ impl Connection {
 
     /// Fails the connection with ABORT `wamp.error.protocol_violation` and `text`, then closes.
     /// Use for transport-level violations too (for example an oversized message).
-    pub async fn fail(&mut self, text: String) {
+    pub(crate) async fn fail(&mut self, text: String) {
         match std::mem::replace(&mut self.route, Route::Failed) {
             Route::Realm(tx) => {
                 // The realm sends the ABORT, so it is counted in the session's statistics.

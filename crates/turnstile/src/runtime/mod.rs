@@ -2,7 +2,7 @@
 //! [`turnstile_core::realm::Realm`], the router that connections enter through, each connection's
 //! front door (decoding on the connection's own task), and the outgoing queue the core writes to.
 
-pub mod connection;
-pub mod outbox;
-pub mod realm_task;
-pub mod router;
+pub(crate) mod connection;
+pub(crate) mod outbox;
+pub(crate) mod realm_task;
+pub(crate) mod router;

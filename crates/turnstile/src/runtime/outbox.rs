@@ -51,15 +51,11 @@ impl Outbox for ChannelOutbox {
         let _ = self.shared.kill_reason.set(reason);
         self.shared.kill.cancel();
     }
-
-    fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
 }
 
 /// The transport's end of a connection's outgoing queue.
 #[derive(Debug)]
-pub struct PeerReceiver {
+pub(crate) struct PeerReceiver {
     rx: mpsc::UnboundedReceiver<Outbound>,
     shared: Arc<QueueShared>,
 }
@@ -67,7 +63,7 @@ pub struct PeerReceiver {
 impl PeerReceiver {
     /// The next thing to do. `None` when the core will send nothing more (the transport should
     /// close). A kill takes precedence over anything still queued.
-    pub async fn recv(&mut self) -> Option<Outbound> {
+    pub(crate) async fn recv(&mut self) -> Option<Outbound> {
         tokio::select! {
             biased;
             _ = self.shared.kill.cancelled() => Some(Outbound::Close(self.kill_reason())),
@@ -76,7 +72,7 @@ impl PeerReceiver {
     }
 
     /// The next item if one is ready now, for writing several messages before one flush.
-    pub fn try_recv(&mut self) -> Option<Outbound> {
+    pub(crate) fn try_recv(&mut self) -> Option<Outbound> {
         if self.shared.kill.is_cancelled() {
             return Some(Outbound::Close(self.kill_reason()));
         }
@@ -103,7 +99,7 @@ impl PeerReceiver {
 }
 
 /// A new outgoing queue whose sender refuses messages once `max_queued_bytes` are waiting.
-pub fn peer_channel(max_queued_bytes: usize) -> (PeerSender, PeerReceiver) {
+pub(crate) fn peer_channel(max_queued_bytes: usize) -> (PeerSender, PeerReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
     let shared = Arc::new(QueueShared::default());
     let outbox = ChannelOutbox {

@@ -18,7 +18,7 @@ use crate::limits;
 
 /// What connections and the router tell a realm.
 #[derive(Debug)]
-pub enum RealmInput {
+pub(crate) enum RealmInput {
     /// A HELLO for this realm from a connection without a session.
     Hello {
         conn: ConnId,
@@ -59,22 +59,22 @@ pub enum RealmInput {
 
 /// A connection's way into a realm.
 #[derive(Debug, Clone)]
-pub struct RealmHandle {
+pub(crate) struct RealmHandle {
     pub tx: mpsc::Sender<RealmInput>,
 }
 
 /// The realms of a router worker by name, for calls from one realm into another.
-pub type RealmRegistry = Arc<HashMap<String, RealmHandle>>;
+pub(crate) type RealmRegistry = Arc<HashMap<String, RealmHandle>>;
 
 /// Creates the inbox of a realm; the task is started by [`spawn_realm`] once every realm's
 /// inbox exists (so that realms can call each other).
-pub fn realm_inbox() -> (RealmHandle, mpsc::Receiver<RealmInput>) {
+pub(crate) fn realm_inbox() -> (RealmHandle, mpsc::Receiver<RealmInput>) {
     let (tx, rx) = mpsc::channel(limits::REALM_INBOX_CAPACITY);
     (RealmHandle { tx }, rx)
 }
 
 /// Starts the task of one realm.
-pub fn spawn_realm(
+pub(crate) fn spawn_realm(
     config: RealmConfig,
     me: RealmHandle,
     inbox: mpsc::Receiver<RealmInput>,

@@ -17,14 +17,14 @@ use crate::runtime::realm_task::{realm_inbox, spawn_realm, RealmHandle, RealmInp
 /// The realms of a router worker. Shared by every transport; immutable once started, so
 /// connecting and routing take no lock.
 #[derive(Debug)]
-pub struct Router {
+pub(crate) struct Router {
     realms: HashMap<String, RealmHandle>,
     next_conn: AtomicU64,
 }
 
 impl Router {
     /// Starts one task per realm of `worker`. Must be called inside a Tokio runtime.
-    pub fn start(worker: &RouterWorker) -> Arc<Router> {
+    pub(crate) fn start(worker: &RouterWorker) -> Arc<Router> {
         let mut inboxes = Vec::new();
         let mut realms = HashMap::new();
         for realm in &worker.realms {
@@ -44,7 +44,7 @@ impl Router {
 
     /// Registers a new connection. The transport feeds received messages to the returned
     /// [`Connection`] and writes what the [`PeerReceiver`] yields.
-    pub fn connect(self: &Arc<Self>, info: TransportInfo) -> (Connection, PeerReceiver) {
+    pub(crate) fn connect(self: &Arc<Self>, info: TransportInfo) -> (Connection, PeerReceiver) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = peer_channel(limits::MAX_OUTGOING_QUEUE_BYTES);
         (
@@ -60,7 +60,7 @@ impl Router {
     /// Graceful shutdown: every realm sends its sessions GOODBYE `wamp.close.system_shutdown`,
     /// waits (bounded) for the replies, publishes the final statistics and `on_leave`, and closes
     /// the connections. Returns when all realms are done or after the grace period.
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         let mut waits = Vec::new();
         for realm in self.realms.values() {
             let (done_tx, done_rx) = oneshot::channel();

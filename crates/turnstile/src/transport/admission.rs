@@ -1,10 +1,10 @@
 //! Admission of connections (mini-redis style): a listener takes a permit from a node-wide
 //! semaphore *before* it accepts, so at the limit connections wait in the kernel's backlog instead
 //! of being accepted and then failing for want of file descriptors. An accepted socket carries its
-//! permit ([`Admitted`]) for as long as it is open, also after an HTTP upgrade to WebSocket.
+//! permit (`Admitted`) for as long as it is open, also after an HTTP upgrade to WebSocket.
 //!
-//! [`Admitted`] is also where two WebSocket protections live, because they need the raw socket,
-//! which axum's `WebSocket` does not give out (see [`SocketControl`]).
+//! `Admitted` is also where two WebSocket protections live, because they need the raw socket,
+//! which axum's `WebSocket` does not give out (see `SocketControl`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,7 +24,7 @@ use crate::limits::{self, ConnectionLimits};
 
 /// The connection slots of a node, shared by all its listeners.
 #[derive(Debug, Clone)]
-pub struct Admission {
+pub(crate) struct Admission {
     slots: Arc<Semaphore>,
     max: usize,
     per_ip: Option<Arc<PerIp>>,
@@ -37,7 +37,7 @@ struct PerIp {
 }
 
 impl Admission {
-    pub fn new(limits: &ConnectionLimits) -> Self {
+    pub(crate) fn new(limits: &ConnectionLimits) -> Self {
         let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Self {
             slots: Arc::new(Semaphore::new(max)),
@@ -52,7 +52,7 @@ impl Admission {
     }
 
     /// No limit (before a server assigns its admission to a bound listener).
-    pub fn unlimited() -> Self {
+    pub(crate) fn unlimited() -> Self {
         Self::new(&ConnectionLimits {
             max_connections: Semaphore::MAX_PERMITS,
             max_connections_per_ip: None,
@@ -61,17 +61,17 @@ impl Admission {
     }
 
     /// The node-wide maximum of open connections.
-    pub fn max(&self) -> usize {
+    pub(crate) fn max(&self) -> usize {
         self.max
     }
 
     /// A free slot, if there is one now.
-    pub fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
+    pub(crate) fn try_slot(&self) -> Option<OwnedSemaphorePermit> {
         self.slots.clone().try_acquire_owned().ok()
     }
 
     /// Waits for a free slot. Cancel-safe.
-    pub async fn slot(&self) -> OwnedSemaphorePermit {
+    pub(crate) async fn slot(&self) -> OwnedSemaphorePermit {
         self.slots
             .clone()
             .acquire_owned()
@@ -80,7 +80,7 @@ impl Admission {
     }
 
     /// Counts a connection from `ip` against the per-address cap; `None` if `ip` is at the cap.
-    pub fn admit_ip(&self, ip: Option<IpAddr>) -> Option<IpSlot> {
+    pub(crate) fn admit_ip(&self, ip: Option<IpAddr>) -> Option<IpSlot> {
         let (Some(per_ip), Some(ip)) = (&self.per_ip, ip) else {
             return Some(IpSlot(None));
         };
@@ -96,7 +96,7 @@ impl Admission {
 
 /// A connection counted against its address's cap, until dropped.
 #[derive(Debug)]
-pub struct IpSlot(Option<(Arc<PerIp>, IpAddr)>);
+pub(crate) struct IpSlot(Option<(Arc<PerIp>, IpAddr)>);
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
@@ -114,7 +114,11 @@ impl Drop for IpSlot {
 
 /// What a connection holds while it is open: its node-wide slot and its per-address count.
 #[derive(Debug)]
-pub struct Slot {
+#[allow(
+    dead_code,
+    reason = "held, never read: dropping the slot gives both back"
+)]
+pub(crate) struct Slot {
     pub permit: OwnedSemaphorePermit,
     pub ip: IpSlot,
 }
@@ -122,7 +126,7 @@ pub struct Slot {
 /// Switches of an [`Admitted`] socket, shared with whoever serves it (the WebSocket code reaches
 /// them through a request extension, as the socket itself disappears into hyper's upgrade).
 #[derive(Debug, Default)]
-pub struct SocketControl {
+pub(crate) struct SocketControl {
     /// Close lingering when dropped (see [`Admitted`]).
     linger: AtomicBool,
     /// The message completion deadline in milliseconds, 0 = not armed (see [`Admitted`]).
@@ -134,7 +138,7 @@ pub struct SocketControl {
 impl SocketControl {
     /// From now on, fail reads with [`io::ErrorKind::TimedOut`] when data of an unfinished
     /// message has waited `timeout` for its completion ([`SocketControl::message_completed`]).
-    pub fn arm_message_timeout(&self, timeout: Duration) {
+    pub(crate) fn arm_message_timeout(&self, timeout: Duration) {
         let ms = u64::try_from(timeout.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -142,12 +146,12 @@ impl SocketControl {
     }
 
     /// Everything read so far was a complete message: the completion clock stops.
-    pub fn message_completed(&self) {
+    pub(crate) fn message_completed(&self) {
         self.completed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// When dropped, the socket closes lingering (see [`Admitted`]).
-    pub fn linger_on_close(&self) {
+    pub(crate) fn linger_on_close(&self) {
         self.linger.store(true, Ordering::Relaxed);
     }
 }
@@ -155,7 +159,7 @@ impl SocketControl {
 /// The error of a read that ran past the message completion deadline.
 #[derive(Debug, thiserror::Error)]
 #[error("message not completed within {0:?}")]
-pub struct MessageTimeout(pub Duration);
+pub(crate) struct MessageTimeout(pub Duration);
 
 /// An accepted socket with its admission [`Slot`], released when the socket is dropped.
 ///
@@ -174,7 +178,7 @@ pub struct MessageTimeout(pub Duration);
 ///   connection keeps its admission slot meanwhile. Needed because, after a read error,
 ///   tungstenite reads nothing more.
 #[derive(Debug)]
-pub struct Admitted<S> {
+pub(crate) struct Admitted<S> {
     /// `None` only once dropped.
     io: Option<S>,
     /// Lingers the socket closed in the background; `None` for sockets that cannot.
@@ -190,7 +194,7 @@ pub struct Admitted<S> {
 
 impl<S> Admitted<S> {
     /// A socket that closes at once when dropped.
-    pub fn new(io: S, slot: Option<Slot>) -> Self {
+    pub(crate) fn new(io: S, slot: Option<Slot>) -> Self {
         Self {
             io: Some(io),
             lingerer: None,
@@ -202,17 +206,17 @@ impl<S> Admitted<S> {
         }
     }
 
-    pub fn control(&self) -> Arc<SocketControl> {
+    pub(crate) fn control(&self) -> Arc<SocketControl> {
         self.control.clone()
     }
 
     /// The socket and its slot, without the controls.
-    pub fn into_parts(mut self) -> (S, Option<Slot>) {
+    pub(crate) fn into_parts(mut self) -> (S, Option<Slot>) {
         (self.io.take().expect("not dropped"), self.slot.take())
     }
 
     /// The socket itself.
-    pub fn get_ref(&self) -> &S {
+    pub(crate) fn get_ref(&self) -> &S {
         self.io.as_ref().expect("not dropped")
     }
 
@@ -226,7 +230,7 @@ impl<S> Admitted<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Admitted<S> {
     /// A socket that can close lingering ([`SocketControl::linger_on_close`]).
-    pub fn lingering(io: S, slot: Option<Slot>) -> Self {
+    pub(crate) fn lingering(io: S, slot: Option<Slot>) -> Self {
         let mut socket = Self::new(io, slot);
         socket.lingerer = Some(linger::<S>);
         socket
@@ -362,7 +366,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Admitted<S> {
 /// The soft and hard `RLIMIT_NOFILE` of this process.
 // `rlim_t` is not `u64` on every platform.
 #[allow(clippy::unnecessary_cast)]
-pub fn nofile_limit() -> io::Result<(u64, u64)> {
+pub(crate) fn nofile_limit() -> io::Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

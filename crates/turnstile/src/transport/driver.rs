@@ -16,13 +16,13 @@ use turnstile_core::peer::{CloseReason, Outbound};
 
 /// The connection tasks of a server, and the signal that tells them to close (at shutdown).
 #[derive(Debug, Clone, Default)]
-pub struct Conns {
+pub(crate) struct Conns {
     pub tracker: TaskTracker,
     pub closing: CancellationToken,
 }
 
 /// What a socket read yields.
-pub enum Incoming<C> {
+pub(super) enum Incoming<C> {
     /// One complete WAMP message.
     Message(Bytes),
     /// Something only the transport acts on (a RawSocket PING to answer, a WebSocket ping due).
@@ -37,7 +37,7 @@ pub enum Incoming<C> {
 }
 
 /// Why an outgoing message was not written.
-pub enum WriteError {
+pub(super) enum WriteError {
     /// The socket failed.
     Gone(String),
     /// The message cannot be sent on this connection: close it with this reason.
@@ -45,7 +45,7 @@ pub enum WriteError {
 }
 
 /// One transport's socket as the driver uses it.
-pub trait WampSocket: Send {
+pub(super) trait WampSocket: Send {
     type Control: Send;
 
     /// The next input. Must be cancel-safe: it is raced against outgoing messages.
@@ -74,7 +74,7 @@ enum End {
 
 /// Runs one connection until it is closed. `opened` is when the client connected (the HELLO
 /// deadline counts from then); `label` names the connection in logs.
-pub async fn drive<S: WampSocket>(
+pub(super) async fn drive<S: WampSocket>(
     mut sock: S,
     mut conn: Connection,
     mut rx: PeerReceiver,

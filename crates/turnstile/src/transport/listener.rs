@@ -19,21 +19,21 @@ use turnstile_core::peer::{ChannelType, TransportInfo};
 
 /// Where an accepted connection comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerAddr {
+pub(crate) enum PeerAddr {
     Tcp(SocketAddr),
     Unix,
 }
 
 impl PeerAddr {
     /// `peer` of the session details: `tcp4:ADDR:PORT`, `tcp6:[ADDR]:PORT` or `unix`.
-    pub fn peer_string(&self) -> String {
+    pub(crate) fn peer_string(&self) -> String {
         match self {
             PeerAddr::Tcp(addr) => TransportInfo::tcp_peer(*addr),
             PeerAddr::Unix => "unix".to_owned(),
         }
     }
 
-    pub fn channel_type(&self) -> ChannelType {
+    pub(crate) fn channel_type(&self) -> ChannelType {
         match self {
             PeerAddr::Tcp(_) => ChannelType::Tcp,
             PeerAddr::Unix => ChannelType::Unix,
@@ -44,7 +44,9 @@ impl PeerAddr {
 /// The address a transport listens on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalAddr {
+    /// A TCP listener's bound address (with the actual port when the configuration said 0).
     Tcp(SocketAddr),
+    /// A Unix listener's socket file.
     Unix(PathBuf),
 }
 
@@ -77,13 +79,13 @@ impl fmt::Display for LocalAddr {
 
 /// A bound, listening socket.
 #[derive(Debug)]
-pub enum Bound {
+pub(crate) enum Bound {
     Tcp(TcpAccept),
     Unix(UnixAccept),
 }
 
 impl Bound {
-    pub fn local_addr(&self) -> LocalAddr {
+    pub(crate) fn local_addr(&self) -> LocalAddr {
         match self {
             Bound::Tcp(l) => LocalAddr::Tcp(l.local),
             Bound::Unix(l) => LocalAddr::Unix(l.path.clone()),
@@ -91,7 +93,7 @@ impl Bound {
     }
 
     /// Makes the listener take a slot of `admission` for each connection.
-    pub fn admit_with(&mut self, admission: Admission) {
+    pub(crate) fn admit_with(&mut self, admission: Admission) {
         match self {
             Bound::Tcp(l) => l.admission = admission,
             Bound::Unix(l) => l.admission = admission,
@@ -100,7 +102,7 @@ impl Bound {
 }
 
 /// Binds `endpoint`. The error says what failed, without naming the transport (the caller does).
-pub async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), String> {
+pub(crate) async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFile>), String> {
     match endpoint {
         Endpoint::Tcp {
             port,
@@ -212,7 +214,7 @@ fn remove_stale_socket(path: &Path) -> Result<(), String> {
 
 /// A Unix socket file this server created; removed when dropped (if it is still a socket).
 #[derive(Debug)]
-pub struct SocketFile(PathBuf);
+pub(crate) struct SocketFile(PathBuf);
 
 impl Drop for SocketFile {
     fn drop(&mut self) {
@@ -229,7 +231,7 @@ impl Drop for SocketFile {
 
 /// A TCP listener that admits connections ([`Admission`]) and sets TCP_NODELAY on each.
 #[derive(Debug)]
-pub struct TcpAccept {
+pub(crate) struct TcpAccept {
     listener: TcpListener,
     local: SocketAddr,
     admission: Admission,
@@ -238,7 +240,7 @@ pub struct TcpAccept {
 
 /// A Unix socket listener that admits connections ([`Admission`]).
 #[derive(Debug)]
-pub struct UnixAccept {
+pub(crate) struct UnixAccept {
     listener: UnixListener,
     path: PathBuf,
     admission: Admission,
@@ -350,7 +352,7 @@ async fn accept_error(e: io::Error) {
 }
 
 /// A stream that splits into halves that can be used from one task without a lock.
-pub trait SplitStream: Send + 'static {
+pub(crate) trait SplitStream: Send + 'static {
     type Read: tokio::io::AsyncRead + Unpin + Send + 'static;
     type Write: tokio::io::AsyncWrite + Unpin + Send + 'static;
     fn split_halves(self) -> (Self::Read, Self::Write);

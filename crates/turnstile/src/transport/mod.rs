@@ -1,21 +1,21 @@
 //! Transports: WebSocket (sharing its port with an HTTP server for static files) and RawSocket,
 //! over TCP or Unix sockets. Each connection runs in its own task and talks to the router core
-//! through a [`crate::runtime::connection::Connection`].
+//! through a `runtime::connection::Connection`.
 
 pub mod admission;
 mod driver;
-pub mod listener;
-pub mod rawsocket;
-pub mod web;
-pub mod websocket;
+pub(crate) mod listener;
+pub(crate) mod rawsocket;
+pub(crate) mod web;
+pub(crate) mod websocket;
 
-pub use driver::Conns;
-pub use listener::{LocalAddr, PeerAddr};
+pub(crate) use driver::Conns;
+pub use listener::LocalAddr;
 
 use std::sync::Arc;
 
 /// The core's view of a transport's `auth` section, shared by its connections.
-pub fn transport_auth(
+pub(crate) fn transport_auth(
     auth: Option<&turnstile_config::AuthConfig>,
 ) -> Option<Arc<turnstile_config::AuthConfig>> {
     auth.cloned().map(Arc::new)

@@ -24,7 +24,7 @@ use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 
 /// What a `rawsocket` transport accepts.
 #[derive(Debug, Clone)]
-pub struct RawSocketService {
+pub(crate) struct RawSocketService {
     pub serializers: Vec<Serializer>,
     pub max_message_size: usize,
     /// The transport's `auth` configuration (`None`: anonymous with role `anonymous`).
@@ -35,13 +35,13 @@ pub struct RawSocketService {
 
 impl RawSocketService {
     /// `LLLL` of our handshake reply: the largest L with 2^(9+L) <= max_message_size.
-    pub fn max_length_exponent(&self) -> u8 {
+    pub(crate) fn max_length_exponent(&self) -> u8 {
         codec::length_exponent(self.max_message_size)
     }
 }
 
 /// Accepts connections until `stop` is cancelled, serving each in its own task.
-pub async fn serve<L>(
+pub(crate) async fn serve<L>(
     mut listener: L,
     router: Arc<Router>,
     service: Arc<RawSocketService>,
@@ -69,7 +69,7 @@ pub async fn serve<L>(
 
 /// The read half of a connection, which can wait for input before a buffer is given to it: an
 /// idle RawSocket connection holds no read buffer.
-pub trait WaitReadable: tokio::io::AsyncRead + Unpin + Send {
+pub(crate) trait WaitReadable: tokio::io::AsyncRead + Unpin + Send {
     /// Completes when a read is likely to find input (or EOF, or an error). Cancel-safe.
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_;
 }
@@ -94,7 +94,7 @@ impl<S: WaitReadable + Sync> WaitReadable for crate::transport::admission::Admit
 }
 
 /// Runs one RawSocket connection: handshake, then the WAMP session(s) it carries.
-pub async fn serve_connection<R, W>(
+pub(crate) async fn serve_connection<R, W>(
     mut read: R,
     mut write: W,
     peer: PeerAddr,

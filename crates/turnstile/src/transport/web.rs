@@ -28,12 +28,12 @@ use crate::transport::listener::PeerAddr;
 use crate::transport::websocket::WsEndpoint;
 
 /// `/` for the root key, `/<key>` otherwise.
-pub fn mount_point(key: &str) -> String {
+pub(crate) fn mount_point(key: &str) -> String {
     format!("/{}", key.trim_matches('/'))
 }
 
 /// The app of a `web` transport.
-pub fn web_app(
+pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
     router: &Arc<Router>,
     conns: &Conns,
@@ -56,7 +56,7 @@ pub fn web_app(
 }
 
 /// The app of a `websocket` transport: the service at `path`, 404 elsewhere.
-pub fn websocket_app(
+pub(crate) fn websocket_app(
     path: &str,
     service: &WebSocketService,
     router: &Arc<Router>,
@@ -97,7 +97,7 @@ fn static_dir(directory: &Path) -> ServeDir {
 /// gives hyper no timer and so no request-head deadline
 /// ([`crate::limits::HTTP_REQUEST_HEADER_TIMEOUT`]). HTTP/1 only, as before (axum's `http2`
 /// feature is not enabled).
-pub async fn serve<L, S>(
+pub(crate) async fn serve<L, S>(
     mut listener: L,
     app: axum::Router,
     stop: CancellationToken,

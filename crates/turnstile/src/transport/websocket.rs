@@ -30,7 +30,7 @@ use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 
 /// A WebSocket service ready to be mounted on a path.
 #[derive(Debug)]
-pub struct WsEndpoint {
+pub(crate) struct WsEndpoint {
     pub router: Arc<Router>,
     pub service: WebSocketService,
     pub conns: Conns,
@@ -41,7 +41,7 @@ pub struct WsEndpoint {
 impl WsEndpoint {
     /// The axum route of this service (any method: a request that is not an upgrade gets a short
     /// explanation).
-    pub fn route<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> MethodRouter<S> {
+    pub(crate) fn route<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> MethodRouter<S> {
         any(
             move |ConnectInfo(peer): ConnectInfo<PeerAddr>,
                   control: Option<Extension<Arc<SocketControl>>>,
@@ -184,7 +184,7 @@ fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
 }
 
 /// A control input of a WebSocket connection.
-pub enum WsControl {
+pub(crate) enum WsControl {
     /// Time to send an auto-ping.
     Ping,
 }

@@ -14,11 +14,11 @@ use turnstile::transport::LocalAddr;
 use turnstile_config::{Format, NodeConfig};
 
 /// A directory under the system temp dir, removed when dropped.
-pub struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     /// A fresh directory named `{prefix}-{pid}-{n}`.
-    pub fn new(prefix: &str) -> TempDir {
+    pub(crate) fn new(prefix: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let name = format!(
             "{prefix}-{}-{}",
@@ -31,7 +31,7 @@ impl TempDir {
         TempDir(dir)
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -43,7 +43,7 @@ impl Drop for TempDir {
 }
 
 /// Realm `realm1`, where `anonymous` may do everything.
-pub fn realm1() -> Value {
+pub(crate) fn realm1() -> Value {
     json!({
         "name": "realm1",
         "roles": [{
@@ -61,7 +61,7 @@ pub fn realm1() -> Value {
 /// Validates a JSON configuration (as if it were `dir/config.json`) and moves every TCP
 /// endpoint to 127.0.0.1 port 0 ([`NodeConfig::on_ephemeral_loopback_ports`]), so tests never
 /// use fixed ports.
-pub fn load_config(json: &Value, dir: &Path) -> NodeConfig {
+pub(crate) fn load_config(json: &Value, dir: &Path) -> NodeConfig {
     let text = serde_json::to_string_pretty(json).unwrap();
     let mut config = turnstile_config::load_str(&text, Format::Json, &dir.join("config.json"))
         .unwrap_or_else(|e| panic!("test config invalid: {e}"));
@@ -72,7 +72,7 @@ pub fn load_config(json: &Value, dir: &Path) -> NodeConfig {
 /// A router running in the background on a JSON node configuration (through [`load_config`]).
 /// It holds the configuration's directory until dropped, and aborts the router if dropped while
 /// still running. Each test file adds its own `start` for the configurations it uses.
-pub struct Router {
+pub(crate) struct Router {
     /// The bound address of each transport of worker 0, in order.
     pub addrs: Vec<LocalAddr>,
     stop: Option<oneshot::Sender<()>>,
@@ -82,13 +82,13 @@ pub struct Router {
 
 impl Router {
     /// Binds the router for `json` (relative paths in `dir`) and runs it in the background.
-    pub async fn start_in(json: Value, dir: TempDir) -> Router {
+    pub(crate) async fn start_in(json: Value, dir: TempDir) -> Router {
         Router::start_configured(json, dir, None, RawSocketTimeouts::default()).await
     }
 
     /// As [`Router::start_in`], with these connection limits instead of the defaults.
     #[allow(dead_code)] // each test binary compiles this module; only some use every helper
-    pub async fn start_in_with(
+    pub(crate) async fn start_in_with(
         json: Value,
         dir: TempDir,
         limits: Option<ConnectionLimits>,
@@ -98,7 +98,7 @@ impl Router {
 
     /// [`Router::start_in`] with RawSocket deadlines shorter than the real ones.
     #[allow(dead_code)] // each test binary compiles this module; only some use every helper
-    pub async fn start_with_timeouts(
+    pub(crate) async fn start_with_timeouts(
         json: Value,
         dir: TempDir,
         timeouts: RawSocketTimeouts,
@@ -107,7 +107,7 @@ impl Router {
     }
 
     /// The router for `json`, with optional connection limits and the given RawSocket deadlines.
-    pub async fn start_configured(
+    pub(crate) async fn start_configured(
         json: Value,
         dir: TempDir,
         limits: Option<ConnectionLimits>,
@@ -134,19 +134,19 @@ impl Router {
     }
 
     /// The TCP address of transport `i` of worker 0.
-    pub fn tcp(&self, i: usize) -> std::net::SocketAddr {
+    pub(crate) fn tcp(&self, i: usize) -> std::net::SocketAddr {
         self.addrs[i].tcp().expect("a TCP transport")
     }
 
     /// Starts the router's shutdown; [`Router::stopped`] waits for its end.
-    pub fn begin_shutdown(&mut self) {
+    pub(crate) fn begin_shutdown(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
     }
 
     /// Waits for the router to stop, at most `within`, and checks that it stopped cleanly.
-    pub async fn stopped(&mut self, within: Duration) {
+    pub(crate) async fn stopped(&mut self, within: Duration) {
         let task = self.task.take().expect("running");
         tokio::time::timeout(within, task)
             .await
