@@ -239,9 +239,15 @@ if [ -n "$BASELINE_REV" ]; then
     BASELINE_TREE="$ROOT/target/bench-baseline-src"
     BASELINE_SHA="$(git rev-parse --short "$BASELINE_REV")" || { log "unknown revision $BASELINE_REV"; exit 1; }
     log "building the baseline $BASELINE_REV ($BASELINE_SHA) in $BASELINE_TREE"
-    git worktree remove --force "$BASELINE_TREE" >/dev/null 2>&1 || rm -rf "$BASELINE_TREE"
-    git worktree prune
-    if git worktree add --detach "$BASELINE_TREE" "$BASELINE_SHA" >"$OUT/logs/baseline-build.log" 2>&1 &&
+    : >"$OUT/logs/baseline-build.log"
+    # A tree already checked out at that commit is reused, so its build stays incremental.
+    if [ "$(git -C "$BASELINE_TREE" rev-parse --short HEAD 2>/dev/null)" != "$BASELINE_SHA" ] ||
+        [ -n "$(git -C "$BASELINE_TREE" status --porcelain 2>/dev/null)" ]; then
+        git worktree remove --force "$BASELINE_TREE" >/dev/null 2>&1 || rm -rf "$BASELINE_TREE"
+        git worktree prune
+        git worktree add --detach "$BASELINE_TREE" "$BASELINE_SHA" >>"$OUT/logs/baseline-build.log" 2>&1
+    fi
+    if [ -d "$BASELINE_TREE" ] &&
         (cd "$BASELINE_TREE" && CARGO_TARGET_DIR="$ROOT/target/bench-baseline" \
             cargo build --release -p turnstile) >>"$OUT/logs/baseline-build.log" 2>&1; then
         BASELINE_BIN="$ROOT/target/bench-baseline/release/turnstile"
