@@ -16,7 +16,7 @@
 //! To add a target for another sans-IO API (the RawSocket codec, the realm): write a
 //! `pub fn check(data: &[u8])` in a new module here, a `fuzz_targets/NAME.rs` calling it, a
 //! `[[bin]]` block in `Cargo.toml`, seeds in `examples/seeds.rs`, and list it in
-//! `scripts/fuzz` and `docs/fuzzing.md`.
+//! `tests/replay.rs`, `scripts/fuzz` and `docs/fuzzing.md` (see its "Adding a target").
 
 pub mod config;
 pub mod decode;
