@@ -1066,3 +1066,34 @@ fn value_serde_impls() {
     assert_eq!(rmp_serde::from_slice::<Value>(&mp).unwrap(), v);
     assert_eq!(Serializer::MsgPack.decode_value(&mp).unwrap(), v);
 }
+
+/// A float read from JSON is the float nearest to its text (correctly rounded, as Python's
+/// `float()` reads it), so a JSON publisher's float reaches MessagePack and CBOR subscribers
+/// unchanged and survives a JSON round trip (fuzz finding F1, docs/fuzzing.md).
+#[test]
+fn json_floats_are_read_correctly_rounded() {
+    // Python: float('9.09909007199244e51').hex() == '0x1.851d99e3a75b0p+172'
+    let nearest = f64::from_bits(0x4AB8_51D9_9E3A_75B0);
+    for text in [
+        "9.09909007199244e51",
+        "9099090071992440719925474099200719924407199254740992",
+    ] {
+        let Value::List(items) = json(&format!("[{text}]")) else {
+            panic!("not a list")
+        };
+        assert_eq!(items, vec![Value::Float(nearest)], "{text}");
+    }
+    let encoded = Serializer::Json
+        .encode(&Message::Publish {
+            request: 1,
+            options: Dict::new(),
+            topic: "com.example.float".into(),
+            args: Some(vec![Value::Float(nearest)]),
+            kwargs: None,
+        })
+        .expect("encodes");
+    let Message::Publish { args, .. } = Serializer::Json.decode(&encoded).expect("decodes") else {
+        panic!("not a PUBLISH")
+    };
+    assert_eq!(args, Some(vec![Value::Float(nearest)]));
+}
