@@ -199,6 +199,11 @@ impl Broker {
             .is_some_and(|mine| mine.contains(&id))
     }
 
+    /// How many subscriptions `conn` holds.
+    pub(crate) fn subscription_count(&self, conn: ConnId) -> usize {
+        self.by_subscriber.get(&conn).map_or(0, HashSet::len)
+    }
+
     /// The subscriptions of `conn`.
     pub(crate) fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
         self.by_subscriber

@@ -373,6 +373,14 @@ impl Realm {
                 ),
             ));
         }
+        let max = self.session_limits.max_subscriptions;
+        let already = self
+            .broker
+            .lookup(topic, policy)
+            .is_some_and(|sub| sub.subscribers.contains(&conn));
+        if !already && self.broker.subscription_count(conn) >= max {
+            return Err(RequestError::limit_exceeded(s, "subscriptions", max));
+        }
         let (clock, now) = (self.clock, self.now);
         let outcome = self
             .broker
