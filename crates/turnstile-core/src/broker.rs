@@ -233,6 +233,11 @@ impl Broker {
             .and_then(|id| self.subscriptions.get(id))
     }
 
+    /// Whether some subscription matches `topic`.
+    pub(crate) fn has_match(&self, topic: &str) -> bool {
+        self.subscriptions.has_match(topic)
+    }
+
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
     pub(crate) fn matching(&self, topic: &str) -> Vec<Id> {
         self.subscriptions.matching(topic)
