@@ -199,6 +199,11 @@ impl Broker {
             .is_some_and(|mine| mine.contains(&id))
     }
 
+    /// How many subscriptions `conn` holds.
+    pub(crate) fn subscription_count(&self, conn: ConnId) -> usize {
+        self.by_subscriber.get(&conn).map_or(0, HashSet::len)
+    }
+
     /// The subscriptions of `conn`.
     pub(crate) fn subscriptions_of(&self, conn: ConnId) -> impl Iterator<Item = &Subscription> {
         self.by_subscriber
@@ -226,6 +231,11 @@ impl Broker {
         self.subscriptions
             .find(uri, policy)
             .and_then(|id| self.subscriptions.get(id))
+    }
+
+    /// Whether some subscription matches `topic`.
+    pub(crate) fn has_match(&self, topic: &str) -> bool {
+        self.subscriptions.has_match(topic)
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.

@@ -92,6 +92,11 @@ impl Calls {
         self.by_caller.get(&caller)?.get(&request).copied()
     }
 
+    /// How many calls `caller` has in flight.
+    pub(crate) fn in_flight_of(&self, caller: ConnId) -> usize {
+        self.by_caller.get(&caller).map_or(0, HashMap::len)
+    }
+
     /// Forgets a finished call (answered, canceled, timed out), on both sides.
     pub(crate) fn remove(&mut self, key: InvocationKey) -> Option<Invocation> {
         let invocation = self.invocations.remove(&key)?;

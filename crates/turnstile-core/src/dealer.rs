@@ -200,6 +200,11 @@ impl Dealer {
         Some(deleted)
     }
 
+    /// How many registrations `conn` holds.
+    pub(crate) fn registration_count(&self, conn: ConnId) -> usize {
+        self.by_callee.get(&conn).map_or(0, HashSet::len)
+    }
+
     /// Whether `conn` is a callee of registration `id`.
     pub(crate) fn is_callee(&self, conn: ConnId, id: Id) -> bool {
         self.by_callee

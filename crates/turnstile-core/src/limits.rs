@@ -18,3 +18,44 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Topics whose last `retain` event a realm keeps. Beyond this the topic retained longest ago
 /// is forgotten, so retention cannot make memory grow without bound.
 pub const MAX_RETAINED_TOPICS: usize = 10_000;
+
+/// Subscriptions one session may hold at once. A SUBSCRIBE that would exceed it is refused with
+/// ERROR [`LIMIT_EXCEEDED`] (and a logged warning); the session goes on, and may subscribe again
+/// once it has unsubscribed from something.
+pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 10_000;
+
+/// Registrations one session may hold at once. A REGISTER that would exceed it is refused with
+/// ERROR [`LIMIT_EXCEEDED`] (and a logged warning); the session goes on, and may register again
+/// once it has unregistered something.
+pub const MAX_REGISTRATIONS_PER_SESSION: usize = 10_000;
+
+/// Calls one caller session may have in flight (sent to a callee, not answered yet). A CALL
+/// beyond it is refused with ERROR [`LIMIT_EXCEEDED`] (and a logged warning) without reaching
+/// a callee; the session goes on, and may call again once a call has finished.
+pub const MAX_CALLS_IN_FLIGHT_PER_SESSION: usize = 10_000;
+
+/// The error URI of a request refused because its session reached one of its per-session
+/// limits. The WAMP spec defines no error for resource limits and reserves the `wamp.`
+/// namespace for the URIs it defines, so this one is the router's own.
+pub const LIMIT_EXCEEDED: &str = "turnstile.error.limit_exceeded";
+
+/// The per-session limits a realm enforces; [`Default`] gives the constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// See [`MAX_SUBSCRIPTIONS_PER_SESSION`].
+    pub max_subscriptions: usize,
+    /// See [`MAX_REGISTRATIONS_PER_SESSION`].
+    pub max_registrations: usize,
+    /// See [`MAX_CALLS_IN_FLIGHT_PER_SESSION`].
+    pub max_calls_in_flight: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: MAX_SUBSCRIPTIONS_PER_SESSION,
+            max_registrations: MAX_REGISTRATIONS_PER_SESSION,
+            max_calls_in_flight: MAX_CALLS_IN_FLIGHT_PER_SESSION,
+        }
+    }
+}

@@ -1961,3 +1961,203 @@ fn slow_consumer_is_disconnected_without_holding_up_others() {
         matches!(slow.rx.try_recv(), Some(Outbound::Close(reason)) if reason.text.contains("slow consumer"))
     );
 }
+
+/// A realm with small per-session limits.
+fn limited_harness() -> Harness {
+    let mut h = Harness::new(realm_config(None));
+    h.realm.set_session_limits(limits::SessionLimits {
+        max_subscriptions: 2,
+        max_registrations: 2,
+        max_calls_in_flight: 2,
+    });
+    h
+}
+
+/// Whether `msgs` is exactly one ERROR for `request_type` with the limit URI.
+fn is_limit_error(msgs: &[Message], request_type: u64, req: Id) -> bool {
+    matches!(msgs, [Message::Error { request_type: t, request, error, .. }]
+        if *t == request_type && *request == req && error == limits::LIMIT_EXCEEDED)
+}
+
+/// Beyond its subscription limit a SUBSCRIBE gets ERROR limit_exceeded; subscribing again to a
+/// subscription it holds still works, and after an UNSUBSCRIBE a new one does.
+#[test]
+fn subscriptions_per_session_are_limited() {
+    let mut h = limited_harness();
+    let mut c = h.connect(Serializer::Json);
+    h.join(&mut c);
+    let a = h.subscribe(&mut c, "com.a");
+    h.subscribe(&mut c, "com.b");
+    let sub = |topic: &str| Message::Subscribe {
+        request: 7,
+        options: Dict::new(),
+        topic: topic.into(),
+    };
+    h.send(&mut c, sub("com.c"));
+    let msgs = h.take(&mut c);
+    assert!(is_limit_error(&msgs, code::SUBSCRIBE, 7), "{msgs:?}");
+    assert_eq!(
+        h.subscribe(&mut c, "com.a"),
+        a,
+        "an existing subscription is no new one"
+    );
+    // Another session is not limited by this one's subscriptions.
+    let mut other = h.connect(Serializer::Json);
+    h.join(&mut other);
+    h.subscribe(&mut other, "com.c");
+    h.send(
+        &mut c,
+        Message::Unsubscribe {
+            request: 8,
+            subscription: a,
+        },
+    );
+    assert!(matches!(
+        h.take(&mut c).as_slice(),
+        [Message::Unsubscribed { request: 8, .. }]
+    ));
+    h.subscribe(&mut c, "com.c");
+    assert_eq!(h.realm.session_count(), 2, "the session goes on");
+}
+
+/// Beyond its registration limit a REGISTER gets ERROR limit_exceeded; after an UNREGISTER a
+/// new one succeeds.
+#[test]
+fn registrations_per_session_are_limited() {
+    let mut h = limited_harness();
+    let mut c = h.connect(Serializer::Json);
+    h.join_advanced(&mut c);
+    let a = h.register(&mut c, "com.a");
+    h.register(&mut c, "com.b");
+    h.send(
+        &mut c,
+        Message::Register {
+            request: 7,
+            options: Dict::new(),
+            procedure: "com.c".into(),
+        },
+    );
+    let msgs = h.take(&mut c);
+    assert!(is_limit_error(&msgs, code::REGISTER, 7), "{msgs:?}");
+    h.send(
+        &mut c,
+        Message::Unregister {
+            request: 8,
+            registration: a,
+        },
+    );
+    assert!(matches!(
+        h.take(&mut c).as_slice(),
+        [Message::Unregistered { request: 8, .. }]
+    ));
+    h.register(&mut c, "com.c");
+    assert_eq!(h.realm.session_count(), 1, "the session goes on");
+}
+
+/// Beyond its limit of calls in flight a CALL gets ERROR limit_exceeded and reaches no callee;
+/// once a call has finished a new one goes through.
+#[test]
+fn calls_in_flight_per_caller_are_limited() {
+    let mut h = limited_harness();
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Json));
+    h.join_advanced(&mut caller);
+    h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    h.call(&mut caller, 1, "com.work", Dict::new(), None);
+    h.call(&mut caller, 2, "com.work", Dict::new(), None);
+    let invocations: Vec<Id> = h
+        .take(&mut callee)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Invocation { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invocations.len(), 2);
+    h.call(&mut caller, 3, "com.work", Dict::new(), None);
+    let msgs = h.take(&mut caller);
+    assert!(is_limit_error(&msgs, code::CALL, 3), "{msgs:?}");
+    assert!(
+        h.take(&mut callee).is_empty(),
+        "the refused call reached no callee"
+    );
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: invocations[0],
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(matches!(
+        h.take(&mut caller).as_slice(),
+        [Message::Result { request: 1, .. }]
+    ));
+    h.call(&mut caller, 4, "com.work", Dict::new(), None);
+    assert!(matches!(
+        h.take(&mut callee).as_slice(),
+        [Message::Invocation { .. }]
+    ));
+    assert_eq!(h.realm.session_count(), 2, "the sessions go on");
+}
+
+/// How long a session holding `n` subscriptions (distinct topics, with `policy`) and `n`
+/// registrations takes to leave. Run in release mode:
+/// `cargo test --release -p turnstile-core -- --ignored --nocapture leaving_with_many`.
+fn time_leave(n: usize, policy: &str) -> Duration {
+    let mut h = Harness::new(realm_config(None));
+    h.realm.set_session_limits(limits::SessionLimits {
+        max_subscriptions: n,
+        max_registrations: n,
+        max_calls_in_flight: n,
+    });
+    let mut c = h.connect(Serializer::Json);
+    h.join_advanced(&mut c);
+    for i in 0..n {
+        let options = if policy == "exact" {
+            Dict::new()
+        } else {
+            dict! {"match" => policy}
+        };
+        h.send(
+            &mut c,
+            Message::Subscribe {
+                request: 1,
+                options: options.clone(),
+                topic: format!("com.topic.{i}"),
+            },
+        );
+        h.send(
+            &mut c,
+            Message::Register {
+                request: 2,
+                options,
+                procedure: format!("com.proc.{i}"),
+            },
+        );
+        if i % 1000 == 0 {
+            h.take(&mut c);
+        }
+    }
+    h.take(&mut c);
+    let start = Instant::now();
+    h.realm.handle_disconnected(c.conn, h.now);
+    let took = start.elapsed();
+    assert_eq!(h.realm.session_count(), 0);
+    took
+}
+
+#[test]
+#[ignore = "a measurement: run in release mode with --ignored --nocapture"]
+fn leaving_with_many_subscriptions_and_registrations() {
+    for (n, policy) in [
+        (100_000, "exact"),
+        (limits::MAX_SUBSCRIPTIONS_PER_SESSION, "exact"),
+        (10_000, "prefix"),
+        (10_000, "wildcard"),
+    ] {
+        let took = time_leave(n, policy);
+        println!("leave with {n} {policy} subscriptions + {n} registrations: {took:?}");
+    }
+}

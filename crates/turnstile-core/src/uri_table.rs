@@ -23,8 +23,15 @@ pub(crate) struct UriTable<T> {
     /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
     by_uri: [HashMap<String, Id>; 3],
     entries: HashMap<Id, T>,
-    /// Prefix and wildcard entries, in creation order: checked against every URI matched.
-    patterns: Vec<Id>,
+    /// Prefix and wildcard entries, in creation order: checked against every URI matched. A
+    /// removed entry leaves a hole (`None`) until holes are half the list, which is then
+    /// compacted: removing is O(1) amortized, so a session leaving with many patterns does not
+    /// cost the square of their number.
+    patterns: Vec<Option<Id>>,
+    /// Per pattern entry: its place in `patterns`.
+    pattern_slots: HashMap<Id, usize>,
+    /// The holes in `patterns`.
+    pattern_holes: usize,
 }
 
 impl<T> Default for UriTable<T> {
@@ -33,6 +40,8 @@ impl<T> Default for UriTable<T> {
             by_uri: Default::default(),
             entries: HashMap::new(),
             patterns: Vec::new(),
+            pattern_slots: HashMap::new(),
+            pattern_holes: 0,
         }
     }
 }
@@ -79,7 +88,8 @@ impl<T: UriPattern> UriTable<T> {
         debug_assert!(entry.uri() == uri && entry.policy() == policy);
         self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
         if policy != MatchPolicy::Exact {
-            self.patterns.push(id);
+            self.pattern_slots.insert(id, self.patterns.len());
+            self.patterns.push(Some(id));
         }
         self.entries.insert(id, entry);
         id
@@ -89,14 +99,47 @@ impl<T: UriPattern> UriTable<T> {
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         let entry = self.entries.remove(&id)?;
         self.by_uri[policy_index(entry.policy())].remove(entry.uri());
-        if entry.policy() != MatchPolicy::Exact {
-            self.patterns.retain(|&p| p != id);
+        if let Some(slot) = self.pattern_slots.remove(&id) {
+            if let Some(p) = self.patterns.get_mut(slot) {
+                *p = None;
+                self.pattern_holes += 1;
+            }
+            if self.pattern_holes * 2 > self.patterns.len() {
+                self.compact_patterns();
+            }
         }
         Some(entry)
     }
 
+    /// Drops the holes of `patterns`, keeping the order, and renumbers the slots.
+    fn compact_patterns(&mut self) {
+        self.patterns.retain(Option::is_some);
+        for (slot, id) in self.patterns.iter().enumerate() {
+            if let Some(id) = id {
+                self.pattern_slots.insert(*id, slot);
+            }
+        }
+        self.pattern_holes = 0;
+    }
+
+    /// The prefix and wildcard entries in creation order, with their ids.
+    fn patterns(&self) -> impl Iterator<Item = (Id, &T)> {
+        self.patterns
+            .iter()
+            .flatten()
+            .filter_map(|&id| self.entries.get(&id).map(|e| (id, e)))
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.entries.values()
+    }
+
+    /// Whether some entry matches `uri` (allocates nothing).
+    pub(crate) fn has_match(&self, uri: &str) -> bool {
+        self.by_uri[0].contains_key(uri)
+            || self
+                .patterns()
+                .any(|(_, e)| e.policy().matches(e.uri(), uri))
     }
 
     /// Ids of every entry that matches `uri` (the pub/sub rule: all of them receive): the exact
@@ -106,8 +149,7 @@ impl<T: UriPattern> UriTable<T> {
         if let Some(&id) = self.by_uri[0].get(uri) {
             out.push(id);
         }
-        for &id in &self.patterns {
-            let entry = &self.entries[&id];
+        for (id, entry) in self.patterns() {
             if entry.policy().matches(entry.uri(), uri) {
                 out.push(id);
             }
@@ -123,8 +165,7 @@ impl<T: UriPattern> UriTable<T> {
         }
         let mut best_prefix: Option<(Id, usize)> = None;
         let mut best_wildcard: Option<(Id, &str)> = None;
-        for &id in &self.patterns {
-            let entry = &self.entries[&id];
+        for (id, entry) in self.patterns() {
             let pattern = entry.uri();
             if !entry.policy().matches(pattern, uri) {
                 continue;
@@ -236,5 +277,27 @@ mod tests {
         assert_eq!(t.best_match("a.b.c.d.e"), Some(later));
         // Wildcards only match URIs with as many components as they have.
         assert_eq!(t.best_match("a.b.c.d.e.f"), None);
+    }
+
+    #[test]
+    fn removing_patterns_keeps_creation_order() {
+        let mut t = UriTable::default();
+        let ids: Vec<Id> = (0..10)
+            .map(|i| add(&mut t, &format!("a.{i}"), MatchPolicy::Prefix))
+            .collect();
+        let all = add(&mut t, "a", MatchPolicy::Prefix);
+        // Removing most of them compacts the list on the way.
+        for &id in &ids[..8] {
+            assert!(t.remove(id).is_some());
+        }
+        assert_eq!(t.matching("a.8"), vec![ids[8], all]);
+        assert_eq!(t.best_match("a.9"), Some(ids[9]));
+        let later = add(&mut t, "a.9", MatchPolicy::Wildcard);
+        t.remove(ids[9]);
+        assert_eq!(t.matching("a.9"), vec![all, later]);
+        assert_eq!(t.best_match("a.9"), Some(all));
+        t.remove(all);
+        t.remove(ids[8]);
+        assert_eq!(t.matching("a.9"), vec![later]);
     }
 }

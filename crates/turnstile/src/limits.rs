@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-/// The limits the routing core enforces (handshake and GOODBYE deadlines, retained topics).
+/// The limits the routing core enforces (handshake and GOODBYE deadlines, retained topics,
+/// per-session subscriptions, registrations and calls in flight).
 pub use turnstile_core::limits::*;
 
 /// Bytes that may wait in one connection's outgoing queue. A session whose client does not read

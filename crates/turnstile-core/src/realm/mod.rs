@@ -110,6 +110,20 @@ impl RequestError {
             text: text.into(),
         }
     }
+
+    /// A request refused because session `s` holds `limit` `what` already (logged as a warning).
+    fn limit_exceeded(s: &Session, what: &str, limit: usize) -> Self {
+        warn!(
+            session = s.id,
+            authid = %s.identity.authid,
+            limit,
+            "session reached its limit of {what}; request refused"
+        );
+        Self::new(
+            limits::LIMIT_EXCEEDED,
+            format!("session has reached its limit of {limit} {what}"),
+        )
+    }
 }
 
 /// A request being handled, its session resolved once when it is dispatched: the session's
@@ -196,6 +210,8 @@ pub struct Realm {
     /// Side effects for the shell, in order: calls into other realms (dynamic authenticators,
     /// authorizers) and answers to the calls the shell handed in.
     effects: VecDeque<Effect>,
+    /// The per-session limits (subscriptions, registrations, calls in flight).
+    session_limits: limits::SessionLimits,
 }
 
 impl Realm {
@@ -233,7 +249,14 @@ impl Realm {
             doomed: Vec::new(),
             welcome_roles,
             effects: VecDeque::new(),
+            session_limits: limits::SessionLimits::default(),
         }
+    }
+
+    /// Replaces the per-session limits (by default [`limits::SessionLimits::default`]). Applies
+    /// to requests from now on; nothing a session already holds is taken away.
+    pub fn set_session_limits(&mut self, session_limits: limits::SessionLimits) {
+        self.session_limits = session_limits;
     }
 
     /// Number of sessions (joined or closing).

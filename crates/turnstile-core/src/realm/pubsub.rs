@@ -14,7 +14,9 @@ use crate::session::Sessions;
 impl Realm {
     /// Publishes an event from the realm's service session, if the meta API is on.
     pub(super) fn publish_meta(&mut self, topic: &str, args: List, kind: CountKind) {
-        if !self.options.enable_meta_api {
+        // Nobody listening (the common case): no event to build. A session leaving with many
+        // subscriptions and registrations has four removal events per entry.
+        if !self.options.enable_meta_api || !self.broker.has_match(topic) {
             return;
         }
         let details = dict! {
@@ -372,6 +374,14 @@ impl Realm {
                     s.identity.authrole
                 ),
             ));
+        }
+        let max = self.session_limits.max_subscriptions;
+        let already = self
+            .broker
+            .lookup(topic, policy)
+            .is_some_and(|sub| sub.subscribers.contains(&conn));
+        if !already && self.broker.subscription_count(conn) >= max {
+            return Err(RequestError::limit_exceeded(s, "subscriptions", max));
         }
         let (clock, now) = (self.clock, self.now);
         let outcome = self

@@ -128,6 +128,10 @@ impl Realm {
                 ),
             ));
         }
+        let max = self.session_limits.max_registrations;
+        if self.rpc.dealer.registration_count(conn) >= max {
+            return Err(RequestError::limit_exceeded(s, "registrations", max));
+        }
         let (clock, now) = (self.clock, self.now);
         let outcome = self
             .rpc.dealer
@@ -240,6 +244,11 @@ impl Realm {
                 uris::NO_SUCH_PROCEDURE,
                 format!("no callee registered for procedure \"{procedure}\""),
             ));
+        }
+        let max = self.session_limits.max_calls_in_flight;
+        if self.rpc.calls.in_flight_of(conn) >= max {
+            let s = self.sender(conn)?;
+            return Err(RequestError::limit_exceeded(s, "calls in flight", max));
         }
         let receive_progress = opt_bool(&options, "receive_progress", "CALL")?.unwrap_or(false);
         let disclose_me = opt_bool(&options, "disclose_me", "CALL")?.unwrap_or(false);
