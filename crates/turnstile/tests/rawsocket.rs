@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use turnstile::limits::{self, RawSocketTimeouts};
 
-use common::{realm1, Router, TempDir};
+use common::{read_exact, read_to_eof, realm1, Router, TempDir};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -48,25 +48,6 @@ async fn router_with(max_message_size: usize, timeouts: RawSocketTimeouts) -> Ro
 async fn stop(mut r: Router) {
     r.begin_shutdown();
     r.stopped(WAIT).await;
-}
-
-async fn read_exact<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    tokio::time::timeout(WAIT, r.read_exact(&mut buf))
-        .await
-        .expect("reply in time")
-        .expect("read");
-    buf
-}
-
-/// Reads until the peer closes; returns what came.
-async fn read_to_eof<R: AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, r.read_to_end(&mut buf))
-        .await
-        .expect("connection closed in time")
-        .expect("read");
-    buf
 }
 
 /// Connects and does the JSON handshake announcing 2^(9+`exponent`) bytes; returns the reply.

@@ -20,7 +20,7 @@ use turnstile::server::Server;
 use turnstile::transport::LocalAddr;
 use turnstile_config::{Endpoint, TransportConfig};
 
-use common::{load_config, realm1, Router, TempDir};
+use common::{load_config, read_exact, read_to_eof, realm1, Router, TempDir};
 
 /// Upper bound for anything a test waits for.
 const WAIT: Duration = Duration::from_secs(10);
@@ -83,32 +83,13 @@ impl Router {
     }
 }
 
-async fn read_exact_timeout<R: AsyncRead + Unpin>(r: &mut R, n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    tokio::time::timeout(WAIT, r.read_exact(&mut buf))
-        .await
-        .expect("reply in time")
-        .expect("read");
-    buf
-}
-
-/// Reads until the peer closes; returns what came.
-async fn read_to_eof<R: AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, r.read_to_end(&mut buf))
-        .await
-        .expect("connection closed in time")
-        .expect("read");
-    buf
-}
-
 // ---------------------------------------------------------------------------------------------
 // RawSocket
 
 /// Handshake with `serializer` id (JSON = 1), asking for 16 MiB messages; returns the reply.
 async fn rs_handshake<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, serializer: u8) -> [u8; 4] {
     s.write_all(&[0x7F, 0xF0 | serializer, 0, 0]).await.unwrap();
-    read_exact_timeout(s, 4).await.try_into().unwrap()
+    read_exact(s, 4).await.try_into().unwrap()
 }
 
 /// Connects to `addr` and does the handshake for JSON (the reply is not checked).
@@ -128,9 +109,9 @@ async fn rs_send<S: AsyncWrite + Unpin>(s: &mut S, kind: u8, payload: &[u8]) {
 
 /// Reads one frame: (type, payload).
 async fn rs_recv<S: AsyncRead + Unpin>(s: &mut S) -> (u8, Vec<u8>) {
-    let h = read_exact_timeout(s, 4).await;
+    let h = read_exact(s, 4).await;
     let len = ((h[1] as usize) << 16) | ((h[2] as usize) << 8) | h[3] as usize;
-    (h[0], read_exact_timeout(s, len).await)
+    (h[0], read_exact(s, len).await)
 }
 
 async fn rs_recv_json<S: AsyncRead + Unpin>(s: &mut S) -> Value {
@@ -192,7 +173,7 @@ async fn rawsocket_refuses_reserved_bits_and_bad_magic() {
     let server = rawsocket_router(&["json"], 65536).await;
     let mut s = TcpStream::connect(server.tcp(0)).await.unwrap();
     s.write_all(&[0x7F, 0xF1, 0x00, 0x01]).await.unwrap();
-    assert_eq!(read_exact_timeout(&mut s, 4).await, [0x7F, 0x30, 0, 0]);
+    assert_eq!(read_exact(&mut s, 4).await, [0x7F, 0x30, 0, 0]);
     assert!(read_to_eof(&mut s).await.is_empty());
 
     // Not RawSocket at all (an HTTP request): closed without a reply.
@@ -398,7 +379,7 @@ async fn http(
         .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     if body.len() < len {
-        body.extend(read_exact_timeout(&mut s, len - body.len()).await);
+        body.extend(read_exact(&mut s, len - body.len()).await);
     }
     (status, head, String::from_utf8_lossy(&body).into_owned())
 }

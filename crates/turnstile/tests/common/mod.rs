@@ -163,3 +163,31 @@ impl Drop for Router {
         }
     }
 }
+
+/// How long the socket helpers below wait for the router before the test fails.
+pub(crate) const IO_WAIT: Duration = Duration::from_secs(10);
+
+/// Reads exactly `n` bytes; the test fails if they do not come within [`IO_WAIT`].
+#[allow(dead_code)] // each test binary compiles this module; only some use every helper
+pub(crate) async fn read_exact<R: tokio::io::AsyncRead + Unpin>(r: &mut R, n: usize) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; n];
+    tokio::time::timeout(IO_WAIT, r.read_exact(&mut buf))
+        .await
+        .expect("reply in time")
+        .expect("read");
+    buf
+}
+
+/// Reads until the peer closes and returns what came; the test fails if it does not close
+/// within [`IO_WAIT`].
+#[allow(dead_code)] // each test binary compiles this module; only some use every helper
+pub(crate) async fn read_to_eof<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    tokio::time::timeout(IO_WAIT, r.read_to_end(&mut buf))
+        .await
+        .expect("connection closed in time")
+        .expect("read");
+    buf
+}
