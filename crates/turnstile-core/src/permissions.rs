@@ -17,6 +17,16 @@ pub(crate) enum Action {
 }
 
 impl Action {
+    /// What the action does to its URI, for the text of a refusal ("call procedure", ...).
+    pub(crate) fn phrase(self) -> &'static str {
+        match self {
+            Action::Call => "call procedure",
+            Action::Register => "register procedure",
+            Action::Publish => "publish to topic",
+            Action::Subscribe => "subscribe to topic",
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Call => "call",

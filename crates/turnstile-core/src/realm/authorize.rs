@@ -18,6 +18,32 @@ impl Realm {
     /// static permissions. Decisions of permissions with `cache: true` are kept in the session,
     /// so a session that publishes to the same topic again is not matched against the role's
     /// permissions again.
+    /// The session a request came from and the decision on `action` for `uri` (the dynamic
+    /// authorizer's when the request waited for it, else taken now); a denial is the request's
+    /// ERROR `wamp.error.not_authorized`, naming the role.
+    pub(super) fn authorize(
+        &self,
+        from: &Origin,
+        uri: &str,
+        action: Action,
+    ) -> Result<(&Session, Decision), RequestError> {
+        let s = self.sender(from.conn)?;
+        let decision = from
+            .decided
+            .unwrap_or_else(|| self.decide_for(s, uri, action));
+        if !decision.allow {
+            return Err(RequestError::new(
+                uris::NOT_AUTHORIZED,
+                format!(
+                    "session is not authorized to {} \"{uri}\" (role \"{}\")",
+                    action.phrase(),
+                    s.identity.authrole
+                ),
+            ));
+        }
+        Ok((s, decision))
+    }
+
     pub(super) fn decide_for(&self, s: &Session, uri: &str, action: Action) -> Decision {
         if let Some(decision) = s.decision_cache.borrow().get(uri, action) {
             return decision;

@@ -239,19 +239,7 @@ impl Realm {
             ));
         }
         let conn = from.conn;
-        let s = self.sender(conn)?;
-        let decision = from
-            .decided
-            .unwrap_or_else(|| self.decide_for(s, topic, Action::Publish));
-        if !decision.allow {
-            return Err(RequestError::new(
-                uris::NOT_AUTHORIZED,
-                format!(
-                    "session is not authorized to publish to topic \"{topic}\" (role \"{}\")",
-                    s.identity.authrole
-                ),
-            ));
-        }
+        let (s, decision) = self.authorize(&from, topic, Action::Publish)?;
         let exclude_me = opt_bool(options, "exclude_me", "PUBLISH")?.unwrap_or(true);
         let disclose_me = opt_bool(options, "disclose_me", "PUBLISH")?.unwrap_or(false);
         let retain = opt_bool(options, "retain", "PUBLISH")?.unwrap_or(false);
@@ -362,19 +350,7 @@ impl Realm {
         let policy = match_policy(options, "SUBSCRIBE")?;
         self.check_uri(topic, policy)?;
         let conn = from.conn;
-        let s = self.sender(conn)?;
-        let decision = from
-            .decided
-            .unwrap_or_else(|| self.decide_for(s, topic, Action::Subscribe));
-        if !decision.allow {
-            return Err(RequestError::new(
-                uris::NOT_AUTHORIZED,
-                format!(
-                    "session is not authorized to subscribe to topic \"{topic}\" (role \"{}\")",
-                    s.identity.authrole
-                ),
-            ));
-        }
+        let (s, _) = self.authorize(&from, topic, Action::Subscribe)?;
         let max = self.session_limits.max_subscriptions;
         let already = self
             .broker

@@ -115,19 +115,7 @@ impl Realm {
             }
         };
         let conn = from.conn;
-        let s = self.sender(conn)?;
-        let decision = from
-            .decided
-            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Register));
-        if !decision.allow {
-            return Err(RequestError::new(
-                uris::NOT_AUTHORIZED,
-                format!(
-                    "session is not authorized to register procedure \"{procedure}\" (role \"{}\")",
-                    s.identity.authrole
-                ),
-            ));
-        }
+        let (s, _) = self.authorize(&from, procedure, Action::Register)?;
         let max = self.session_limits.max_registrations;
         if self.rpc.dealer.registration_count(conn) >= max {
             return Err(RequestError::limit_exceeded(s, "registrations", max));
@@ -209,19 +197,7 @@ impl Realm {
     ) -> Result<(), RequestError> {
         self.check_uri(procedure, MatchPolicy::Exact)?;
         let conn = from.conn;
-        let s = self.sender(conn)?;
-        let decision = from
-            .decided
-            .unwrap_or_else(|| self.decide_for(s, procedure, Action::Call));
-        if !decision.allow {
-            return Err(RequestError::new(
-                uris::NOT_AUTHORIZED,
-                format!(
-                    "session is not authorized to call procedure \"{procedure}\" (role \"{}\")",
-                    s.identity.authrole
-                ),
-            ));
-        }
+        let (_, decision) = self.authorize(&from, procedure, Action::Call)?;
         let progress = opt_bool(&options, "progress", "CALL")?.unwrap_or(false);
         if let Some(key) = self.rpc.calls.of_call(conn, request) {
             return self.continue_progressive_call(conn, request, key, progress, args, kwargs);
