@@ -1974,9 +1974,13 @@ fn limited_harness() -> Harness {
 }
 
 /// Whether `msgs` is exactly one ERROR for `request_type` with the limit URI.
+/// The ERROR of a request refused at a per-session limit: the limit's URI, and a text that names
+/// the limit (2 in `limited_harness`) and says what to do ("... before ...").
 fn is_limit_error(msgs: &[Message], request_type: u64, req: Id) -> bool {
-    matches!(msgs, [Message::Error { request_type: t, request, error, .. }]
-        if *t == request_type && *request == req && error == limits::LIMIT_EXCEEDED)
+    matches!(msgs, [Message::Error { request_type: t, request, error, args, .. }]
+        if *t == request_type && *request == req && error == limits::LIMIT_EXCEEDED
+            && args.as_ref().and_then(|a| a.first()).and_then(Value::as_str)
+                .is_some_and(|text| text.contains("limit of 2") && text.contains(" before ")))
 }
 
 /// Beyond its subscription limit a SUBSCRIBE gets ERROR limit_exceeded; subscribing again to a

@@ -111,8 +111,9 @@ impl RequestError {
         }
     }
 
-    /// A request refused because session `s` holds `limit` `what` already (logged as a warning).
-    fn limit_exceeded(s: &Session, what: &str, limit: usize) -> Self {
+    /// A request refused because session `s` holds `limit` `what` already (logged as a warning);
+    /// `remedy` tells the client how to get under the limit again.
+    fn limit_exceeded(s: &Session, what: &str, limit: usize, remedy: &str) -> Self {
         warn!(
             session = s.id,
             authid = %s.identity.authid,
@@ -121,7 +122,7 @@ impl RequestError {
         );
         Self::new(
             limits::LIMIT_EXCEEDED,
-            format!("session has reached its limit of {limit} {what}"),
+            format!("session has reached its limit of {limit} {what}: {remedy}"),
         )
     }
 }

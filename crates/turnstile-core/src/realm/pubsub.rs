@@ -357,7 +357,12 @@ impl Realm {
             .lookup(topic, policy)
             .is_some_and(|sub| sub.subscribers.contains(&conn));
         if !already && self.broker.subscription_count(conn) >= max {
-            return Err(RequestError::limit_exceeded(s, "subscriptions", max));
+            return Err(RequestError::limit_exceeded(
+                s,
+                "subscriptions",
+                max,
+                "unsubscribe from one before subscribing to another",
+            ));
         }
         let (clock, now) = (self.clock, self.now);
         let outcome = self

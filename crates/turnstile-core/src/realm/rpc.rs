@@ -118,7 +118,12 @@ impl Realm {
         let (s, _) = self.authorize(&from, procedure, Action::Register)?;
         let max = self.session_limits.max_registrations;
         if self.rpc.dealer.registration_count(conn) >= max {
-            return Err(RequestError::limit_exceeded(s, "registrations", max));
+            return Err(RequestError::limit_exceeded(
+                s,
+                "registrations",
+                max,
+                "unregister one before registering another",
+            ));
         }
         let (clock, now) = (self.clock, self.now);
         let outcome = self
@@ -224,7 +229,12 @@ impl Realm {
         let max = self.session_limits.max_calls_in_flight;
         if self.rpc.calls.in_flight_of(conn) >= max {
             let s = self.sender(conn)?;
-            return Err(RequestError::limit_exceeded(s, "calls in flight", max));
+            return Err(RequestError::limit_exceeded(
+                s,
+                "calls in flight",
+                max,
+                "wait for a result (or cancel a call) before calling again",
+            ));
         }
         let receive_progress = opt_bool(&options, "receive_progress", "CALL")?.unwrap_or(false);
         let disclose_me = opt_bool(&options, "disclose_me", "CALL")?.unwrap_or(false);
