@@ -335,31 +335,59 @@ pub enum WampCraAuth {
     Dynamic(DynamicAuth),
 }
 
-/// `auth.wampcra.users[authid]`.
+/// `auth.wampcra.users[authid]`. Built with [`WampCraUser::new`], which derives the key, so the
+/// secret, the salt and the key always agree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WampCraUser {
-    /// `secret`: the HMAC-SHA256 key. For a salted user this is, as in Crossbar, the derived key
-    /// (`autobahn.wamp.auth.derive_key(password, salt, iterations, keylen)`, base64), which the
-    /// client derives from its password with the salt parameters sent in CHALLENGE.
-    pub secret: Secret,
+    /// `secret`: the user's secret (password) as configured.
+    secret: Secret,
+    /// The HMAC-SHA256 key: `secret`, or the key derived from it with `salt`.
+    key: Secret,
     /// `role`: the authrole of the user's sessions.
     pub role: String,
     /// `realm`: if given, the only realm the user may join.
     pub realm: Option<String>,
-    /// `salt` (with `iterations`, `keylen`): `None` for a plain secret.
-    pub salt: Option<CraSalt>,
+    /// `salt`, `iterations` and `keylen` (all three or none, as Crossbar uses them).
+    salt: Option<CraSalt>,
+}
+
+impl WampCraUser {
+    /// A user with `secret` and, for a salted secret, its PBKDF2 parameters. As in Crossbar, the
+    /// secret of a salted user is the password itself: the key signatures are checked with is
+    /// derived from it here, once (`wamp_proto::wampcra::derive_key`), and the client derives the
+    /// same key from the password with the parameters it gets in CHALLENGE.
+    pub fn new(secret: Secret, role: String, realm: Option<String>, salt: Option<CraSalt>) -> Self {
+        let key = match &salt {
+            Some(params) => Secret::new(wamp_proto::wampcra::derive_key(secret.expose(), params)),
+            None => secret.clone(),
+        };
+        WampCraUser {
+            secret,
+            key,
+            role,
+            realm,
+            salt,
+        }
+    }
+
+    /// The secret as configured (for a salted user, the password).
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// The HMAC-SHA256 key of the user's signatures: the secret, or the key derived from it.
+    pub fn key(&self) -> &Secret {
+        &self.key
+    }
+
+    /// The PBKDF2 parameters, sent in CHALLENGE.Extra; `None` for a plain secret.
+    pub fn salt(&self) -> Option<&CraSalt> {
+        self.salt.as_ref()
+    }
 }
 
 /// The PBKDF2 parameters of a salted WAMP-CRA secret, sent to the client in CHALLENGE.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CraSalt {
-    /// `salt` (a string; the client uses its UTF-8 bytes).
-    pub salt: String,
-    /// `iterations`, default 1000 (Crossbar's).
-    pub iterations: u32,
-    /// `keylen` in bytes, default 32 (Crossbar's).
-    pub keylen: u32,
-}
+pub type CraSalt = wamp_proto::wampcra::SaltParams;
 
 /// `auth.cryptosign`.
 #[derive(Debug, Clone, PartialEq, Eq)]

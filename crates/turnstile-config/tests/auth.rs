@@ -90,9 +90,8 @@ fn every_method_loads() {
             "ann": {"ticket": "t2", "role": "admin", "realm": "realm1"}
         }},
         "wampcra": {"type": "static", "users": {
-            "peter": {"secret": "prq7+YkJ1/KlW1X0YczMHw==", "role": "user", "salt": "salt123",
+            "peter": {"secret": "secret1", "role": "user", "salt": "salt123",
                       "iterations": 100, "keylen": 16},
-            "sam": {"secret": "s", "role": "user", "salt": "pepper"},
             "joe": {"secret": "secret2", "role": "user", "realm": "realm1"}
         }},
         "cryptosign": {"type": "static", "principals": {
@@ -129,39 +128,25 @@ fn every_method_loads() {
             users: BTreeMap::from([
                 (
                     "peter".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new("prq7+YkJ1/KlW1X0YczMHw=="),
-                        role: "user".into(),
-                        realm: None,
-                        salt: Some(CraSalt {
+                    WampCraUser::new(
+                        Secret::new("secret1"),
+                        "user".into(),
+                        None,
+                        Some(CraSalt {
                             salt: "salt123".into(),
                             iterations: 100,
                             keylen: 16,
                         }),
-                    },
-                ),
-                (
-                    "sam".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new("s"),
-                        role: "user".into(),
-                        realm: None,
-                        // Crossbar's defaults.
-                        salt: Some(CraSalt {
-                            salt: "pepper".into(),
-                            iterations: 1000,
-                            keylen: 32,
-                        }),
-                    },
+                    ),
                 ),
                 (
                     "joe".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new("secret2"),
-                        role: "user".into(),
-                        realm: Some("realm1".into()),
-                        salt: None,
-                    },
+                    WampCraUser::new(
+                        Secret::new("secret2"),
+                        "user".into(),
+                        Some("realm1".into()),
+                        None,
+                    ),
                 ),
             ]),
         }),
@@ -255,10 +240,12 @@ fn wrong_sections_name_their_path() {
         (json!({"ticket": {"type": "dynamic", "authenticator": "a.b", "authenticator-realm": 7}}), format!("{AT}.ticket.authenticator-realm: found 7, expected a string (the realm the authenticator is registered on)")),
         (json!({"wampcra": {"type": "static", "principals": {}}}), format!("{AT}.wampcra.principals: unknown key, allowed keys here: type, users")),
         (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": ["s"], "role": "r"}}}}), format!("{AT}.wampcra.users.joe.secret: found a list (not shown), expected a non-empty string (the secret)")),
-        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "x", "iterations": 0}}}}), format!("{AT}.wampcra.users.joe.iterations: found 0, expected an integer between 1 and 4294967295 (PBKDF2 iterations)")),
-        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "x", "keylen": -1}}}}), format!("{AT}.wampcra.users.joe.keylen: found -1, expected an integer between 1 and 1024 (the PBKDF2 key length in bytes)")),
+        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "x", "iterations": 0, "keylen": 16}}}}), format!("{AT}.wampcra.users.joe.iterations: found 0, expected an integer between 1 and 1000000 (PBKDF2 iterations)")),
+        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "x", "iterations": 1000001, "keylen": 16}}}}), format!("{AT}.wampcra.users.joe.iterations: found 1000001, expected an integer between 1 and 1000000 (PBKDF2 iterations)")),
+        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "x", "iterations": 10, "keylen": -1}}}}), format!("{AT}.wampcra.users.joe.keylen: found -1, expected an integer between 1 and 1024 (the PBKDF2 key length in bytes)")),
         (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": ""}}}}), format!("{AT}.wampcra.users.joe.salt: found \"\", expected a non-empty string (the PBKDF2 salt)")),
-        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "keylen": 16}}}}), format!("{AT}.wampcra.users.joe.keylen: found 16: \"iterations\" and \"keylen\" apply to salted secrets only; add \"salt\" (or remove them)")),
+        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "keylen": 16}}}}), format!("{AT}.wampcra.users.joe.keylen: found 16: a salted secret needs \"salt\", \"iterations\" and \"keylen\" together (Crossbar ignores a partial set and uses the secret unsalted): add \"salt\" and \"iterations\" or remove the others")),
+        (json!({"wampcra": {"type": "static", "users": {"joe": {"secret": "s", "role": "r", "salt": "pepper"}}}}), format!("{AT}.wampcra.users.joe.salt: found \"pepper\": a salted secret needs \"salt\", \"iterations\" and \"keylen\" together (Crossbar ignores a partial set and uses the secret unsalted): add \"iterations\" and \"keylen\" or remove the others")),
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"role": "r"}}}}), format!("{AT}.cryptosign.principals.c.authorized_keys: missing required key, expected a list of Ed25519 public keys (64 hex characters each)")),
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"authorized_keys": [], "role": "r"}}}}), format!("{AT}.cryptosign.principals.c.authorized_keys: found [], expected at least one Ed25519 public key (64 hex characters)")),
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"authorized_keys": KEY_A, "role": "r"}}}}), format!("{AT}.cryptosign.principals.c.authorized_keys: found \"0bbc346a57667c380120bd9c7fd7e51d2c5fdfea37cd2f5bf405b2c6..., expected a list (Ed25519 public keys, 64 hex characters each)")),

@@ -14,6 +14,7 @@
 //! - [`error`]: the error types of decoding and validation.
 //! - [`limits`]: [`DecodeLimits`], the decode budget: depth, element and memory bounds.
 //! - [`uris`]: well-known error and close reason URIs as constants.
+//! - [`wampcra`]: the PBKDF2 key derivation of salted WAMP-CRA secrets.
 
 // Library code turns malformed input into an error, never a panic.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -27,6 +28,7 @@ pub mod serializer;
 pub mod uri;
 pub mod uris;
 pub mod value;
+pub mod wampcra;
 
 mod cbor;
 mod json;

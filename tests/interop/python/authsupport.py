@@ -47,7 +47,8 @@ from interop import (
 
 
 def derive_key(password: str, salt: str, iterations: int, keylen: int) -> str:
-    """autobahn's derive_key: what a salted WAMP-CRA user's `secret` is in the configuration."""
+    """autobahn's derive_key: the key both sides sign a salted WAMP-CRA challenge with (the
+    configuration holds the password, as in Crossbar)."""
     return wauth.derive_key(password.encode(), salt.encode(), iterations, keylen).decode("ascii")
 
 

@@ -105,7 +105,7 @@ AUTHS = {
         }},
         "wampcra": {"type": "static", "users": {
             "carol": {"secret": CRA_CAROL, "role": "user"},
-            "dave": {"secret": DAVE_KEY, "role": "user", "salt": DAVE_SALT,
+            "dave": {"secret": DAVE_PASSWORD, "role": "user", "salt": DAVE_SALT,
                      "iterations": DAVE_ITERATIONS, "keylen": DAVE_KEYLEN},
             "erin": {"secret": CRA_ERIN, "role": "user", "realm": "realm2"},
         }},
@@ -420,7 +420,7 @@ async def test_static_wampcra_refusals(auth, ts):
         ("carol", answer_wampcra(WRONG)),
         ("carol", answer_wampcra(DAVE_PASSWORD)),
         ("dave", answer_wampcra(WRONG)),
-        ("dave", answer_wampcra(DAVE_KEY)),  # the stored key is not the password
+        ("dave", answer_wampcra(DAVE_KEY)),  # the derived key is not the password
         ("carol", lambda c: "not base64 at all!"),
         ("nobody", answer_wampcra(CRA_CAROL)),
     ]
@@ -532,7 +532,7 @@ class Authenticator:
             if authid in DYN_CRA_PLAIN:
                 return {"role": "user", "secret": DYN_CRA_PLAIN[authid]}
             if authid == "dyn-dave":
-                return {"role": "user", "secret": DYN_DAVE_KEY, "salt": DYN_DAVE_SALT,
+                return {"role": "user", "secret": DYN_DAVE_PASSWORD, "salt": DYN_DAVE_SALT,
                         "iterations": DYN_DAVE_ITERATIONS, "keylen": DYN_DAVE_KEYLEN,
                         "extra": {"via": "wampcra"}}
             if authid == "no-secret":

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use wamp_proto::uri::is_valid_uri;
-use wamp_proto::UriRules;
+use wamp_proto::{wampcra, UriRules};
 
 use crate::cursor::{shorten, Keys, Node, Obj, VResult};
 use crate::error::Problem;
@@ -90,12 +90,6 @@ const CRYPTOSIGN_PRINCIPAL: Keys = Keys {
     allowed: &["authorized_keys", "role", "realm"],
     unsupported: &[],
 };
-
-/// Crossbar's defaults for salted WAMP-CRA secrets.
-const DEFAULT_ITERATIONS: u32 = 1000;
-const DEFAULT_KEYLEN: u32 = 32;
-/// The largest PBKDF2 key length accepted, in bytes.
-const MAX_KEYLEN: u64 = 1024;
 
 /// `auth`: at least one method.
 pub(super) fn auth(node: &Node) -> VResult<AuthConfig> {
@@ -254,11 +248,11 @@ fn wampcra_user(node: &Node) -> VResult<WampCraUser> {
     let role = role(&obj)?;
     let realm = realm(&obj)?;
     let salt = match obj.get("salt") {
-        Some(n) => Some(n.non_empty_str("the PBKDF2 salt")?.to_owned()),
+        Some(n) => Some((n.non_empty_str("the PBKDF2 salt")?.to_owned(), n.clone())),
         None => None,
     };
     let iterations = obj.opt("iterations", None, |n| {
-        let max = u64::from(u32::MAX);
+        let max = u64::from(wampcra::MAX_ITERATIONS);
         let it = n.int_in(
             1,
             max,
@@ -267,35 +261,46 @@ fn wampcra_user(node: &Node) -> VResult<WampCraUser> {
         Ok(Some((it as u32, n.clone())))
     })?;
     let keylen = obj.opt("keylen", None, |n| {
+        let max = u64::from(wampcra::MAX_KEYLEN);
         let len = n.int_in(
             1,
-            MAX_KEYLEN,
-            &format!("an integer between 1 and {MAX_KEYLEN} (the PBKDF2 key length in bytes)"),
+            max,
+            &format!("an integer between 1 and {max} (the PBKDF2 key length in bytes)"),
         )?;
         Ok(Some((len as u32, n.clone())))
     })?;
-    let salt = match salt {
-        Some(salt) => Some(CraSalt {
+    // Crossbar salts a secret only when all three are given, and silently uses the secret as is
+    // otherwise; a partial set is refused here rather than half applied or silently dropped.
+    let salt = match (salt, iterations, keylen) {
+        (Some((salt, _)), Some((iterations, _)), Some((keylen, _))) => Some(CraSalt {
             salt,
-            iterations: iterations.map_or(DEFAULT_ITERATIONS, |(i, _)| i),
-            keylen: keylen.map_or(DEFAULT_KEYLEN, |(k, _)| k),
+            iterations,
+            keylen,
         }),
-        None => {
-            if let Some((_, n)) = iterations.or(keylen) {
-                return Err(n.conflict(
-                    "\"iterations\" and \"keylen\" apply to salted secrets only; add \"salt\" \
-                     (or remove them)",
-                ));
-            }
-            None
+        (None, None, None) => None,
+        (salt, iterations, keylen) => {
+            let given = [
+                ("salt", salt.map(|(_, n)| n)),
+                ("iterations", iterations.map(|(_, n)| n)),
+                ("keylen", keylen.map(|(_, n)| n)),
+            ];
+            let missing: Vec<String> = given
+                .iter()
+                .filter(|(_, node)| node.is_none())
+                .map(|(key, _)| format!("\"{key}\""))
+                .collect();
+            // The error points at the first key given (one is, or the first arm had matched).
+            let at = given.iter().find_map(|(_, node)| node.as_ref());
+            let message = format!(
+                "a salted secret needs \"salt\", \"iterations\" and \"keylen\" together \
+                 (Crossbar ignores a partial set and uses the secret unsalted): add {} or \
+                 remove the others",
+                missing.join(" and ")
+            );
+            return Err(at.unwrap_or(node).conflict(message));
         }
     };
-    Ok(WampCraUser {
-        secret,
-        role,
-        realm,
-        salt,
-    })
+    Ok(WampCraUser::new(secret, role, realm, salt))
 }
 
 fn cryptosign_principal(node: &Node) -> VResult<CryptosignPrincipal> {

@@ -56,12 +56,6 @@ pub(crate) const CREDENTIALS_REFUSED: &str = uris::AUTHENTICATION_FAILED;
 /// No authid could be established (HELLO had none and the authenticator assigned none).
 pub(crate) const NO_SUCH_PRINCIPAL: &str = "wamp.error.no_such_principal";
 
-/// Crossbar's defaults for salts that an authenticator returns without them.
-const DEFAULT_ITERATIONS: u32 = 1000;
-const DEFAULT_KEYLEN: u32 = 32;
-/// The largest PBKDF2 key length accepted from an authenticator.
-const MAX_KEYLEN: u64 = 1024;
-
 /// An authentication method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Method {
@@ -477,7 +471,7 @@ impl AuthFlow {
                     authextra: Dict::new(),
                     realm: user.realm.clone(),
                 };
-                Ok(self.challenge_wampcra(user.secret.expose(), user.salt.as_ref(), grant))
+                Ok(self.challenge_wampcra(user.key().expose(), user.salt(), grant))
             }
             WampCraAuth::Dynamic(dynamic) => {
                 self.state = State::Authenticator(Method::WampCra);
@@ -621,7 +615,12 @@ impl AuthFlow {
                             .into(),
                     });
                 };
-                Ok(self.challenge_wampcra(&secret, principal.salt.as_ref(), grant))
+                // Crossbar's authenticator returns the password; the key is derived from it.
+                let key = match &principal.salt {
+                    Some(params) => wamp_proto::wampcra::derive_key(&secret, params),
+                    None => secret,
+                };
+                Ok(self.challenge_wampcra(&key, principal.salt.as_ref(), grant))
             }
             Method::Cryptosign => {
                 let key = match &principal.pubkey {
@@ -641,12 +640,9 @@ impl AuthFlow {
         }
     }
 
-    fn challenge_wampcra(
-        &mut self,
-        secret: &str,
-        salt: Option<&CraSalt>,
-        grant: Grant,
-    ) -> AuthAction {
+    /// CHALLENGE for `grant`, whose signatures are checked with `key` (the secret, or the key
+    /// derived from it with `salt`, whose parameters the client gets in CHALLENGE.Extra).
+    fn challenge_wampcra(&mut self, key: &str, salt: Option<&CraSalt>, grant: Grant) -> AuthAction {
         let challenge = wampcra::challenge(
             &grant.authid,
             &grant.authrole,
@@ -655,7 +651,7 @@ impl AuthFlow {
             &self.nonce,
             self.now_unix_ns,
         );
-        let expected = wampcra::expected_signature(secret, &challenge);
+        let expected = wampcra::expected_signature(key, &challenge);
         let mut extra = dict! {"challenge" => challenge};
         if let Some(salt) = salt {
             extra.insert("salt".into(), Value::from(salt.salt.as_str()));
@@ -855,13 +851,24 @@ fn parse_principal(value: Value) -> Result<Principal, String> {
             ))
         }
     };
-    let iterations = int("iterations", u64::from(u32::MAX))?;
-    let keylen = int("keylen", MAX_KEYLEN)?;
-    let salt = string("salt")?.map(|salt| CraSalt {
-        salt,
-        iterations: iterations.unwrap_or(DEFAULT_ITERATIONS),
-        keylen: keylen.unwrap_or(DEFAULT_KEYLEN),
-    });
+    let iterations = int("iterations", u64::from(wamp_proto::wampcra::MAX_ITERATIONS))?;
+    let keylen = int("keylen", u64::from(wamp_proto::wampcra::MAX_KEYLEN))?;
+    // As for static users: a salted secret has all three, as Crossbar uses them.
+    let salt = match (string("salt")?, iterations, keylen) {
+        (Some(salt), Some(iterations), Some(keylen)) => Some(CraSalt {
+            salt,
+            iterations,
+            keylen,
+        }),
+        (None, None, None) => None,
+        _ => {
+            return Err(
+                "a salted secret needs \"salt\", \"iterations\" and \"keylen\" \
+                        together"
+                    .into(),
+            )
+        }
+    };
     Ok(Principal {
         role,
         authid: string("authid")?,

@@ -22,13 +22,13 @@ const RNG_START: u8 = 7;
 const CRA_CHALLENGE: &str = r#"{"authid": "joe", "authrole": "frontend", "authmethod": "wampcra", "authprovider": "static", "session": 1234567890123, "nonce": "BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2", "timestamp": "2023-11-14T22:13:20.123Z"}"#;
 /// Autobahn's `AuthWampCra(secret="secret123").on_challenge(...)` for [`CRA_CHALLENGE`].
 const CRA_SIGNATURE: &str = "poyiOEL7rk41zbzW+OYjcEytNG48UAtq5QYrduix5Vo=";
-/// `derive_key("secret1", "salt123", 100, 16)`: Crossbar's configured secret of a salted user.
-const CRA_SALTED_SECRET: &str = "prq7+YkJ1/KlW1X0YczMHw==";
+/// A salted user's password, configured as its `secret` (as in Crossbar).
+const CRA_SALTED_PASSWORD: &str = "secret1";
+/// Autobahn's `derive_key("secret1", "salt123", 100, 16)`: the key both sides sign with.
+const CRA_SALTED_KEY: &str = "prq7+YkJ1/KlW1X0YczMHw==";
 const CRA_SALTED_CHALLENGE: &str = r#"{"authid": "peter", "authrole": "frontend", "authmethod": "wampcra", "authprovider": "static", "session": 1234567890123, "nonce": "BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2", "timestamp": "2023-11-14T22:13:20.123Z"}"#;
 /// Autobahn's client with password "secret1", deriving the key from CHALLENGE.Extra.
 const CRA_SALTED_SIGNATURE: &str = "oTgYXNyGjzme6CdTzlPwygWrHCwYvFIAhE0gkAM8Uow=";
-/// `derive_key("password", "pepper")` (1000 iterations, 32 bytes).
-const DERIVE_KEY_DEFAULTS: &str = "RbCTL9FiwCX50tTpYlPMZDE/K82SzkqN6mE7lILcfpc=";
 const CRA_UNICODE_CHALLENGE: &str = "{\"authid\": \"jöe \\\"q\\\"\", \"authrole\": \"frontend\", \"authmethod\": \"wampcra\", \"authprovider\": \"dynamic\", \"session\": 1234567890123, \"nonce\": \"BwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8wMTIzNDU2\", \"timestamp\": \"2023-11-14T22:13:20.123Z\"}";
 /// Secret "s3cr3t".
 const CRA_UNICODE_SIGNATURE: &str = "Bu2FEfS8cXOLpgs8r4v5OniHqKHuN1CxDaNNIrEYMNs=";
@@ -189,34 +189,29 @@ fn cra_config() -> AuthConfig {
             users: BTreeMap::from([
                 (
                     "joe".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new("secret123"),
-                        role: "frontend".into(),
-                        realm: None,
-                        salt: None,
-                    },
+                    WampCraUser::new(Secret::new("secret123"), "frontend".into(), None, None),
                 ),
                 (
                     "peter".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new(CRA_SALTED_SECRET),
-                        role: "frontend".into(),
-                        realm: None,
-                        salt: Some(CraSalt {
+                    WampCraUser::new(
+                        Secret::new(CRA_SALTED_PASSWORD),
+                        "frontend".into(),
+                        None,
+                        Some(CraSalt {
                             salt: "salt123".into(),
                             iterations: 100,
                             keylen: 16,
                         }),
-                    },
+                    ),
                 ),
                 (
                     "ann".to_owned(),
-                    WampCraUser {
-                        secret: Secret::new("secret123"),
-                        role: "frontend".into(),
-                        realm: Some("other".into()),
-                        salt: None,
-                    },
+                    WampCraUser::new(
+                        Secret::new("secret123"),
+                        "frontend".into(),
+                        Some("other".into()),
+                        None,
+                    ),
                 ),
             ]),
         }),
@@ -679,19 +674,57 @@ fn dynamic_wampcra_gets_the_secret_from_the_authenticator() {
     let id = welcome(flow.handle_authenticate(CRA_UNICODE_SIGNATURE, &Dict::new()));
     assert_identity(&id, "jöe \"q\"", "frontend", "wampcra", "dynamic");
 
-    // Salt parameters from the authenticator go to the client, with Crossbar's defaults.
+    // A salted secret from the authenticator is the password, as in Crossbar: the parameters
+    // go to the client, and the signature is checked with the key derived from the password.
     let (mut flow, _) = start(Some(&config), &hello(&["wampcra"], Some("peter"), None));
-    let result = Value::Dict(dict! {"secret" => "k", "role" => "r", "salt" => "s"});
+    let result = Value::Dict(dict! {
+        "secret" => CRA_SALTED_PASSWORD, "role" => "frontend",
+        "salt" => "salt123", "iterations" => 100u64, "keylen" => 16u64,
+    });
     let (_, extra) = challenge(flow.handle_authenticator_result(Ok(result)));
     assert_eq!(
         (&extra["salt"], &extra["iterations"], &extra["keylen"]),
         (
-            &Value::from("s"),
-            &Value::from(1000u64),
-            &Value::from(32u64)
+            &Value::from("salt123"),
+            &Value::from(100u64),
+            &Value::from(16u64)
         )
     );
-    assert_refused(flow.handle_authenticate("bad", &Dict::new()), "wampcra");
+    let challenge_text = extra["challenge"].as_str().unwrap().to_owned();
+    let sign = |key: &str| {
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            wampcra::expected_signature(key, &challenge_text),
+        )
+    };
+    // Signed with the password itself (the key of a plain secret): refused.
+    assert_refused(
+        flow.handle_authenticate(&sign(CRA_SALTED_PASSWORD), &Dict::new()),
+        "wampcra",
+    );
+    let (mut flow, _) = start(Some(&config), &hello(&["wampcra"], Some("peter"), None));
+    let result = Value::Dict(dict! {
+        "secret" => CRA_SALTED_PASSWORD, "role" => "frontend",
+        "salt" => "salt123", "iterations" => 100u64, "keylen" => 16u64,
+    });
+    let (_, extra) = challenge(flow.handle_authenticator_result(Ok(result)));
+    let challenge_text = extra["challenge"].as_str().unwrap().to_owned();
+    let signature = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        wampcra::expected_signature(CRA_SALTED_KEY, &challenge_text),
+    );
+    let id = welcome(flow.handle_authenticate(&signature, &Dict::new()));
+    assert_identity(&id, "peter", "frontend", "wampcra", "dynamic");
+
+    // A partial salt (Crossbar would silently sign with the plain secret): refused as invalid.
+    let (mut flow, _) = start(Some(&config), &hello(&["wampcra"], Some("peter"), None));
+    let result = Value::Dict(dict! {"secret" => "k", "role" => "r", "salt" => "s"});
+    let (reason, message) = refuse(flow.handle_authenticator_result(Ok(result)));
+    assert_eq!(reason, uris::AUTHENTICATION_FAILED);
+    assert!(
+        message.contains("\"salt\", \"iterations\" and \"keylen\""),
+        "{message}"
+    );
 
     // No secret: refused.
     let (mut flow, _) = start(Some(&config), &hello(&["wampcra"], Some("peter"), None));
@@ -701,23 +734,6 @@ fn dynamic_wampcra_gets_the_secret_from_the_authenticator() {
             uris::AUTHENTICATION_FAILED,
             "the authenticator returned an invalid result: no \"secret\"".to_owned()
         )
-    );
-}
-
-#[test]
-fn derive_key_matches_autobahn() {
-    let salt = |salt: &str, iterations, keylen| CraSalt {
-        salt: salt.into(),
-        iterations,
-        keylen,
-    };
-    assert_eq!(
-        wampcra::derive_key("secret1", &salt("salt123", 100, 16)),
-        CRA_SALTED_SECRET
-    );
-    assert_eq!(
-        wampcra::derive_key("password", &salt("pepper", 1000, 32)),
-        DERIVE_KEY_DEFAULTS
     );
 }
 

@@ -6,10 +6,11 @@
 //!   "nonce": ..., "timestamp": ...}`, with a 64-character base64 nonce (48 random bytes) and an
 //!   ISO 8601 UTC timestamp with milliseconds (`2023-11-14T22:13:20.123Z`).
 //! - The client answers `base64(HMAC-SHA256(key, challenge))`, where `key` is the secret's UTF-8
-//!   bytes. For a salted user the client first derives the key from its password with
-//!   `derive_key` (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
-//!   CHALLENGE.Extra, then base64), and the router's configured `secret` *is* that derived key:
-//!   the router never runs PBKDF2 itself.
+//!   bytes. For a salted user both sides use as key the text `wamp_proto::wampcra::derive_key`
+//!   gives (PBKDF2-HMAC-SHA256 with the `salt`, `iterations` and `keylen` sent in
+//!   CHALLENGE.Extra, then base64): the client from its password, the router from the secret
+//!   configured (derived once at load) or returned by a dynamic authenticator (derived at each
+//!   challenge), as Crossbar does.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -18,9 +19,6 @@ use crate::clock::iso8601_from_unix_ns;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-
-#[cfg(test)]
-use crate::auth::CraSalt;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -63,18 +61,4 @@ pub(crate) fn verify(expected: &[u8; 32], signature: &str) -> bool {
         Ok(bytes) => bytes.len() == expected.len() && bool::from(bytes.ct_eq(expected)),
         Err(_) => false,
     }
-}
-
-/// Autobahn's `derive_key(secret, salt, iterations, keylen)`: base64 of
-/// PBKDF2-HMAC-SHA256(secret, salt). What a salted user's `secret` is in the configuration.
-#[cfg(test)]
-pub(crate) fn derive_key(secret: &str, salt: &CraSalt) -> String {
-    let mut key = vec![0u8; salt.keylen as usize];
-    pbkdf2::pbkdf2_hmac::<Sha256>(
-        secret.as_bytes(),
-        salt.salt.as_bytes(),
-        salt.iterations,
-        &mut key,
-    );
-    BASE64.encode(key)
 }

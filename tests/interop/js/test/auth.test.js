@@ -33,11 +33,6 @@ const NOT_AUTHORIZED = 'wamp.error.not_authorized';
 
 // ---- credentials ------------------------------------------------------------------------------
 
-/** PBKDF2-SHA256, base64: what a salted WAMP-CRA user's `secret` is in the configuration. */
-function deriveKey(password, salt, iterations, keylen) {
-  return crypto.pbkdf2Sync(password, salt, iterations, keylen, 'sha256').toString('base64');
-}
-
 /** A deterministic Ed25519 key pair: { seed, pub } in hex (the public key by node:crypto). */
 function keypair(n) {
   const seed = Buffer.alloc(32, n);
@@ -93,7 +88,7 @@ const AUTHS = {
       users: {
         carol: { secret: CRA_CAROL, role: 'user' },
         dave: {
-          secret: deriveKey(DAVE_PASSWORD, DAVE_SALT, DAVE_ITERATIONS, DAVE_KEYLEN),
+          secret: DAVE_PASSWORD, // the password itself, as in Crossbar: the router derives the key
           role: 'user', salt: DAVE_SALT, iterations: DAVE_ITERATIONS, keylen: DAVE_KEYLEN,
         },
       },
@@ -339,7 +334,7 @@ async function startAuthenticator(serializer) {
           return {
             argsList: [{
               role: 'user',
-              secret: deriveKey(DYN_DAVE_PASSWORD, DYN_DAVE_SALT, 100, 32),
+              secret: DYN_DAVE_PASSWORD,
               salt: DYN_DAVE_SALT,
               iterations: 100,
               keylen: 32,
