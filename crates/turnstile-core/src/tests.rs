@@ -147,6 +147,7 @@ fn realm_config(stats: Option<StatsConfig>) -> RealmConfig {
         options: RealmOptions::default(),
         stats,
         event_history: vec![],
+        limits: Default::default(),
     }
 }
 

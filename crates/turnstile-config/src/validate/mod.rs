@@ -6,6 +6,7 @@
 
 mod auth;
 mod endpoint;
+mod limits;
 mod realm;
 mod transport;
 
@@ -77,6 +78,7 @@ const WORKER: Keys = Keys {
         "realms",
         "transports",
         "components",
+        "limits",
     ],
     unsupported: &[
         ("manhole", "worker manholes are not supported yet"),
@@ -159,10 +161,12 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         n.object(&WORKER_OPTIONS)?.opt_str("title", "a title")
     })?;
 
+    // Before the realms, which inherit its per-session limits.
+    let limits = obj.opt("limits", Default::default(), limits::worker_limits)?;
     let realms = obj.opt("realms", Vec::new(), |n| {
         n.list("realms")?
             .iter()
-            .map(|r| realm::realm(r, ctx))
+            .map(|r| realm::realm(r, ctx, limits.session))
             .collect()
     })?;
     let transports = obj.opt("transports", Vec::new(), |n| {
@@ -181,5 +185,6 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         title,
         realms,
         transports,
+        limits,
     })
 }
