@@ -39,10 +39,14 @@ pub struct RouterWorker {
 /// key is optional: `None` is the router's default, named in `turnstile::limits` (connections,
 /// deadlines, queues) and `turnstile_core::limits` (per session), where each says what happens
 /// at the limit. Timeouts are given in whole seconds.
+///
+/// Every key but `session` is node-wide (all workers run in one process, on one set of file
+/// descriptors), so the loader accepts them in one router worker only; see
+/// [`NodeConfig::connection_limits`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WorkerLimits {
-    /// `max_connections`: connections open at once on this worker's transports (with one
-    /// router worker, node-wide). At least 1. The `--max-connections` option overrides it.
+    /// `max_connections`: connections open at once, node-wide. At least 1. The
+    /// `--max-connections` option overrides it.
     pub max_connections: Option<usize>,
     /// `max_connections_per_ip`: connections open at once from one IP address. At least 1.
     /// The `--max-connections-per-ip` option overrides it.
@@ -86,6 +90,29 @@ pub struct SessionLimitsConfig {
     pub message_burst: Option<u32>,
 }
 
+impl WorkerLimits {
+    /// Whether any node-wide key (any but `session`) is given.
+    pub fn has_node_wide_keys(&self) -> bool {
+        let WorkerLimits {
+            max_connections,
+            max_connections_per_ip,
+            handshake_timeout,
+            http_request_header_timeout,
+            message_completion_timeout,
+            frame_completion_timeout,
+            max_outgoing_queue_bytes,
+            session: _,
+        } = self;
+        max_connections.is_some()
+            || max_connections_per_ip.is_some()
+            || handshake_timeout.is_some()
+            || http_request_header_timeout.is_some()
+            || message_completion_timeout.is_some()
+            || frame_completion_timeout.is_some()
+            || max_outgoing_queue_bytes.is_some()
+    }
+}
+
 impl SessionLimitsConfig {
     /// These limits, each key not given here taken from `defaults`.
     pub fn or(self, defaults: SessionLimitsConfig) -> SessionLimitsConfig {
@@ -102,6 +129,21 @@ impl SessionLimitsConfig {
 }
 
 impl NodeConfig {
+    /// The node-wide limits: the `limits` of the router worker that gives node-wide keys (the
+    /// loader allows one), else none (every key the default).
+    pub fn connection_limits(&self) -> WorkerLimits {
+        self.workers
+            .iter()
+            .map(|w| &w.limits)
+            .find(|l| l.has_node_wide_keys())
+            .cloned()
+            .map(|l| WorkerLimits {
+                session: SessionLimitsConfig::default(),
+                ..l
+            })
+            .unwrap_or_default()
+    }
+
     /// Moves every TCP endpoint of every worker to port 0 on 127.0.0.1 (IP version 4), so that
     /// tests and benchmarks can bind a configuration on ephemeral loopback ports (the bound
     /// addresses are the listeners' local addresses). `backlog` and Unix socket endpoints are

@@ -336,3 +336,29 @@ workers:
     );
     assert_eq!(worker.transports[0].max_connections(), Some(10));
 }
+
+/// Connection limits are node-wide: given in one router worker only; per-session defaults may
+/// differ between workers.
+#[test]
+fn node_wide_limits_are_given_once() {
+    let mut doc = base();
+    let second = json!({"type": "router", "realms": [{"name": "realm3"}],
+                        "limits": {"session": {"max_subscriptions": 3}}});
+    doc["workers"].as_array_mut().unwrap().push(second);
+    doc["workers"][0]["limits"] = json!({"max_connections": 10});
+    let config = load(&doc).unwrap();
+    assert_eq!(config.connection_limits().max_connections, Some(10));
+    assert_eq!(
+        config.connection_limits().session,
+        SessionLimitsConfig::default()
+    );
+    assert_eq!(
+        config.workers[1].realms[0].limits.max_subscriptions,
+        Some(3)
+    );
+    doc["workers"][1]["limits"]["handshake_timeout"] = json!(5);
+    let (at, problem, shown) = refused(&doc);
+    assert_eq!(at, "workers[1].limits", "{shown}");
+    assert!(matches!(problem, Problem::Conflict { .. }), "{shown}");
+    assert!(shown.contains("also given at workers[0].limits"), "{shown}");
+}

@@ -768,6 +768,7 @@ fn short_limits(max_connections: usize) -> ConnectionLimits {
         max_connections_per_ip: None,
         http_request_header_timeout: Duration::from_secs(1),
         message_completion_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
     }
 }
 
