@@ -22,7 +22,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_RETAINED_TOPICS: usize = 10_000;
 
 /// Subscriptions one session may hold at once. A SUBSCRIBE that would exceed it is refused with
-/// ERROR [`LIMIT_EXCEEDED`] (and a logged warning); the session goes on, and may subscribe again
+/// ERROR [`LIMIT_EXCEEDED`] (and a logged warning, see [`LIMIT_LOG_INTERVAL`]); the session goes on, and may subscribe again
 /// once it has unsubscribed from something.
 pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 10_000;
 
@@ -44,11 +44,13 @@ pub const MAX_CALLS_IN_FLIGHT_PER_SESSION: usize = 10_000;
 /// [`LIMIT_EXCEEDED`]; an unacknowledged PUBLISH is dropped. Answers and endings always pass
 /// (YIELD, ERROR, CANCEL, UNSUBSCRIBE, UNREGISTER, GOODBYE, ABORT), so a limited callee still
 /// answers its calls. The session goes on; refusals are logged as a warning at most once every
-/// [`RATE_LIMIT_LOG_INTERVAL`] per session, with the count since the last line.
+/// [`LIMIT_LOG_INTERVAL`] per session, with the count since the last line.
 pub const MAX_MESSAGES_PER_SECOND: u32 = 0;
 
-/// How often, at most, the refusals of one session's message rate limit are logged.
-pub const RATE_LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// How often, at most, the requests one session had refused at one of its limits (its message
+/// rate; or its subscriptions, registrations and calls in flight) are logged; each line has the
+/// count since the last, so a client cannot flood the log.
+pub const LIMIT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The error URI of a request refused because its session reached one of its per-session
 /// limits. The WAMP spec defines no error for resource limits and reserves the `wamp.`

@@ -1,8 +1,40 @@
-//! A token bucket, the per-session message rate limit ([`crate::limits::MAX_MESSAGES_PER_SECOND`]):
-//! it holds up to `burst` tokens, refills at `per_second` tokens a second, and each message takes
-//! one. Time comes in as `now`, so tests drive it with a fake clock.
+//! Rates, with time coming in as `now` so tests drive them with a fake clock: a token bucket,
+//! the per-session message rate limit ([`crate::limits::MAX_MESSAGES_PER_SECOND`]), which holds
+//! up to `burst` tokens, refills at `per_second` tokens a second, and each message takes one;
+//! and a throttle for a session's warnings, so a client cannot flood the log.
 
+use std::cell::Cell;
 use std::time::Instant;
+
+use crate::limits::LIMIT_LOG_INTERVAL;
+
+/// One line per [`LIMIT_LOG_INTERVAL`] at most, counting what it did not log. In `Cell`s, so
+/// it can be used through a shared session.
+#[derive(Debug, Default)]
+pub(crate) struct WarnThrottle {
+    logged_at: Cell<Option<Instant>>,
+    unlogged: Cell<u64>,
+}
+
+impl WarnThrottle {
+    /// One more event at `now`: `Some(n)` when it is to be logged, `n` the events since the
+    /// last line (this one included); `None` when it is only counted.
+    pub(crate) fn due(&self, now: Instant) -> Option<u64> {
+        let n = self.unlogged.get() + 1;
+        let due = self
+            .logged_at
+            .get()
+            .is_none_or(|at| now.saturating_duration_since(at) >= LIMIT_LOG_INTERVAL);
+        if due {
+            self.logged_at.set(Some(now));
+            self.unlogged.set(0);
+            Some(n)
+        } else {
+            self.unlogged.set(n);
+            None
+        }
+    }
+}
 
 /// A token bucket; full when created.
 #[derive(Debug, Clone)]
@@ -48,6 +80,21 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn warnings_are_throttled_and_counted() {
+        let t0 = Instant::now();
+        let w = WarnThrottle::default();
+        assert_eq!(w.due(t0), Some(1), "the first is logged");
+        assert_eq!(w.due(t0 + Duration::from_secs(1)), None);
+        assert_eq!(w.due(t0 + Duration::from_secs(9)), None);
+        assert_eq!(
+            w.due(t0 + LIMIT_LOG_INTERVAL),
+            Some(3),
+            "with the two not logged"
+        );
+        assert_eq!(w.due(t0 + LIMIT_LOG_INTERVAL), None);
+    }
 
     #[test]
     fn burst_then_the_rate() {

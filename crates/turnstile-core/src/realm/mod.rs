@@ -113,15 +113,19 @@ impl RequestError {
         }
     }
 
-    /// A request refused because session `s` holds `limit` `what` already (logged as a warning);
-    /// `remedy` tells the client how to get under the limit again.
-    fn limit_exceeded(s: &Session, what: &str, limit: usize, remedy: &str) -> Self {
-        warn!(
-            session = s.id,
-            authid = %s.identity.authid,
-            limit,
-            "session reached its limit of {what}; request refused"
-        );
+    /// A request refused because session `s` holds `limit` `what` already (logged as a warning,
+    /// at most once every [`limits::LIMIT_LOG_INTERVAL`] per session, with the count since the
+    /// last line); `remedy` tells the client how to get under the limit again.
+    fn limit_exceeded(s: &Session, what: &str, limit: usize, remedy: &str, now: Instant) -> Self {
+        if let Some(refused) = s.limit_warnings.due(now) {
+            warn!(
+                session = s.id,
+                authid = %s.identity.authid,
+                limit,
+                refused,
+                "session reached its limit of {what}; request refused"
+            );
+        }
         Self::new(
             limits::LIMIT_EXCEEDED,
             format!("session has reached its limit of {limit} {what}: {remedy}"),
@@ -365,6 +369,7 @@ impl Realm {
             blocked: None,
             decision_cache: Default::default(),
             rate: None,
+            limit_warnings: Default::default(),
         };
         self.sessions.insert(session);
         self.timers.insert(Timer {

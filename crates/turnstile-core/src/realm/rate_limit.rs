@@ -1,9 +1,7 @@
 //! The per-session message rate limit ([`limits::MAX_MESSAGES_PER_SECOND`]): every message a
 //! session sends takes a token from its bucket; without one, a message that starts something new
 //! is refused (ERROR) or, for an unacknowledged PUBLISH, dropped, and the refusals are logged at
-//! most once every [`limits::RATE_LIMIT_LOG_INTERVAL`] per session.
-
-use std::time::Instant;
+//! most once every [`limits::LIMIT_LOG_INTERVAL`] per session.
 
 use tracing::warn;
 use wamp_proto::message::code;
@@ -12,17 +10,15 @@ use wamp_proto::{Id, Message, Value};
 use super::Realm;
 use crate::limits;
 use crate::peer::ConnId;
-use crate::rate::TokenBucket;
+use crate::rate::{TokenBucket, WarnThrottle};
 
 /// A session's rate limit state (present while its realm has a rate).
 #[derive(Debug)]
 pub(crate) struct SessionRate {
     bucket: TokenBucket,
-    /// Messages refused or dropped since the last log line.
-    unlogged: u64,
-    /// Messages refused or dropped since the session joined.
+    /// Messages refused or dropped since the session joined (or the rate changed).
     total: u64,
-    logged_at: Option<Instant>,
+    warnings: WarnThrottle,
 }
 
 impl Realm {
@@ -47,9 +43,8 @@ impl Realm {
             // New, or the limit changed: a full bucket at the new rate.
             slot => slot.insert(Box::new(SessionRate {
                 bucket: TokenBucket::new(per_second, burst, now),
-                unlogged: 0,
                 total: 0,
-                logged_at: None,
+                warnings: WarnThrottle::default(),
             })),
         };
         if rate.bucket.try_take(now) {
@@ -70,24 +65,18 @@ impl Realm {
             }
             _ => return true,
         };
-        rate.unlogged += 1;
         rate.total += 1;
-        if rate
-            .logged_at
-            .is_none_or(|at| now.saturating_duration_since(at) >= limits::RATE_LIMIT_LOG_INTERVAL)
-        {
+        if let Some(refused) = rate.warnings.due(now) {
             warn!(
                 session = s.id,
                 authid = %s.identity.authid,
                 limit = "max_messages_per_second",
                 max_messages_per_second = per_second,
                 burst,
-                refused = rate.unlogged,
+                refused,
                 refused_total = rate.total,
                 "session exceeds its message rate; requests refused, unacknowledged publications dropped"
             );
-            rate.unlogged = 0;
-            rate.logged_at = Some(now);
         }
         if let Some((request_type, request)) = refused {
             let text = format!(
