@@ -146,12 +146,12 @@ pub fn default_max_connections(nofile: u64) -> usize {
 }
 
 /// How long a connection refused at a connection cap ([`ConnectionLimits::max_connections_per_ip`],
-/// a transport's `max_connections`) may take to receive its refusal (an HTTP 503 response, a
-/// RawSocket handshake error 4). The refusal is written at once after the accept, then the
-/// router closes lingering for at most [`CLOSE_TIMEOUT`]; a client that reads nothing is
-/// dropped at this deadline. Meanwhile the connection holds its node-wide slot, so refusals
-/// cost at most a few seconds of a bounded number of file descriptors.
-pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+/// a transport's `max_connections`) is kept: its refusal (an HTTP 503 response, a RawSocket
+/// handshake error 4) is written at once after the accept, then the router closes lingering
+/// (shuts down its side and discards input until the client closes too, so the client reads
+/// the refusal instead of a reset), all within this deadline. Meanwhile the connection holds
+/// its node-wide slot: refusals cost at most this long of a bounded number of file descriptors.
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The `Retry-After` of the HTTP 503 a refused web or WebSocket connection gets.
 pub const REFUSAL_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -162,15 +162,15 @@ pub const REFUSAL_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// options replace those; tests shorten them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Connections open at once, node-wide. A listener takes a slot before it accepts: at the
-    /// limit it stops accepting and new connections wait in the kernel's listen backlog (or are
+    /// Connections open at once, node-wide. A listener takes a slot once a connection is
+    /// pending, before it accepts it: at the limit it stops accepting and new connections wait in the kernel's listen backlog (or are
     /// refused by the kernel when that is full) until a connection closes, instead of being
     /// accepted and failing for want of file descriptors. Default: [`default_max_connections`]
     /// of the soft open-file limit at start. Logged at warn level when reached.
     pub max_connections: usize,
     /// Connections open at once from one IP address (TCP only); `None` (the default): no cap.
     /// A connection beyond it is refused right after the accept: an HTTP 503 on `web` and
-    /// `websocket` transports, handshake error 4 on RawSocket (see [`REFUSAL_WRITE_TIMEOUT`]).
+    /// `websocket` transports, handshake error 4 on RawSocket (see [`REFUSAL_TIMEOUT`]).
     /// Off by default because a reverse proxy or a load generator legitimately opens many
     /// connections from one address.
     pub max_connections_per_ip: Option<usize>,

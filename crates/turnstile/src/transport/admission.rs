@@ -199,9 +199,8 @@ pub(crate) fn refusal(kind: RefusalKind, by: RefusedBy) -> Vec<u8> {
     }
 }
 
-/// Sends `io` its refusal and closes it lingering, in a task: the write bounded by
-/// [`limits::REFUSAL_WRITE_TIMEOUT`], the lingering close by [`limits::CLOSE_TIMEOUT`].
-/// `permit` (the connection's node-wide slot) is held until then.
+/// Sends `io` its refusal and closes it lingering, in a task, all within
+/// [`limits::REFUSAL_TIMEOUT`]. `permit` (the connection's node-wide slot) is held until then.
 fn refuse<S>(mut io: S, kind: RefusalKind, by: RefusedBy, permit: OwnedSemaphorePermit)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -209,18 +208,8 @@ where
     tokio::spawn(async move {
         let _permit = permit;
         let bytes = refusal(kind, by);
-        let write = async {
-            io.write_all(&bytes).await?;
-            io.flush().await
-        };
-        if !matches!(
-            tokio::time::timeout(limits::REFUSAL_WRITE_TIMEOUT, write).await,
-            Ok(Ok(()))
-        ) {
-            return;
-        }
-        let drain = async {
-            if io.shutdown().await.is_err() {
+        let refuse = async {
+            if io.write_all(&bytes).await.is_err() || io.shutdown().await.is_err() {
                 return;
             }
             let mut buf = [0u8; 4096];
@@ -230,7 +219,7 @@ where
                 }
             }
         };
-        let _ = tokio::time::timeout(limits::CLOSE_TIMEOUT, drain).await;
+        let _ = tokio::time::timeout(limits::REFUSAL_TIMEOUT, refuse).await;
     });
 }
 
