@@ -278,7 +278,7 @@ impl Listener for TcpAccept {
             };
             let permit = self.gate.slot(&self.local).await;
             let accepted = match ready.try_io(|l| l.get_ref().accept()) {
-                // Taken by no one else, but the readiness was stale: wait again.
+                // The readiness was stale (the client gave up meanwhile): wait again.
                 Err(_would_block) => continue,
                 Ok(accepted) => accepted.and_then(|(stream, addr)| {
                     stream.set_nonblocking(true)?;
