@@ -1,7 +1,10 @@
 //! Named limits of the router, each with its default and what happens when it is reached.
 //!
 //! The limits the sans-IO core enforces live in `turnstile_core::limits` and are re-exported
-//! here, so this module lists every limit of the router.
+//! here, so this module lists every limit of the router. The configuration sets most of them
+//! (a router worker's `limits`, a realm's `limits`, a transport's `max_connections`; see
+//! [`ConnectionLimits::configured`] and `SessionLimits::from_config`); the README's Limits
+//! section lists the keys.
 
 use std::time::Duration;
 
