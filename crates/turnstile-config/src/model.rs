@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use wamp_proto::{MatchPolicy, Serializer, UriRules};
 
@@ -29,9 +30,120 @@ pub struct RouterWorker {
     pub realms: Vec<RealmConfig>,
     /// `transports`: the listening transports clients connect through.
     pub transports: Vec<TransportConfig>,
+    /// `limits` (a Turnstile extension): the worker's connection limits and the per-session
+    /// defaults of its realms.
+    pub limits: WorkerLimits,
+}
+
+/// `workers[i].limits`, a Turnstile extension (Crossbar's format has no place for these). Every
+/// key is optional: `None` is the router's default, named in `turnstile::limits` (connections,
+/// deadlines, queues) and `turnstile_core::limits` (per session), where each says what happens
+/// at the limit. Timeouts are given in whole seconds.
+///
+/// Every key but `session` is node-wide (all workers run in one process, on one set of file
+/// descriptors), so the loader accepts them in one router worker only; see
+/// [`NodeConfig::connection_limits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerLimits {
+    /// `max_connections`: connections open at once, node-wide. At least 1. The
+    /// `--max-connections` option overrides it.
+    pub max_connections: Option<usize>,
+    /// `max_connections_per_ip`: connections open at once from one IP address. At least 1.
+    /// The `--max-connections-per-ip` option overrides it.
+    pub max_connections_per_ip: Option<usize>,
+    /// `handshake_timeout`: from connecting to WELCOME (the RawSocket opening handshake, the
+    /// HELLO and any authentication). 1 to 3600 seconds.
+    pub handshake_timeout: Option<Duration>,
+    /// `http_request_header_timeout`: for a complete HTTP request head (also the keep-alive idle
+    /// timeout). 1 to 3600 seconds.
+    pub http_request_header_timeout: Option<Duration>,
+    /// `message_completion_timeout`: for a WebSocket message once started. 1 to 3600 seconds.
+    pub message_completion_timeout: Option<Duration>,
+    /// `frame_completion_timeout`: for a RawSocket frame once its header is in. 1 to 3600
+    /// seconds.
+    pub frame_completion_timeout: Option<Duration>,
+    /// `max_outgoing_queue_bytes`: bytes that may wait in one connection's outgoing queue before
+    /// its session is disconnected as a slow consumer. 1 KiB to 1 GiB.
+    pub max_outgoing_queue_bytes: Option<usize>,
+    /// `session`: per-session limits for every realm of the worker (a realm's own `limits`
+    /// override them key by key).
+    pub session: SessionLimitsConfig,
+}
+
+/// Per-session limits: `workers[i].limits.session` (defaults of the worker's realms) and
+/// `realms[j].limits` (the realm's own). A realm's [`RealmConfig::limits`] holds the result:
+/// the realm's key if given, else the worker's. `None`: the default named in
+/// `turnstile_core::limits`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionLimitsConfig {
+    /// `max_subscriptions`: subscriptions one session may hold. At least 1.
+    pub max_subscriptions: Option<usize>,
+    /// `max_registrations`: registrations one session may hold. At least 1.
+    pub max_registrations: Option<usize>,
+    /// `max_calls_in_flight`: calls one caller may have unanswered. At least 1.
+    pub max_calls_in_flight: Option<usize>,
+    /// `max_messages_per_second`: the sustained rate of messages a session may send; 0 = no
+    /// limit (the default). At most 1,000,000.
+    pub max_messages_per_second: Option<u32>,
+    /// `message_burst`: messages a session may send at once above the rate (the token bucket's
+    /// size); default: one second's worth. 1 to 1,000,000; only with a rate.
+    pub message_burst: Option<u32>,
+}
+
+impl WorkerLimits {
+    /// Whether any node-wide key (any but `session`) is given.
+    pub fn has_node_wide_keys(&self) -> bool {
+        let WorkerLimits {
+            max_connections,
+            max_connections_per_ip,
+            handshake_timeout,
+            http_request_header_timeout,
+            message_completion_timeout,
+            frame_completion_timeout,
+            max_outgoing_queue_bytes,
+            session: _,
+        } = self;
+        max_connections.is_some()
+            || max_connections_per_ip.is_some()
+            || handshake_timeout.is_some()
+            || http_request_header_timeout.is_some()
+            || message_completion_timeout.is_some()
+            || frame_completion_timeout.is_some()
+            || max_outgoing_queue_bytes.is_some()
+    }
+}
+
+impl SessionLimitsConfig {
+    /// These limits, each key not given here taken from `defaults`.
+    pub fn or(self, defaults: SessionLimitsConfig) -> SessionLimitsConfig {
+        SessionLimitsConfig {
+            max_subscriptions: self.max_subscriptions.or(defaults.max_subscriptions),
+            max_registrations: self.max_registrations.or(defaults.max_registrations),
+            max_calls_in_flight: self.max_calls_in_flight.or(defaults.max_calls_in_flight),
+            max_messages_per_second: self
+                .max_messages_per_second
+                .or(defaults.max_messages_per_second),
+            message_burst: self.message_burst.or(defaults.message_burst),
+        }
+    }
 }
 
 impl NodeConfig {
+    /// The node-wide limits: the `limits` of the router worker that gives node-wide keys (the
+    /// loader allows one), else none (every key the default).
+    pub fn connection_limits(&self) -> WorkerLimits {
+        self.workers
+            .iter()
+            .map(|w| &w.limits)
+            .find(|l| l.has_node_wide_keys())
+            .cloned()
+            .map(|l| WorkerLimits {
+                session: SessionLimitsConfig::default(),
+                ..l
+            })
+            .unwrap_or_default()
+    }
+
     /// Moves every TCP endpoint of every worker to port 0 on 127.0.0.1 (IP version 4), so that
     /// tests and benchmarks can bind a configuration on ephemeral loopback ports (the bound
     /// addresses are the listeners' local addresses). `backlog` and Unix socket endpoints are
@@ -73,6 +185,9 @@ pub struct RealmConfig {
     /// `store.event-history`: the topics whose events are kept for
     /// `wamp.subscription.get_events`.
     pub event_history: Vec<EventHistoryConfig>,
+    /// `limits` (a Turnstile extension): the per-session limits of the realm, its own keys
+    /// over its worker's `limits.session`.
+    pub limits: SessionLimitsConfig,
 }
 
 /// One entry of a realm's `store.event-history`.
@@ -208,6 +323,9 @@ pub enum TransportConfig {
         id: Option<String>,
         /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// `max_connections` (a Turnstile extension): connections open at once on this
+        /// transport; `None`: no cap of its own (the worker's applies).
+        max_connections: Option<usize>,
         /// The HTTP path of the WebSocket service, from `url` (`ws://host:port/path`); default `/`.
         path: String,
         /// `serializers`, `options` and `auth` of the WebSocket service.
@@ -219,6 +337,9 @@ pub enum TransportConfig {
         id: Option<String>,
         /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// `max_connections` (a Turnstile extension): connections open at once on this
+        /// transport; `None`: no cap of its own (the worker's applies).
+        max_connections: Option<usize>,
         /// `paths` (required, not empty): the path services by key (`"/"` or one segment).
         paths: BTreeMap<String, WebPath>,
     },
@@ -229,6 +350,9 @@ pub enum TransportConfig {
         id: Option<String>,
         /// `endpoint` (required): where to listen.
         endpoint: Endpoint,
+        /// `max_connections` (a Turnstile extension): connections open at once on this
+        /// transport; `None`: no cap of its own (the worker's applies).
+        max_connections: Option<usize>,
         /// `serializers`: the serializers a client may ask for in the handshake; default all three.
         serializers: Vec<Serializer>,
         /// `max_message_size` (or `options.max_message_size`, not both) in bytes: the largest
@@ -246,6 +370,21 @@ impl TransportConfig {
             TransportConfig::WebSocket { endpoint, .. }
             | TransportConfig::Web { endpoint, .. }
             | TransportConfig::RawSocket { endpoint, .. } => endpoint,
+        }
+    }
+
+    /// The transport's own connection cap (`max_connections`), if given.
+    pub fn max_connections(&self) -> Option<usize> {
+        match self {
+            TransportConfig::WebSocket {
+                max_connections, ..
+            }
+            | TransportConfig::Web {
+                max_connections, ..
+            }
+            | TransportConfig::RawSocket {
+                max_connections, ..
+            } => *max_connections,
         }
     }
 

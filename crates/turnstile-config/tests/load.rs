@@ -57,6 +57,7 @@ fn expected_example() -> NodeConfig {
             trigger_on_leave: true,
         }),
         event_history: vec![],
+        limits: SessionLimitsConfig::default(),
     };
     let mut paths = BTreeMap::new();
     paths.insert(
@@ -83,11 +84,13 @@ fn expected_example() -> NodeConfig {
                 TransportConfig::Web {
                     id: None,
                     endpoint: tcp(8080),
+                    max_connections: None,
                     paths,
                 },
                 TransportConfig::RawSocket {
                     id: None,
                     endpoint: tcp(8081),
+                    max_connections: None,
                     serializers: Serializer::ALL.to_vec(),
                     max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                     auth: None,
@@ -97,11 +100,13 @@ fn expected_example() -> NodeConfig {
                     endpoint: Endpoint::Unix {
                         path: example_dir().join("router.sock"),
                     },
+                    max_connections: None,
                     serializers: vec![Serializer::MsgPack],
                     max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
                     auth: None,
                 },
             ],
+            limits: WorkerLimits::default(),
         }],
     }
 }
@@ -453,6 +458,7 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 version: 6,
                 backlog: 1024
             },
+            max_connections: None,
             path: "/wamp".into(),
             service: WebSocketService {
                 serializers: vec![Serializer::Cbor, Serializer::Json],
@@ -482,6 +488,7 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 version: 4,
                 backlog: 1024
             },
+            max_connections: None,
             serializers: Serializer::ALL.to_vec(),
             max_message_size: 512,
             auth: Some(AuthConfig {

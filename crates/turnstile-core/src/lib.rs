@@ -33,6 +33,7 @@
 //! - `auth`: authentication methods and flows; `auth::dynamic_authorizer`: the arguments,
 //!   answers and per-session cache of dynamic authorizers (procedures deciding for a role).
 //! - `meter`: per-session usage metering (`wamp.session.on_stats`).
+//! - `rate`: the token bucket of the per-session message rate limit.
 //! - `timer`: the realm's table of deadlines; `clock`: wall-clock time from instants and its
 //!   one ISO-8601 formatter.
 
@@ -48,6 +49,7 @@ pub mod limits;
 pub(crate) mod meter;
 pub mod peer;
 pub(crate) mod permissions;
+pub(crate) mod rate;
 pub mod realm;
 pub(crate) mod session;
 pub(crate) mod timer;

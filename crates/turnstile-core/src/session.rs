@@ -68,6 +68,10 @@ pub(crate) struct Session {
     /// Authorization decisions that may be reused for this session: a dynamic authorizer's
     /// with `cache: true`, and those of static permissions with `cache: true`.
     pub decision_cache: std::cell::RefCell<crate::auth::dynamic_authorizer::DecisionCache>,
+    /// The message rate limit's state, while the realm has one.
+    pub rate: Option<Box<crate::realm::rate_limit::SessionRate>>,
+    /// Throttles the warnings about this session's refused requests.
+    pub limit_warnings: crate::rate::WarnThrottle,
 }
 
 /// The sessions of a realm, by connection and by WAMP session id. Only this type changes the

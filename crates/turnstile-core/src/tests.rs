@@ -147,6 +147,7 @@ fn realm_config(stats: Option<StatsConfig>) -> RealmConfig {
         options: RealmOptions::default(),
         stats,
         event_history: vec![],
+        limits: Default::default(),
     }
 }
 
@@ -1962,15 +1963,17 @@ fn slow_consumer_is_disconnected_without_holding_up_others() {
     );
 }
 
-/// A realm with small per-session limits.
+/// A realm with small per-session limits, from its configuration (`realms[j].limits`).
 fn limited_harness() -> Harness {
-    let mut h = Harness::new(realm_config(None));
-    h.realm.set_session_limits(limits::SessionLimits {
-        max_subscriptions: 2,
-        max_registrations: 2,
-        max_calls_in_flight: 2,
-    });
-    h
+    Harness::new(RealmConfig {
+        limits: turnstile_config::SessionLimitsConfig {
+            max_subscriptions: Some(2),
+            max_registrations: Some(2),
+            max_calls_in_flight: Some(2),
+            ..Default::default()
+        },
+        ..realm_config(None)
+    })
 }
 
 /// Whether `msgs` is exactly one ERROR for `request_type` with the limit URI.
@@ -2115,6 +2118,7 @@ fn time_leave(n: usize, policy: &str) -> Duration {
         max_subscriptions: n,
         max_registrations: n,
         max_calls_in_flight: n,
+        ..limits::SessionLimits::default()
     });
     let mut c = h.connect(Serializer::Json);
     h.join_advanced(&mut c);
@@ -2164,4 +2168,269 @@ fn leaving_with_many_subscriptions_and_registrations() {
         let took = time_leave(n, policy);
         println!("leave with {n} {policy} subscriptions + {n} registrations: {took:?}");
     }
+}
+
+/// A realm metering every session, with a message rate of 10 per second and a burst of 3.
+fn rate_limited_harness() -> Harness {
+    Harness::new(RealmConfig {
+        limits: turnstile_config::SessionLimitsConfig {
+            max_messages_per_second: Some(10),
+            message_burst: Some(3),
+            ..Default::default()
+        },
+        ..realm_config(stats(|_| {}))
+    })
+}
+
+/// Whether `msgs` is exactly one ERROR limit_exceeded for the request, naming the rate.
+fn is_rate_error(msgs: &[Message], request_type: u64, req: Id) -> bool {
+    matches!(msgs, [Message::Error { request_type: t, request, error, args, .. }]
+        if *t == request_type && *request == req && error == limits::LIMIT_EXCEEDED
+            && args.as_ref().and_then(|a| a.first()).and_then(Value::as_str)
+                .is_some_and(|text| text.contains("10 messages per second (burst 3)")))
+}
+
+/// Beyond its burst a session's requests are refused until the bucket refills at the rate:
+/// SUBSCRIBE, REGISTER, CALL and acknowledged PUBLISH get ERROR limit_exceeded, an
+/// unacknowledged PUBLISH is dropped; other sessions are not limited by it, and it goes on.
+#[test]
+fn message_rate_is_limited_after_the_burst() {
+    let mut h = rate_limited_harness();
+    let mut c = h.connect(Serializer::Json);
+    let mut watcher = h.connect(Serializer::Json);
+    h.join(&mut watcher);
+    let watched = h.subscribe(&mut watcher, "com.t");
+    h.join(&mut c);
+    // The burst: three messages at once.
+    for topic in ["com.a", "com.b", "com.c"] {
+        h.subscribe(&mut c, topic);
+    }
+    let subscribe = |request: Id| Message::Subscribe {
+        request,
+        options: Dict::new(),
+        topic: "com.d".into(),
+    };
+    h.send(&mut c, subscribe(7));
+    let msgs = h.take(&mut c);
+    assert!(is_rate_error(&msgs, code::SUBSCRIBE, 7), "{msgs:?}");
+    let publish = |request: Id, acknowledge: bool| Message::Publish {
+        request,
+        options: dict! {"acknowledge" => acknowledge},
+        topic: "com.t".into(),
+        args: None,
+        kwargs: None,
+    };
+    h.send(&mut c, publish(8, true));
+    let msgs = h.take(&mut c);
+    assert!(is_rate_error(&msgs, code::PUBLISH, 8), "{msgs:?}");
+    h.send(&mut c, publish(9, false));
+    assert!(
+        h.take(&mut c).is_empty(),
+        "an unacknowledged PUBLISH is dropped"
+    );
+    assert!(h.take(&mut watcher).is_empty(), "and reaches no subscriber");
+    let register = Message::Register {
+        request: 10,
+        options: Dict::new(),
+        procedure: "com.p".into(),
+    };
+    h.send(&mut c, register);
+    let msgs = h.take(&mut c);
+    assert!(is_rate_error(&msgs, code::REGISTER, 10), "{msgs:?}");
+    h.call(&mut c, 11, "com.p", Dict::new(), None);
+    let msgs = h.take(&mut c);
+    assert!(is_rate_error(&msgs, code::CALL, 11), "{msgs:?}");
+    // Another session has its own bucket.
+    h.send(&mut watcher, publish(12, true));
+    assert!(matches!(
+        h.take(&mut watcher).as_slice(),
+        [Message::Published { request: 12, .. }]
+    ));
+    // 100 ms later one more token: one publication goes through, the next does not.
+    h.advance(Duration::from_millis(100));
+    h.send(&mut c, publish(13, false));
+    h.send(&mut c, publish(14, false));
+    let events = h.take(&mut watcher);
+    assert!(
+        matches!(events.as_slice(), [Message::Event { subscription, .. }] if *subscription == watched),
+        "{events:?}"
+    );
+    // After a second the whole burst again, never more.
+    h.advance(Duration::from_secs(1));
+    for request in 20..24 {
+        h.send(&mut c, publish(request, true));
+    }
+    let msgs = h.take(&mut c);
+    assert_eq!(msgs.len(), 4);
+    assert!(msgs[..3]
+        .iter()
+        .all(|m| matches!(m, Message::Published { .. })));
+    assert!(is_rate_error(&msgs[3..], code::PUBLISH, 23), "{msgs:?}");
+    assert_eq!(h.realm.session_count(), 2, "the sessions go on");
+}
+
+/// Over the rate, answers and endings still pass: a limited callee's YIELD reaches its caller,
+/// UNSUBSCRIBE is answered, a further chunk of a progressive call is not refused, and GOODBYE
+/// ends the session. Every message, refused or not, is metered.
+#[test]
+fn over_the_rate_answers_and_endings_pass_and_everything_is_metered() {
+    let mut h = rate_limited_harness();
+    let (mut m, subs) = monitor(&mut h);
+    let (mut caller, mut callee) = (h.connect(Serializer::Json), h.connect(Serializer::Cbor));
+    h.join_advanced(&mut caller);
+    let callee_id = h.join_advanced(&mut callee);
+    h.register(&mut callee, "com.work");
+    let sub = h.subscribe(&mut callee, "com.t");
+    h.call(&mut caller, 1, "com.work", Dict::new(), None);
+    // The caller starts a progressive call while it has tokens.
+    h.call(&mut caller, 2, "com.work", dict! {"progress" => true}, None);
+    let invocations: Vec<Id> = h
+        .take(&mut callee)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Invocation { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(invocations.len(), 2);
+    // The callee spends its last token; then it is over the rate.
+    h.send(
+        &mut callee,
+        Message::Subscribe {
+            request: 5,
+            options: Dict::new(),
+            topic: "com.u".into(),
+        },
+    );
+    h.take(&mut callee);
+    h.send(
+        &mut callee,
+        Message::Subscribe {
+            request: 6,
+            options: Dict::new(),
+            topic: "com.v".into(),
+        },
+    );
+    let msgs = h.take(&mut callee);
+    assert!(is_rate_error(&msgs, code::SUBSCRIBE, 6), "{msgs:?}");
+    h.send(
+        &mut callee,
+        Message::Yield {
+            request: invocations[0],
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(matches!(
+        h.take(&mut caller).as_slice(),
+        [Message::Result { request: 1, .. }]
+    ));
+    h.send(
+        &mut callee,
+        Message::Unsubscribe {
+            request: 7,
+            subscription: sub,
+        },
+    );
+    assert!(matches!(
+        h.take(&mut callee).as_slice(),
+        [Message::Unsubscribed { request: 7, .. }]
+    ));
+    // The caller spends its last token, then is over the rate too: a new CALL is refused, the
+    // progressive call's next chunk is not.
+    h.send(
+        &mut caller,
+        Message::Publish {
+            request: 9,
+            options: Dict::new(),
+            topic: "com.x".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    h.call(&mut caller, 3, "com.work", Dict::new(), None);
+    let msgs = h.take(&mut caller);
+    assert!(is_rate_error(&msgs, code::CALL, 3), "{msgs:?}");
+    h.call(
+        &mut caller,
+        2,
+        "com.work",
+        dict! {"progress" => false},
+        None,
+    );
+    assert!(h.take(&mut caller).is_empty());
+    assert!(
+        matches!(h.take(&mut callee).as_slice(), [Message::Invocation { request, .. }] if *request == invocations[1]),
+        "the last chunk reached the callee"
+    );
+    h.send(
+        &mut callee,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: uris::CLOSE_NORMAL.into(),
+        },
+    );
+    h.pump(&mut callee);
+    assert!(
+        callee.closed || h.realm.session_count() == 2,
+        "the callee left"
+    );
+    let events = meta_events(&h.take(&mut m), &subs);
+    let cycles = stats_for(&events, callee_id);
+    // `join_advanced` does not log its HELLO in the client's totals; the meter counts it.
+    let hello = Message::Hello {
+        realm: "realm1".into(),
+        details: callee_roles(),
+    };
+    let hello_len = Serializer::Cbor.encode(&hello).unwrap().len() as u64;
+    let (messages, bytes) = callee.totals();
+    let sum = |k: &str| cycles.iter().map(|s| int(s, k)).sum::<u64>();
+    assert_eq!(
+        sum("messages"),
+        messages + 1,
+        "refused messages are metered too"
+    );
+    assert_eq!(sum("bytes"), bytes + hello_len);
+}
+
+/// A rate set while sessions are joined applies to them at once (with a full bucket), and
+/// removing it lifts it.
+#[test]
+fn a_changed_rate_applies_to_joined_sessions() {
+    let mut h = Harness::new(realm_config(None));
+    let mut c = h.connect(Serializer::Json);
+    h.join(&mut c);
+    let publish = |request: Id| Message::Publish {
+        request,
+        options: dict! {"acknowledge" => true},
+        topic: "com.t".into(),
+        args: None,
+        kwargs: None,
+    };
+    for request in 1..50 {
+        h.send(&mut c, publish(request));
+    }
+    assert_eq!(h.take(&mut c).len(), 49, "no rate by default");
+    h.realm.set_session_limits(limits::SessionLimits {
+        max_messages_per_second: 1,
+        ..limits::SessionLimits::default()
+    });
+    h.send(&mut c, publish(60));
+    h.send(&mut c, publish(61));
+    let msgs = h.take(&mut c);
+    assert!(
+        matches!(msgs[0], Message::Published { request: 60, .. }),
+        "{msgs:?}"
+    );
+    assert!(
+        matches!(&msgs[1..], [Message::Error { request: 61, error, .. }] if error == limits::LIMIT_EXCEEDED),
+        "burst defaults to one second's worth: {msgs:?}"
+    );
+    h.realm.set_session_limits(limits::SessionLimits::default());
+    h.send(&mut c, publish(62));
+    assert!(matches!(
+        h.take(&mut c).as_slice(),
+        [Message::Published { request: 62, .. }]
+    ));
 }

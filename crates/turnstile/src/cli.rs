@@ -78,21 +78,25 @@ struct ConfigSource {
     cbdir: Option<PathBuf>,
 }
 
-/// Connection limits of `start` (see `turnstile::limits::ConnectionLimits`). Not configuration
-/// keys: Crossbar's configuration has no place for node-wide connection limits.
+/// Connection limits of `start` (see `turnstile::limits::ConnectionLimits`). Each replaces the
+/// same key of the configuration's router worker `limits`, which replaces the default.
 #[derive(Debug, Args)]
 struct LimitArgs {
     /// Connections open at once, node-wide; at the limit, new ones wait in the listen backlog
-    /// (default: the open-file limit less an eighth, at least 64 less).
+    /// (overrides the configuration's limits.max_connections; default: the open-file limit
+    /// less an eighth, at least 64 less).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
-    /// Connections open at once from one IP address; more are closed at once (default: no cap).
+    /// Connections open at once from one IP address; more are refused (HTTP 503, RawSocket
+    /// handshake error 4) (overrides the configuration's limits.max_connections_per_ip;
+    /// default: no cap).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections_per_ip: Option<u32>,
 }
 
 impl LimitArgs {
-    /// `limits` with the values given on the command line.
+    /// `limits` (the defaults with the configuration's over them) with the values given on the
+    /// command line over them.
     fn apply(&self, mut limits: ConnectionLimits) -> ConnectionLimits {
         if let Some(n) = self.max_connections {
             limits.max_connections = n as usize;
@@ -370,6 +374,32 @@ mod tests {
         assert!(level_directives("none").starts_with("off,turnstile=off,"));
         assert!(level_directives("debug").starts_with("debug,turnstile=debug,"));
         assert!(level_directives("trace").starts_with("trace,turnstile=trace,"));
+    }
+
+    /// Precedence of the connection caps: an option given on the command line replaces the
+    /// configuration's value (already over the default); one not given leaves it.
+    #[test]
+    fn command_line_caps_override_the_configuration() {
+        let config = turnstile_config::WorkerLimits {
+            max_connections: Some(100),
+            max_connections_per_ip: Some(10),
+            ..Default::default()
+        };
+        let configured = super::ConnectionLimits::default().configured(&config);
+        let none = super::LimitArgs {
+            max_connections: None,
+            max_connections_per_ip: None,
+        };
+        assert_eq!(none.apply(configured.clone()), configured);
+        let both = super::LimitArgs {
+            max_connections: Some(5),
+            max_connections_per_ip: Some(2),
+        };
+        let applied = both.apply(configured);
+        assert_eq!(
+            (applied.max_connections, applied.max_connections_per_ip),
+            (5, Some(2))
+        );
     }
 
     /// The subscriber's maximum level (which also bounds the `log` crate's) is the filter's

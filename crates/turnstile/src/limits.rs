@@ -1,7 +1,10 @@
 //! Named limits of the router, each with its default and what happens when it is reached.
 //!
 //! The limits the sans-IO core enforces live in `turnstile_core::limits` and are re-exported
-//! here, so this module lists every limit of the router.
+//! here, so this module lists every limit of the router. The configuration sets most of them
+//! (a router worker's `limits`, a realm's `limits`, a transport's `max_connections`; see
+//! [`ConnectionLimits::configured`] and `SessionLimits::from_config`); the README's Limits
+//! section lists the keys.
 
 use std::time::Duration;
 
@@ -81,8 +84,8 @@ pub const FRAME_COMPLETION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const RAWSOCKET_MIN_CLIENT_MAX_MESSAGE_SIZE: usize = 2 << 10;
 
 /// The deadlines of a RawSocket connection. `Default` gives the named limits
-/// ([`RAWSOCKET_HANDSHAKE_TIMEOUT`], [`FRAME_COMPLETION_TIMEOUT`]); tests shorten them through
-/// `Server::set_rawsocket_timeouts`.
+/// ([`RAWSOCKET_HANDSHAKE_TIMEOUT`], [`FRAME_COMPLETION_TIMEOUT`]); a server takes them from its
+/// [`ConnectionLimits`], and tests shorten them through `Server::set_rawsocket_timeouts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RawSocketTimeouts {
     /// See [`RAWSOCKET_HANDSHAKE_TIMEOUT`].
@@ -145,24 +148,82 @@ pub fn default_max_connections(nofile: u64) -> usize {
         .min(tokio::sync::Semaphore::MAX_PERMITS)
 }
 
+/// How long a connection refused at a connection cap ([`ConnectionLimits::max_connections_per_ip`],
+/// a transport's `max_connections`) is kept: its refusal (an HTTP 503 response, a RawSocket
+/// handshake error 4) is written at once after the accept, then the router closes lingering
+/// (shuts down its side and discards input until the client closes too, so the client reads
+/// the refusal instead of a reset), all within this deadline. Meanwhile the connection holds
+/// its node-wide slot: refusals cost at most this long of a bounded number of file descriptors.
+pub const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The `Retry-After` of the HTTP 503 a refused web or WebSocket connection gets.
+pub const REFUSAL_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// Limits on the connections of a node, across all its transports (WebSocket, HTTP, RawSocket;
-/// TCP and Unix). The defaults come from the named limits above; tests shorten them.
+/// TCP and Unix). The defaults come from the named limits above; the configuration's router
+/// worker `limits` replace them ([`ConnectionLimits::configured`]), and the command line's
+/// options replace those; tests shorten them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionLimits {
-    /// Connections open at once, node-wide. A listener takes a slot before it accepts: at the
-    /// limit it stops accepting and new connections wait in the kernel's listen backlog (or are
+    /// Connections open at once, node-wide. A listener takes a slot once a connection is
+    /// pending, before it accepts it: at the limit it stops accepting and new connections wait in the kernel's listen backlog (or are
     /// refused by the kernel when that is full) until a connection closes, instead of being
     /// accepted and failing for want of file descriptors. Default: [`default_max_connections`]
     /// of the soft open-file limit at start. Logged at warn level when reached.
     pub max_connections: usize,
     /// Connections open at once from one IP address (TCP only); `None` (the default): no cap.
-    /// A connection beyond it is closed right after the accept. Off by default because a reverse
-    /// proxy or a load generator legitimately opens many connections from one address.
+    /// A connection beyond it is refused right after the accept: an HTTP 503 on `web` and
+    /// `websocket` transports, handshake error 4 on RawSocket (see [`REFUSAL_TIMEOUT`]).
+    /// Off by default because a reverse proxy or a load generator legitimately opens many
+    /// connections from one address.
     pub max_connections_per_ip: Option<usize>,
     /// [`HTTP_REQUEST_HEADER_TIMEOUT`].
     pub http_request_header_timeout: Duration,
     /// [`MESSAGE_COMPLETION_TIMEOUT`].
     pub message_completion_timeout: Duration,
+    /// [`HANDSHAKE_TIMEOUT`], and also [`RAWSOCKET_HANDSHAKE_TIMEOUT`] (both count from
+    /// connecting).
+    pub handshake_timeout: Duration,
+    /// [`FRAME_COMPLETION_TIMEOUT`].
+    pub frame_completion_timeout: Duration,
+    /// [`MAX_OUTGOING_QUEUE_BYTES`].
+    pub max_outgoing_queue_bytes: usize,
+}
+
+impl ConnectionLimits {
+    /// These limits with the keys given in a router worker's `limits` section replacing them.
+    pub fn configured(mut self, config: &turnstile_config::WorkerLimits) -> Self {
+        if let Some(n) = config.max_connections {
+            self.max_connections = n.min(tokio::sync::Semaphore::MAX_PERMITS);
+        }
+        if let Some(n) = config.max_connections_per_ip {
+            self.max_connections_per_ip = Some(n);
+        }
+        if let Some(t) = config.handshake_timeout {
+            self.handshake_timeout = t;
+        }
+        if let Some(t) = config.http_request_header_timeout {
+            self.http_request_header_timeout = t;
+        }
+        if let Some(t) = config.message_completion_timeout {
+            self.message_completion_timeout = t;
+        }
+        if let Some(t) = config.frame_completion_timeout {
+            self.frame_completion_timeout = t;
+        }
+        if let Some(n) = config.max_outgoing_queue_bytes {
+            self.max_outgoing_queue_bytes = n;
+        }
+        self
+    }
+
+    /// The RawSocket deadlines these limits give.
+    pub fn rawsocket_timeouts(&self) -> RawSocketTimeouts {
+        RawSocketTimeouts {
+            handshake: self.handshake_timeout,
+            frame_completion: self.frame_completion_timeout,
+        }
+    }
 }
 
 impl Default for ConnectionLimits {
@@ -175,6 +236,9 @@ impl Default for ConnectionLimits {
             max_connections_per_ip: None,
             http_request_header_timeout: HTTP_REQUEST_HEADER_TIMEOUT,
             message_completion_timeout: MESSAGE_COMPLETION_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            frame_completion_timeout: FRAME_COMPLETION_TIMEOUT,
+            max_outgoing_queue_bytes: MAX_OUTGOING_QUEUE_BYTES,
         }
     }
 }

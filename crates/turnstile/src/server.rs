@@ -14,7 +14,7 @@ use wamp_proto::Serializer;
 
 use crate::limits::{self, ConnectionLimits};
 use crate::runtime::router::Router;
-use crate::transport::admission::Admission;
+use crate::transport::admission::{Admission, Gate, RefusalKind};
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
 use crate::transport::{transport_auth, web, Conns, LocalAddr};
@@ -26,10 +26,11 @@ pub struct Server {
     transports: Vec<BoundTransport>,
     /// Unix socket files to remove at the end.
     socket_files: Vec<SocketFile>,
-    /// Admission and HTTP deadlines of every transport.
+    /// Admission, deadlines and queues of every transport: the named limits, replaced by the
+    /// configuration's, replaced by [`Server::with_connection_limits`].
     limits: ConnectionLimits,
-    /// Deadlines of RawSocket connections (the named limits unless a test shortens them).
-    rawsocket_timeouts: limits::RawSocketTimeouts,
+    /// Deadlines of RawSocket connections, when a test shortens them (else from `limits`).
+    rawsocket_timeouts: Option<limits::RawSocketTimeouts>,
 }
 
 #[derive(Debug)]
@@ -66,17 +67,19 @@ impl Server {
                 });
             }
         }
+        let limits = ConnectionLimits::default().configured(&config.connection_limits());
         Ok(Server {
             config,
             transports,
             socket_files,
-            limits: ConnectionLimits::default(),
-            rawsocket_timeouts: limits::RawSocketTimeouts::default(),
+            limits,
+            rawsocket_timeouts: None,
         })
     }
 
     /// Replaces the connection limits (default: [`ConnectionLimits::default`], sized by the
-    /// open-file limit when the server was bound).
+    /// open-file limit when the server was bound, with the configuration's router worker
+    /// `limits` over it).
     pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = limits;
         self
@@ -87,11 +90,11 @@ impl Server {
         &self.limits
     }
 
-    /// Replaces the RawSocket handshake and frame completion deadlines
-    /// ([`limits::RAWSOCKET_HANDSHAKE_TIMEOUT`], [`limits::FRAME_COMPLETION_TIMEOUT`]) of every
-    /// `rawsocket` transport: for tests, which cannot wait for the real ones.
+    /// Replaces the RawSocket handshake and frame completion deadlines of every `rawsocket`
+    /// transport (otherwise those of the connection limits): for tests, which cannot wait for
+    /// the real ones.
     pub fn set_rawsocket_timeouts(&mut self, timeouts: limits::RawSocketTimeouts) {
-        self.rawsocket_timeouts = timeouts;
+        self.rawsocket_timeouts = Some(timeouts);
     }
 
     /// The addresses of all transports: workers in order, each worker's transports in order.
@@ -119,6 +122,7 @@ impl Server {
             max_connections_per_ip = limits.max_connections_per_ip,
             "connection limits"
         );
+        let rawsocket_timeouts = rawsocket_timeouts.unwrap_or_else(|| limits.rawsocket_timeouts());
         let admission = Admission::new(&limits);
         let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
         for (w, worker) in config.workers.iter().enumerate() {
@@ -147,25 +151,28 @@ impl Server {
         let stop = CancellationToken::new();
         let listeners = TaskTracker::new();
         for mut t in transports {
-            t.bound.admit_with(admission.clone());
             let transport = &config.workers[t.worker].transports[t.index];
+            let refusal = match transport {
+                TransportConfig::RawSocket { .. } => RefusalKind::RawSocket,
+                TransportConfig::Web { .. } | TransportConfig::WebSocket { .. } => {
+                    RefusalKind::Http
+                }
+            };
+            t.bound.admit_with(Gate::new(
+                admission.clone(),
+                transport.max_connections(),
+                refusal,
+            ));
             let at = position(t.worker, t.index, transport);
             info!("listening: {} [{at}]", describe(transport, &t.local));
             let router = &routers[t.worker];
             match transport {
                 TransportConfig::Web { paths, .. } => {
-                    let app =
-                        web::web_app(paths, router, &conns, limits.message_completion_timeout);
+                    let app = web::web_app(paths, router, &conns, &limits);
                     spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::WebSocket { path, service, .. } => {
-                    let app = web::websocket_app(
-                        path,
-                        service,
-                        router,
-                        &conns,
-                        limits.message_completion_timeout,
-                    );
+                    let app = web::websocket_app(path, service, router, &conns, &limits);
                     spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::RawSocket {
@@ -179,6 +186,8 @@ impl Server {
                         max_message_size: *max_message_size,
                         auth: transport_auth(auth.as_ref()),
                         timeouts: rawsocket_timeouts,
+                        hello_timeout: limits.handshake_timeout,
+                        max_outgoing_queue_bytes: limits.max_outgoing_queue_bytes,
                     });
                     let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
                     match t.bound {

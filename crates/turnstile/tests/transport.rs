@@ -768,6 +768,7 @@ fn short_limits(max_connections: usize) -> ConnectionLimits {
         max_connections_per_ip: None,
         http_request_header_timeout: Duration::from_secs(1),
         message_completion_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
     }
 }
 
@@ -928,9 +929,10 @@ async fn at_the_connection_limit_connections_wait_in_the_backlog() {
     server.stop().await;
 }
 
-/// With a per-address cap, a connection beyond it is closed at once; the others stay.
+/// With a per-address cap, a connection beyond it is refused (HTTP 503) and closed at once; the
+/// others stay.
 #[tokio::test]
-async fn connections_beyond_the_per_address_cap_are_closed() {
+async fn connections_beyond_the_per_address_cap_are_refused() {
     let server = ws_router_with(ConnectionLimits {
         max_connections_per_ip: Some(3),
         ..short_limits(1000)
@@ -941,9 +943,11 @@ async fn connections_beyond_the_per_address_cap_are_closed() {
     for _ in 0..3 {
         open.push(TcpStream::connect(addr).await.unwrap());
     }
-    let fourth = TcpStream::connect(addr).await.unwrap();
-    let soon = tokio::time::Instant::now() + Duration::from_millis(500);
-    assert!(closed_by(fourth, soon).await.is_some(), "fourth closed");
+    let mut fourth = TcpStream::connect(addr).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_millis(500), read_to_eof(&mut fourth))
+        .await
+        .expect("fourth refused and closed at once");
+    assert!(reply.starts_with(b"HTTP/1.1 503 "), "{reply:?}");
     let start = tokio::time::Instant::now();
     for s in open.drain(1..) {
         let quick = closed_by(s, start + Duration::from_millis(300)).await;

@@ -6,6 +6,7 @@
 
 mod auth;
 mod endpoint;
+mod limits;
 mod realm;
 mod transport;
 
@@ -24,6 +25,8 @@ pub(super) struct Ctx<'a> {
     pub realms: Vec<(String, String)>,
     /// Listening endpoints seen so far, with the path of their `endpoint`.
     pub listeners: Vec<(endpoint::Listener, String)>,
+    /// The path of the first worker `limits` with node-wide keys (they may be given once).
+    pub node_limits: Option<String>,
 }
 
 const TOP: Keys = Keys {
@@ -77,6 +80,7 @@ const WORKER: Keys = Keys {
         "realms",
         "transports",
         "components",
+        "limits",
     ],
     unsupported: &[
         ("manhole", "worker manholes are not supported yet"),
@@ -125,6 +129,7 @@ pub(crate) fn node_config(doc: &Value, base_dir: &Path) -> VResult<NodeConfig> {
         base_dir,
         realms: Vec::new(),
         listeners: Vec::new(),
+        node_limits: None,
     };
     let workers = items
         .iter()
@@ -159,10 +164,24 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         n.object(&WORKER_OPTIONS)?.opt_str("title", "a title")
     })?;
 
+    // Before the realms, which inherit its per-session limits.
+    let limits = obj.opt("limits", Default::default(), |n| {
+        let limits = limits::worker_limits(n)?;
+        if limits.has_node_wide_keys() {
+            if let Some(first) = &ctx.node_limits {
+                return Err(n.conflict(format!(
+                    "connection limits are node-wide (every worker runs in one process) and may \
+                     be given in one router worker only; also given at {first}"
+                )));
+            }
+            ctx.node_limits = Some(n.path());
+        }
+        Ok(limits)
+    })?;
     let realms = obj.opt("realms", Vec::new(), |n| {
         n.list("realms")?
             .iter()
-            .map(|r| realm::realm(r, ctx))
+            .map(|r| realm::realm(r, ctx, limits.session))
             .collect()
     })?;
     let transports = obj.opt("transports", Vec::new(), |n| {
@@ -181,5 +200,6 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         title,
         realms,
         transports,
+        limits,
     })
 }

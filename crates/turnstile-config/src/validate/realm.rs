@@ -4,16 +4,17 @@
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{MatchPolicy, UriRules};
 
+use super::limits::session_limits;
 use super::Ctx;
 use crate::cursor::{Keys, Node, VResult};
 use crate::model::{
     Allow, Disclose, EventHistoryConfig, Permission, RealmConfig, RealmOptions, RoleConfig,
-    StatsConfig,
+    SessionLimitsConfig, StatsConfig,
 };
 
 const REALM: Keys = Keys {
     what: "a realm",
-    allowed: &["name", "roles", "options", "stats", "store"],
+    allowed: &["name", "roles", "options", "stats", "store", "limits"],
     unsupported: &[("rlinks", "router-to-router links are not supported yet")],
 };
 
@@ -86,7 +87,13 @@ const STATS: Keys = Keys {
 /// The largest `rated_message_size`: 2^30.
 const MAX_RATED_MESSAGE_SIZE: u64 = 1 << 30;
 
-pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
+/// A realm; `worker_limits` are its worker's per-session limits, which its own `limits`
+/// override key by key.
+pub(super) fn realm(
+    node: &Node,
+    ctx: &mut Ctx,
+    worker_limits: SessionLimitsConfig,
+) -> VResult<RealmConfig> {
     let obj = node.object(&REALM)?;
 
     let name_node = obj.required("name", "the realm name, a URI such as \"realm1\"")?;
@@ -122,6 +129,9 @@ pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
 
     let stats = obj.opt("stats", None, |n| stats(n).map(Some))?;
     let event_history = obj.opt("store", Vec::new(), |n| store(n, options.uri_check))?;
+    let limits = obj.opt("limits", worker_limits, |n| {
+        session_limits(n, worker_limits)
+    })?;
 
     Ok(RealmConfig {
         name: name.to_owned(),
@@ -129,6 +139,7 @@ pub(super) fn realm(node: &Node, ctx: &mut Ctx) -> VResult<RealmConfig> {
         options,
         stats,
         event_history,
+        limits,
     })
 }
 

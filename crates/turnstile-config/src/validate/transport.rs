@@ -8,6 +8,7 @@ use wamp_proto::Serializer;
 
 use super::auth::auth;
 use super::endpoint::endpoint;
+use super::limits::transport_max_connections;
 use super::Ctx;
 use crate::cursor::{one_of, Keys, Node, Obj, VResult};
 use crate::error::Problem;
@@ -38,13 +39,21 @@ const WEBSOCKET: Keys = Keys {
         "options",
         "auth",
         "debug",
+        "max_connections",
     ],
     unsupported: &[COOKIE],
 };
 
 const WEB: Keys = Keys {
     what: "a web transport",
-    allowed: &["type", "id", "endpoint", "paths", "options"],
+    allowed: &[
+        "type",
+        "id",
+        "endpoint",
+        "paths",
+        "options",
+        "max_connections",
+    ],
     unsupported: &[],
 };
 
@@ -133,6 +142,7 @@ const RAWSOCKET: Keys = Keys {
         "options",
         "auth",
         "debug",
+        "max_connections",
     ],
     unsupported: &[],
 };
@@ -177,7 +187,11 @@ const WEBSOCKET_OPTIONS: Keys = Keys {
         ("flash_policy", NOT_SUPPORTED),
         ("require_websocket_subprotocol", NOT_SUPPORTED),
         ("show_server_version", NOT_SUPPORTED),
-        ("max_connections", NOT_SUPPORTED),
+        (
+            "max_connections",
+            "this WebSocket option is not supported; use the transport's own \"max_connections\" \
+             (a Turnstile extension)",
+        ),
     ],
 };
 
@@ -209,9 +223,11 @@ fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
     let path = obj.opt("url", "/".to_owned(), url_path)?;
     let service = websocket_service(&obj)?;
+    let max_connections = transport_max_connections(&obj)?;
     Ok(TransportConfig::WebSocket {
         id,
         endpoint,
+        max_connections,
         path,
         service,
     })
@@ -391,9 +407,11 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         )
     })?;
 
+    let max_connections = transport_max_connections(&obj)?;
     Ok(TransportConfig::Web {
         id,
         endpoint,
+        max_connections,
         paths,
     })
 }
@@ -466,9 +484,11 @@ fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     };
     let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
     debug(&obj)?;
+    let max_connections = transport_max_connections(&obj)?;
     Ok(TransportConfig::RawSocket {
         id,
         endpoint,
+        max_connections,
         serializers,
         max_message_size,
         auth,

@@ -15,6 +15,7 @@
 //! - RPC (`rpc::Rpc`: the `Dealer`, the `Calls` in flight, the router's own calls): `rpc.rs`;
 //! - the authorization step (static `permissions` or a dynamic authorizer): `authorize.rs`;
 //! - metering (`wamp.session.on_stats`): `metering.rs`;
+//! - the per-session message rate limit: `rate_limit.rs`;
 //! - the meta API (procedures reading the other parts): `meta.rs`.
 //!
 //! A request's session is resolved once when it is dispatched (`Origin`); a session that
@@ -51,6 +52,7 @@ mod meta;
 mod metering;
 mod options;
 mod pubsub;
+pub(crate) mod rate_limit;
 mod rpc;
 
 /// Topics of the session meta events.
@@ -111,15 +113,19 @@ impl RequestError {
         }
     }
 
-    /// A request refused because session `s` holds `limit` `what` already (logged as a warning);
-    /// `remedy` tells the client how to get under the limit again.
-    fn limit_exceeded(s: &Session, what: &str, limit: usize, remedy: &str) -> Self {
-        warn!(
-            session = s.id,
-            authid = %s.identity.authid,
-            limit,
-            "session reached its limit of {what}; request refused"
-        );
+    /// A request refused because session `s` holds `limit` `what` already (logged as a warning,
+    /// at most once every [`limits::LIMIT_LOG_INTERVAL`] per session, with the count since the
+    /// last line); `remedy` tells the client how to get under the limit again.
+    fn limit_exceeded(s: &Session, what: &str, limit: usize, remedy: &str, now: Instant) -> Self {
+        if let Some(refused) = s.limit_warnings.due(now) {
+            warn!(
+                session = s.id,
+                authid = %s.identity.authid,
+                limit,
+                refused,
+                "session reached its limit of {what}; request refused"
+            );
+        }
         Self::new(
             limits::LIMIT_EXCEEDED,
             format!("session has reached its limit of {limit} {what}: {remedy}"),
@@ -250,12 +256,14 @@ impl Realm {
             doomed: Vec::new(),
             welcome_roles,
             effects: VecDeque::new(),
-            session_limits: limits::SessionLimits::default(),
+            session_limits: limits::SessionLimits::from_config(&config.limits),
         }
     }
 
-    /// Replaces the per-session limits (by default [`limits::SessionLimits::default`]). Applies
-    /// to requests from now on; nothing a session already holds is taken away.
+    /// Replaces the per-session limits (at first those of the realm's configuration,
+    /// [`limits::SessionLimits::from_config`]). Applies to requests from now on; nothing a
+    /// session already holds is taken away, and a changed message rate starts each session
+    /// with a full bucket at the new rate.
     pub fn set_session_limits(&mut self, session_limits: limits::SessionLimits) {
         self.session_limits = session_limits;
     }
@@ -360,6 +368,8 @@ impl Realm {
             auth: Some(Box::new(flow)),
             blocked: None,
             decision_cache: Default::default(),
+            rate: None,
+            limit_warnings: Default::default(),
         };
         self.sessions.insert(session);
         self.timers.insert(Timer {
@@ -435,7 +445,11 @@ impl Realm {
         }
         match state {
             SessionState::Authenticating => self.on_handshake_message(conn, msg),
-            SessionState::Joined | SessionState::Joining => self.on_message(conn, msg),
+            SessionState::Joined | SessionState::Joining => {
+                if self.within_rate(conn, &msg) {
+                    self.on_message(conn, msg)
+                }
+            }
             SessionState::Closing => {
                 // After the router's GOODBYE only the client's GOODBYE matters.
                 if let Message::Goodbye { .. } = msg {

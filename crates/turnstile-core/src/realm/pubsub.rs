@@ -362,6 +362,7 @@ impl Realm {
                 "subscriptions",
                 max,
                 "unsubscribe from one before subscribing to another",
+                self.now,
             ));
         }
         let (clock, now) = (self.clock, self.now);

@@ -123,6 +123,7 @@ impl Realm {
                 "registrations",
                 max,
                 "unregister one before registering another",
+                self.now,
             ));
         }
         let (clock, now) = (self.clock, self.now);
@@ -234,6 +235,7 @@ impl Realm {
                 "calls in flight",
                 max,
                 "wait for a result (or cancel a call) before calling again",
+                self.now,
             ));
         }
         let receive_progress = opt_bool(&options, "receive_progress", "CALL")?.unwrap_or(false);

@@ -7,7 +7,7 @@
 //! messages go to, or that it has failed.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::debug;
 use wamp_proto::{uris, Message};
@@ -45,6 +45,8 @@ pub(crate) struct Connection {
     /// connection opened, set by the transport (which itself closes a connection that sends no
     /// HELLO by then). Taken by the first HELLO; later sessions count from their HELLO.
     handshake_deadline: Option<Instant>,
+    /// How long a session has from its HELLO when it is not the first one of the connection.
+    handshake_timeout: Duration,
 }
 
 impl Connection {
@@ -61,13 +63,16 @@ impl Connection {
             sender,
             route: Route::NoRealm,
             handshake_deadline: None,
+            handshake_timeout: limits::HANDSHAKE_TIMEOUT,
         }
     }
 
     /// Sets the deadline of the first session's handshake (see [`limits::HANDSHAKE_TIMEOUT`]),
-    /// which the realm enforces from HELLO to WELCOME.
-    pub(crate) fn set_handshake_deadline(&mut self, deadline: Instant) {
+    /// which the realm enforces from HELLO to WELCOME, and the time later sessions of the
+    /// connection get from their HELLO.
+    pub(crate) fn set_handshake_deadline(&mut self, deadline: Instant, timeout: Duration) {
         self.handshake_deadline = Some(deadline);
+        self.handshake_timeout = timeout;
     }
 
     /// Whether a HELLO has been handed to a realm (whose session may still be authenticating)
@@ -108,7 +113,7 @@ impl Connection {
                     handshake_deadline: self
                         .handshake_deadline
                         .take()
-                        .unwrap_or_else(|| Instant::now() + limits::HANDSHAKE_TIMEOUT),
+                        .unwrap_or_else(|| Instant::now() + self.handshake_timeout),
                 };
                 self.route = Route::Realm(tx.clone());
                 if tx.send(input).await.is_err() {

@@ -42,11 +42,17 @@ impl Router {
         })
     }
 
-    /// Registers a new connection. The transport feeds received messages to the returned
-    /// [`Connection`] and writes what the [`PeerReceiver`] yields.
-    pub(crate) fn connect(self: &Arc<Self>, info: TransportInfo) -> (Connection, PeerReceiver) {
+    /// Registers a new connection, whose outgoing queue holds at most `max_queue_bytes`
+    /// ([`limits::MAX_OUTGOING_QUEUE_BYTES`] or the server's replacement). The transport feeds
+    /// received messages to the returned [`Connection`] and writes what the [`PeerReceiver`]
+    /// yields.
+    pub(crate) fn connect(
+        self: &Arc<Self>,
+        info: TransportInfo,
+        max_queue_bytes: usize,
+    ) -> (Connection, PeerReceiver) {
         let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = peer_channel(limits::MAX_OUTGOING_QUEUE_BYTES);
+        let (sender, receiver) = peer_channel(max_queue_bytes);
         (
             Connection::new(id, self.clone(), Arc::new(info), sender),
             receiver,

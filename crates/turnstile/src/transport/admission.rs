@@ -3,10 +3,17 @@
 //! of being accepted and then failing for want of file descriptors. An accepted socket carries its
 //! permit (`Admitted`) for as long as it is open, also after an HTTP upgrade to WebSocket.
 //!
+//! After the accept, two caps that refuse rather than wait (`Gate`): the per-address cap and
+//! the transport's own `max_connections`. A refused connection gets a clear answer, an HTTP 503
+//! or a RawSocket handshake error 4, written in a task bounded in time that keeps the node-wide
+//! permit until it is done, so refusing costs a bounded number of file descriptors for a few
+//! seconds at most.
+//!
 //! `Admitted` is also where two WebSocket protections live, because they need the raw socket,
 //! which axum's `WebSocket` does not give out (see `SocketControl`).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
@@ -14,11 +21,12 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
+use tracing::{debug, warn};
 
 use crate::limits::{self, ConnectionLimits};
 
@@ -112,15 +120,243 @@ impl Drop for IpSlot {
     }
 }
 
-/// What a connection holds while it is open: its node-wide slot and its per-address count.
+/// What a connection holds while it is open: its node-wide slot, its per-address count and its
+/// transport's slot.
 #[derive(Debug)]
 #[allow(
     dead_code,
-    reason = "held, never read: dropping the slot gives both back"
+    reason = "held, never read: dropping the slot gives them back"
 )]
 pub(crate) struct Slot {
     pub permit: OwnedSemaphorePermit,
     pub ip: IpSlot,
+    pub transport: Option<OwnedSemaphorePermit>,
+}
+
+/// How a transport refuses a connection it will not serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusalKind {
+    /// `web` and `websocket` transports: `HTTP/1.1 503 Service Unavailable`, with `Retry-After`
+    /// ([`limits::REFUSAL_RETRY_AFTER`]) and a one-line text body naming the limit.
+    Http,
+    /// `rawsocket` transports: the handshake error reply with code 4, "maximum connection count
+    /// reached" (WAMP RawSocket specification).
+    RawSocket,
+}
+
+/// The cap that refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefusedBy {
+    /// [`ConnectionLimits::max_connections_per_ip`].
+    PerIp,
+    /// The transport's own `max_connections`.
+    Transport,
+}
+
+impl RefusedBy {
+    /// The configuration key of the limit.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            RefusedBy::PerIp => "max_connections_per_ip",
+            RefusedBy::Transport => "max_connections",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            RefusedBy::PerIp => "too many connections from your address",
+            RefusedBy::Transport => "this endpoint has reached its maximum connection count",
+        }
+    }
+}
+
+/// The bytes a refused connection is sent.
+pub(crate) fn refusal(kind: RefusalKind, by: RefusedBy) -> Vec<u8> {
+    match kind {
+        RefusalKind::RawSocket => wamp_proto::rawsocket::HandshakeReply::refuse(
+            wamp_proto::rawsocket::Refusal::ConnectionLimit,
+        )
+        .to_vec(),
+        RefusalKind::Http => {
+            let body = format!(
+                "503 Service Unavailable: {} ({}); try again later\n",
+                by.what(),
+                by.key()
+            );
+            format!(
+                "HTTP/1.1 503 Service Unavailable\r\n\
+                 Content-Type: text/plain; charset=utf-8\r\n\
+                 Content-Length: {}\r\n\
+                 Retry-After: {}\r\n\
+                 Connection: close\r\n\
+                 \r\n\
+                 {body}",
+                body.len(),
+                limits::REFUSAL_RETRY_AFTER.as_secs()
+            )
+            .into_bytes()
+        }
+    }
+}
+
+/// Sends `io` its refusal and closes it lingering, in a task, all within
+/// [`limits::REFUSAL_TIMEOUT`]. `permit` (the connection's node-wide slot) is held until then.
+fn refuse<S>(mut io: S, kind: RefusalKind, by: RefusedBy, permit: OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _permit = permit;
+        let bytes = refusal(kind, by);
+        let refuse = async {
+            if io.write_all(&bytes).await.is_err() || io.shutdown().await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = io.read(&mut buf).await {
+                if n == 0 {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limits::REFUSAL_TIMEOUT, refuse).await;
+    });
+}
+
+/// How often, at most, a listener logs that a limit holds it back or refuses connections.
+const WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// A listener's admission: the node's slots ([`Admission`]), its transport's own cap, and how it
+/// refuses; with its rate-limited warnings.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    admission: Admission,
+    /// The transport's `max_connections`: its slots and their number.
+    transport: Option<(Arc<Semaphore>, usize)>,
+    refusal: RefusalKind,
+    warned_full: Option<Instant>,
+    warned_refused: Option<Instant>,
+    /// Connections refused since the last warning.
+    refused: u64,
+}
+
+impl Gate {
+    /// No limit (before a server assigns its admission to a bound listener).
+    pub(crate) fn unlimited() -> Self {
+        Self::new(Admission::unlimited(), None, RefusalKind::Http)
+    }
+
+    /// The gate of a listener admitting through `admission`, with its transport's own cap.
+    pub(crate) fn new(
+        admission: Admission,
+        transport_max: Option<usize>,
+        refusal: RefusalKind,
+    ) -> Self {
+        Self {
+            admission,
+            transport: transport_max.map(|max| {
+                let max = max.clamp(1, Semaphore::MAX_PERMITS);
+                (Arc::new(Semaphore::new(max)), max)
+            }),
+            refusal,
+            warned_full: None,
+            warned_refused: None,
+            refused: 0,
+        }
+    }
+
+    /// A node-wide slot, waiting for one if there is none now (logged at most every
+    /// [`WARNING_INTERVAL`]). Cancel-safe.
+    pub(crate) async fn slot(
+        &mut self,
+        listener: &(dyn fmt::Display + Sync),
+    ) -> OwnedSemaphorePermit {
+        if let Some(permit) = self.admission.try_slot() {
+            return permit;
+        }
+        if self
+            .warned_full
+            .is_none_or(|at| at.elapsed() >= WARNING_INTERVAL)
+        {
+            self.warned_full = Some(Instant::now());
+            warn!(
+                listener = %listener,
+                max_connections = self.admission.max(),
+                "connection limit reached: not accepting until a connection closes"
+            );
+        }
+        self.admission.slot().await
+    }
+
+    /// The [`Slot`] of a connection accepted from `ip` with `permit`, or `None` when a cap
+    /// refuses it: then `io` is being sent its refusal (in a task holding `permit`).
+    pub(crate) fn admit<S>(
+        &mut self,
+        io: S,
+        ip: Option<IpAddr>,
+        permit: OwnedSemaphorePermit,
+        listener: &(dyn fmt::Display + Sync),
+    ) -> Option<(S, Slot)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Some(ip_slot) = self.admission.admit_ip(ip) else {
+            self.refuse(io, RefusedBy::PerIp, permit, ip, listener);
+            return None;
+        };
+        let transport = match &self.transport {
+            None => None,
+            Some((slots, _)) => match slots.clone().try_acquire_owned() {
+                Ok(slot) => Some(slot),
+                Err(_) => {
+                    drop(ip_slot);
+                    self.refuse(io, RefusedBy::Transport, permit, ip, listener);
+                    return None;
+                }
+            },
+        };
+        Some((
+            io,
+            Slot {
+                permit,
+                ip: ip_slot,
+                transport,
+            },
+        ))
+    }
+
+    fn refuse<S>(
+        &mut self,
+        io: S,
+        by: RefusedBy,
+        permit: OwnedSemaphorePermit,
+        ip: Option<IpAddr>,
+        listener: &(dyn fmt::Display + Sync),
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        self.refused += 1;
+        debug!(listener = %listener, peer = ?ip, limit = by.key(), "connection refused");
+        if self
+            .warned_refused
+            .is_none_or(|at| at.elapsed() >= WARNING_INTERVAL)
+        {
+            self.warned_refused = Some(Instant::now());
+            let max = match by {
+                RefusedBy::PerIp => self.admission.per_ip.as_ref().map_or(0, |p| p.max),
+                RefusedBy::Transport => self.transport.as_ref().map_or(0, |(_, max)| *max),
+            };
+            warn!(
+                listener = %listener,
+                limit = by.key(),
+                max,
+                refused = self.refused,
+                "refusing connections over a connection limit"
+            );
+            self.refused = 0;
+        }
+        refuse(io, self.refusal, by, permit);
+    }
 }
 
 /// Switches of an [`Admitted`] socket, shared with whoever serves it (the WebSocket code reaches

@@ -72,19 +72,21 @@ enum End {
     Gone(String),
 }
 
-/// Runs one connection until it is closed. `opened` is when the client connected (the HELLO
-/// deadline counts from then); `label` names the connection in logs.
+/// Runs one connection until it is closed. `handshake` is when the client connected and how long
+/// it has from then to WELCOME ([`limits::HANDSHAKE_TIMEOUT`] or the server's replacement);
+/// `label` names the connection in logs.
 pub(super) async fn drive<S: WampSocket>(
     mut sock: S,
     mut conn: Connection,
     mut rx: PeerReceiver,
     closing: CancellationToken,
-    opened: tokio::time::Instant,
+    handshake: (tokio::time::Instant, Duration),
     label: String,
 ) {
     // One handshake deadline from the opening: enforced here until HELLO, by the realm after.
-    let handshake_deadline = opened + limits::HANDSHAKE_TIMEOUT;
-    conn.set_handshake_deadline(handshake_deadline.into_std());
+    let (opened, handshake_timeout) = handshake;
+    let handshake_deadline = opened + handshake_timeout;
+    conn.set_handshake_deadline(handshake_deadline.into_std(), handshake_timeout);
     let hello_deadline = tokio::time::sleep_until(handshake_deadline);
     tokio::pin!(hello_deadline);
     let mut hello_seen = false;
@@ -118,10 +120,7 @@ pub(super) async fn drive<S: WampSocket>(
                 Incoming::Close(reason) => break End::Close(reason),
             },
             _ = &mut hello_deadline, if !hello_seen => {
-                let text = format!(
-                    "no HELLO within {} s of connecting",
-                    limits::HANDSHAKE_TIMEOUT.as_secs()
-                );
+                let text = format!("no HELLO within {handshake_timeout:?} of connecting");
                 break End::Close(CloseReason::policy(text));
             }
             _ = closing.cancelled() => break End::Shutdown,

@@ -1,4 +1,8 @@
 //! Listening sockets: binds TCP and Unix endpoints, accepts connections, and names the peer.
+//!
+//! A listener waits until a connection is pending, then for a node-wide slot ([`Gate::slot`]),
+//! then accepts: it holds no slot while its transport is idle, so a busy transport is never
+//! starved of slots by idle ones, and at the limit connections wait in the kernel's backlog.
 
 use std::fmt;
 use std::io;
@@ -6,15 +10,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use std::time::{Duration, Instant};
-
 use axum::serve::Listener;
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UnixListener, UnixStream};
+use tokio::io::unix::AsyncFd;
+use tokio::net::{TcpSocket, TcpStream, UnixListener, UnixStream};
 use tracing::{debug, error, warn};
 use turnstile_config::Endpoint;
 
 use crate::limits;
-use crate::transport::admission::{Admission, Admitted, Slot};
+use crate::transport::admission::{Admitted, Gate};
 use turnstile_core::peer::{ChannelType, TransportInfo};
 
 /// Where an accepted connection comes from.
@@ -92,11 +95,11 @@ impl Bound {
         }
     }
 
-    /// Makes the listener take a slot of `admission` for each connection.
-    pub(crate) fn admit_with(&mut self, admission: Admission) {
+    /// Makes the listener admit connections through `gate`.
+    pub(crate) fn admit_with(&mut self, gate: Gate) {
         match self {
-            Bound::Tcp(l) => l.admission = admission,
-            Bound::Unix(l) => l.admission = admission,
+            Bound::Tcp(l) => l.gate = gate,
+            Bound::Unix(l) => l.gate = gate,
         }
     }
 }
@@ -114,25 +117,29 @@ pub(crate) async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFil
             let listener =
                 listen_tcp(addr, *backlog).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
             let local = listener.local_addr().map_err(|e| format!("{addr}: {e}"))?;
+            let listener = listener
+                .into_std()
+                .and_then(watch)
+                .map_err(|e| format!("{addr}: {e}"))?;
             let accept = TcpAccept {
                 listener,
                 local,
-                admission: Admission::unlimited(),
-                warned_full: None,
+                gate: Gate::unlimited(),
             };
             Ok((Bound::Tcp(accept), None))
         }
         Endpoint::Unix { path } => {
             remove_stale_socket(path)?;
             let listener = UnixListener::bind(path)
+                .and_then(|l| l.into_std())
+                .and_then(watch)
                 .map_err(|e| format!("cannot listen on unix socket {}: {e}", path.display()))?;
             let file = SocketFile(path.clone());
             Ok((
                 Bound::Unix(UnixAccept {
                     listener,
                     path: path.clone(),
-                    admission: Admission::unlimited(),
-                    warned_full: None,
+                    gate: Gate::unlimited(),
                 }),
                 Some(file),
             ))
@@ -175,7 +182,14 @@ async fn resolve(interface: Option<&str>, version: u8, port: u16) -> Result<Sock
         .ok_or_else(|| format!("interface \"{interface}\" has no address"))
 }
 
-fn listen_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// Registers a non-blocking listener with the runtime, to wait for pending connections.
+fn watch<T: std::os::fd::AsRawFd>(listener: T) -> io::Result<AsyncFd<T>> {
+    // SAFETY: the listener owns a valid file descriptor, which is neither closed nor replaced
+    // while the `AsyncFd` owns the listener (it closes with it).
+    unsafe { AsyncFd::register(listener) }.map_err(|e| e.into_parts().1)
+}
+
+fn listen_tcp(addr: SocketAddr, backlog: u32) -> io::Result<tokio::net::TcpListener> {
     let socket = if addr.is_ipv6() {
         TcpSocket::new_v6()?
     } else {
@@ -229,37 +243,22 @@ impl Drop for SocketFile {
     }
 }
 
-/// A TCP listener that admits connections ([`Admission`]) and sets TCP_NODELAY on each.
+/// A TCP listener that admits connections ([`Gate`]) and sets TCP_NODELAY on each.
 #[derive(Debug)]
 pub(crate) struct TcpAccept {
-    listener: TcpListener,
+    /// Non-blocking, watched for readiness (a pending connection) by the runtime.
+    listener: AsyncFd<std::net::TcpListener>,
     local: SocketAddr,
-    admission: Admission,
-    warned_full: Option<Instant>,
+    gate: Gate,
 }
 
-/// A Unix socket listener that admits connections ([`Admission`]).
+/// A Unix socket listener that admits connections ([`Gate`]).
 #[derive(Debug)]
 pub(crate) struct UnixAccept {
-    listener: UnixListener,
+    /// Non-blocking, watched for readiness (a pending connection) by the runtime.
+    listener: AsyncFd<std::os::unix::net::UnixListener>,
     path: PathBuf,
-    admission: Admission,
-    warned_full: Option<Instant>,
-}
-
-/// How often, at most, a listener logs that the connection limit holds it back.
-const FULL_WARNING_INTERVAL: Duration = Duration::from_secs(10);
-
-/// Logs (at most every [`FULL_WARNING_INTERVAL`]) that the connection limit holds `local` back.
-fn warn_full(admission: &Admission, warned: &mut Option<Instant>, local: &dyn fmt::Display) {
-    if warned.is_none_or(|at| at.elapsed() >= FULL_WARNING_INTERVAL) {
-        *warned = Some(Instant::now());
-        warn!(
-            listener = %local,
-            max_connections = admission.max(),
-            "connection limit reached: not accepting until a connection closes"
-        );
-    }
+    gate: Gate,
 }
 
 impl Listener for TcpAccept {
@@ -268,24 +267,35 @@ impl Listener for TcpAccept {
 
     async fn accept(&mut self) -> (Admitted<TcpStream>, PeerAddr) {
         loop {
-            // The slot first (mini-redis): at the limit, connections wait in the backlog.
-            let permit = match self.admission.try_slot() {
-                Some(permit) => permit,
-                None => {
-                    warn_full(&self.admission, &mut self.warned_full, &self.local);
-                    self.admission.slot().await
+            // A pending connection, then the slot (mini-redis), then the accept: at the limit,
+            // connections wait in the backlog.
+            let mut ready = match self.listener.readable().await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
                 }
             };
-            match self.listener.accept().await {
+            let permit = self.gate.slot(&self.local).await;
+            let accepted = match ready.try_io(|l| l.get_ref().accept()) {
+                // The readiness was stale (the client gave up meanwhile): wait again.
+                Err(_would_block) => continue,
+                Ok(accepted) => accepted.and_then(|(stream, addr)| {
+                    stream.set_nonblocking(true)?;
+                    Ok((TcpStream::from_std(stream)?, addr))
+                }),
+            };
+            match accepted {
                 Ok((stream, addr)) => {
-                    let Some(ip) = self.admission.admit_ip(Some(addr.ip())) else {
-                        debug!(peer = %addr, "too many connections from this address; closing");
+                    let Some((stream, slot)) =
+                        self.gate
+                            .admit(stream, Some(addr.ip()), permit, &self.local)
+                    else {
                         continue;
                     };
                     if let Err(e) = stream.set_nodelay(true) {
                         debug!(peer = %addr, error = %e, "cannot set TCP_NODELAY");
                     }
-                    let slot = Slot { permit, ip };
                     return (Admitted::lingering(stream, Some(slot)), PeerAddr::Tcp(addr));
                 }
                 Err(e) => {
@@ -307,21 +317,27 @@ impl Listener for UnixAccept {
 
     async fn accept(&mut self) -> (Admitted<UnixStream>, PeerAddr) {
         loop {
-            let permit = match self.admission.try_slot() {
-                Some(permit) => permit,
-                None => {
-                    let at = self.path.display();
-                    warn_full(&self.admission, &mut self.warned_full, &at);
-                    self.admission.slot().await
+            let mut ready = match self.listener.readable().await {
+                Ok(ready) => ready,
+                Err(e) => {
+                    accept_error(e).await;
+                    continue;
                 }
             };
-            match self.listener.accept().await {
-                Ok((stream, _)) => {
-                    let ip = self
-                        .admission
-                        .admit_ip(None)
-                        .expect("no cap without address");
-                    let slot = Slot { permit, ip };
+            let at = self.path.display();
+            let permit = self.gate.slot(&at).await;
+            let accepted = match ready.try_io(|l| l.get_ref().accept()) {
+                Err(_would_block) => continue,
+                Ok(accepted) => accepted.and_then(|(stream, _)| {
+                    stream.set_nonblocking(true)?;
+                    UnixStream::from_std(stream)
+                }),
+            };
+            match accepted {
+                Ok(stream) => {
+                    let Some((stream, slot)) = self.gate.admit(stream, None, permit, &at) else {
+                        continue;
+                    };
                     return (Admitted::lingering(stream, Some(slot)), PeerAddr::Unix);
                 }
                 Err(e) => {

@@ -31,6 +31,10 @@ pub(crate) struct RawSocketService {
     pub auth: Option<std::sync::Arc<turnstile_config::AuthConfig>>,
     /// The handshake and frame deadlines (the named limits unless a test shortens them).
     pub timeouts: limits::RawSocketTimeouts,
+    /// From connecting to WELCOME ([`limits::HANDSHAKE_TIMEOUT`] or the server's replacement).
+    pub hello_timeout: Duration,
+    /// [`limits::MAX_OUTGOING_QUEUE_BYTES`] or the server's replacement.
+    pub max_outgoing_queue_bytes: usize,
 }
 
 impl RawSocketService {
@@ -156,7 +160,7 @@ pub(crate) async fn serve_connection<R, W>(
         http_headers: None,
         auth: service.auth.clone(),
     };
-    let (conn, rx) = router.connect(info);
+    let (conn, rx) = router.connect(info, service.max_outgoing_queue_bytes);
     let sock = RawSocket {
         read,
         write,
@@ -174,7 +178,7 @@ pub(crate) async fn serve_connection<R, W>(
         conn,
         rx,
         closing,
-        opened,
+        (opened, service.hello_timeout),
         format!("rawsocket {label}"),
     )
     .await;
@@ -640,6 +644,8 @@ mod tests {
             max_message_size: 65536,
             auth: None,
             timeouts: limits::RawSocketTimeouts::default(),
+            hello_timeout: limits::HANDSHAKE_TIMEOUT,
+            max_outgoing_queue_bytes: limits::MAX_OUTGOING_QUEUE_BYTES,
         };
         assert_eq!(service.max_length_exponent(), 7);
         assert!(matches!(

@@ -21,6 +21,7 @@ use tower_http::services::ServeDir;
 use tracing::{debug, trace};
 use turnstile_config::{WebPath, WebSocketService};
 
+use crate::limits::ConnectionLimits;
 use crate::runtime::router::Router;
 use crate::transport::admission::Admitted;
 use crate::transport::driver::Conns;
@@ -37,14 +38,14 @@ pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
     router: &Arc<Router>,
     conns: &Conns,
-    message_timeout: Duration,
+    limits: &ConnectionLimits,
 ) -> axum::Router {
     let mut app = axum::Router::new();
     for (key, path) in paths {
         let at = mount_point(key);
         app = match path {
             WebPath::WebSocket(service) => {
-                app.route(&at, ws_endpoint(service, router, conns, message_timeout))
+                app.route(&at, ws_endpoint(service, router, conns, limits))
             }
             WebPath::Static { directory } if at == "/" => {
                 app.fallback_service(static_dir(directory))
@@ -61,27 +62,29 @@ pub(crate) fn websocket_app(
     service: &WebSocketService,
     router: &Arc<Router>,
     conns: &Conns,
-    message_timeout: Duration,
+    limits: &ConnectionLimits,
 ) -> axum::Router {
     let at = if path.starts_with('/') {
         path.to_owned()
     } else {
         format!("/{path}")
     };
-    axum::Router::new().route(&at, ws_endpoint(service, router, conns, message_timeout))
+    axum::Router::new().route(&at, ws_endpoint(service, router, conns, limits))
 }
 
 fn ws_endpoint(
     service: &WebSocketService,
     router: &Arc<Router>,
     conns: &Conns,
-    message_timeout: Duration,
+    limits: &ConnectionLimits,
 ) -> axum::routing::MethodRouter {
     Arc::new(WsEndpoint {
         router: router.clone(),
         service: service.clone(),
         conns: conns.clone(),
-        message_timeout,
+        message_timeout: limits.message_completion_timeout,
+        hello_timeout: limits.handshake_timeout,
+        max_outgoing_queue_bytes: limits.max_outgoing_queue_bytes,
     })
     .route()
 }

@@ -36,6 +36,10 @@ pub(crate) struct WsEndpoint {
     pub conns: Conns,
     /// [`limits::MESSAGE_COMPLETION_TIMEOUT`] or the server's replacement.
     pub message_timeout: Duration,
+    /// [`limits::HANDSHAKE_TIMEOUT`] or the server's replacement.
+    pub hello_timeout: Duration,
+    /// [`limits::MAX_OUTGOING_QUEUE_BYTES`] or the server's replacement.
+    pub max_outgoing_queue_bytes: usize,
 }
 
 impl WsEndpoint {
@@ -120,10 +124,11 @@ impl WsEndpoint {
                 if let Some(control) = &control {
                     control.arm_message_timeout(self.message_timeout);
                 }
-                let (conn, rx) = self.router.connect(info);
+                let (conn, rx) = self.router.connect(info, self.max_outgoing_queue_bytes);
                 let sock = WsSocket::new(socket, serializer, &self.service.options, control);
-                drive(sock, conn, rx, self.conns.closing.clone(), opened, format!("websocket {label}"))
-                    .await;
+                let label = format!("websocket {label}");
+                let closing = self.conns.closing.clone();
+                drive(sock, conn, rx, closing, (opened, self.hello_timeout), label).await;
                 drop(token);
             })
     }

@@ -119,7 +119,10 @@ impl Router {
         if let Some(limits) = limits {
             server = server.with_connection_limits(limits);
         }
-        server.set_rawsocket_timeouts(timeouts);
+        // The defaults are the configuration's (its `limits`, else the named limits).
+        if timeouts != RawSocketTimeouts::default() {
+            server.set_rawsocket_timeouts(timeouts);
+        }
         let addrs = server.local_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(async move {
