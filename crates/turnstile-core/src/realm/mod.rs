@@ -15,7 +15,8 @@
 //! - RPC (`rpc::Rpc`: the `Dealer`, the `Calls` in flight, the router's own calls): `rpc.rs`;
 //! - the authorization step (static `permissions` or a dynamic authorizer): `authorize.rs`;
 //! - metering (`wamp.session.on_stats`): `metering.rs`;
-//! - the meta API (procedures reading the other parts): `meta.rs`.
+//! - the meta API (procedures reading the other parts): `meta.rs`;
+//! - a new configuration while running (`handle_config`, `handle_removed`): `reload.rs`.
 //!
 //! A request's session is resolved once when it is dispatched (`Origin`); a session that
 //! leaves is removed from each part by that part (`leave_broker`, `leave_dealer`,
@@ -51,6 +52,7 @@ mod meta;
 mod metering;
 mod options;
 mod pubsub;
+mod reload;
 mod rpc;
 
 /// Topics of the session meta events.
@@ -67,6 +69,9 @@ pub(crate) mod topic {
     pub(crate) const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
     pub(crate) const REG_ON_DELETE: &str = "wamp.registration.on_delete";
 }
+
+/// The GOODBYE of a router shutdown (reason and text).
+const SYSTEM_SHUTDOWN: (&str, &str) = (uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
 
 /// The authid of the realm's own service session, which publishes meta events.
 pub(crate) const SERVICE_AUTHID: &str = "turnstile-service";
@@ -204,6 +209,9 @@ pub struct Realm {
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
     shutting_down: bool,
+    /// The GOODBYE reason (and its text) of every session once `shutting_down`: the router
+    /// stops, or the realm was removed from the configuration.
+    closing_reason: (&'static str, &'static str),
     /// Sessions whose connection failed while something was queued for it; ended after the
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
@@ -247,6 +255,7 @@ impl Realm {
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
+            closing_reason: SYSTEM_SHUTDOWN,
             doomed: Vec::new(),
             welcome_roles,
             effects: VecDeque::new(),
@@ -304,7 +313,8 @@ impl Realm {
             peer.abort_and_close(info.serializer, reason, text, 1008);
         };
         if self.shutting_down {
-            return refuse(uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
+            let (reason, text) = self.closing_reason;
+            return refuse(reason, text);
         }
         let client_roles = match details.get("roles") {
             Some(Value::Dict(r)) if !r.is_empty() => r.clone(),
@@ -469,7 +479,15 @@ impl Realm {
     /// `on_leave`.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.now = now;
+        self.close_all(SYSTEM_SHUTDOWN);
+        self.reap();
+    }
+
+    /// Starts closing the realm (router shutdown or realm removed): GOODBYE `reason` to every
+    /// session but the monitors, which `continue_shutdown` tells once the others are gone.
+    fn close_all(&mut self, reason: (&'static str, &'static str)) {
         self.shutting_down = true;
+        self.closing_reason = reason;
         let conns: Vec<ConnId> = self
             .sessions
             .keys()
@@ -477,13 +495,8 @@ impl Realm {
             .filter(|c| !self.is_session_monitor(*c))
             .collect();
         for conn in conns {
-            self.say_goodbye(
-                conn,
-                uris::CLOSE_SYSTEM_SHUTDOWN,
-                "the router is shutting down",
-            );
+            self.say_goodbye(conn, reason.0, reason.1);
         }
-        self.reap();
     }
 
     /// The earliest timer deadline, for the shell's sleep.
