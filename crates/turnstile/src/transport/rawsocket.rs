@@ -27,8 +27,8 @@ use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 pub(crate) struct RawSocketService {
     pub serializers: Vec<Serializer>,
     pub max_message_size: usize,
-    /// The transport's `auth` configuration (`None`: anonymous with role `anonymous`).
-    pub auth: Option<std::sync::Arc<turnstile_config::AuthConfig>>,
+    /// The transport's `auth` configuration (holding `None`: anonymous with role `anonymous`).
+    pub auth: crate::transport::AuthSlot,
     /// The handshake and frame deadlines (the named limits unless a test shortens them).
     pub timeouts: limits::RawSocketTimeouts,
 }
@@ -154,9 +154,9 @@ pub(crate) async fn serve_connection<R, W>(
         serializer,
         peer: label.clone(),
         http_headers: None,
-        auth: service.auth.clone(),
+        auth: service.auth.current(),
     };
-    let (conn, rx) = router.connect(info);
+    let (conn, rx) = router.connect(info, service.auth.clone());
     let sock = RawSocket {
         read,
         write,
@@ -638,7 +638,7 @@ mod tests {
         let service = RawSocketService {
             serializers: vec![Serializer::Json, Serializer::Cbor],
             max_message_size: 65536,
-            auth: None,
+            auth: Default::default(),
             timeouts: limits::RawSocketTimeouts::default(),
         };
         assert_eq!(service.max_length_exponent(), 7);

@@ -26,25 +26,33 @@ use crate::transport::admission::Admitted;
 use crate::transport::driver::Conns;
 use crate::transport::listener::PeerAddr;
 use crate::transport::websocket::WsEndpoint;
+use crate::transport::AuthSlot;
 
 /// `/` for the root key, `/<key>` otherwise.
 pub(crate) fn mount_point(key: &str) -> String {
     format!("/{}", key.trim_matches('/'))
 }
 
-/// The app of a `web` transport.
+/// The app of a `web` transport, and the `auth` slot of each of its WebSocket paths (by key),
+/// which a configuration reload replaces.
 pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
     router: &Arc<Router>,
     conns: &Conns,
     message_timeout: Duration,
-) -> axum::Router {
+) -> (axum::Router, BTreeMap<String, AuthSlot>) {
     let mut app = axum::Router::new();
+    let mut slots = BTreeMap::new();
     for (key, path) in paths {
         let at = mount_point(key);
         app = match path {
             WebPath::WebSocket(service) => {
-                app.route(&at, ws_endpoint(service, router, conns, message_timeout))
+                let auth = AuthSlot::new(service.auth.as_ref());
+                slots.insert(key.clone(), auth.clone());
+                app.route(
+                    &at,
+                    ws_endpoint(service, auth, router, conns, message_timeout),
+                )
             }
             WebPath::Static { directory } if at == "/" => {
                 app.fallback_service(static_dir(directory))
@@ -52,13 +60,15 @@ pub(crate) fn web_app(
             WebPath::Static { directory } => app.nest_service(&at, static_dir(directory)),
         };
     }
-    app
+    (app, slots)
 }
 
-/// The app of a `websocket` transport: the service at `path`, 404 elsewhere.
+/// The app of a `websocket` transport: the service at `path`, 404 elsewhere, with `auth` as
+/// its (reloadable) `auth` section.
 pub(crate) fn websocket_app(
     path: &str,
     service: &WebSocketService,
+    auth: AuthSlot,
     router: &Arc<Router>,
     conns: &Conns,
     message_timeout: Duration,
@@ -68,11 +78,15 @@ pub(crate) fn websocket_app(
     } else {
         format!("/{path}")
     };
-    axum::Router::new().route(&at, ws_endpoint(service, router, conns, message_timeout))
+    axum::Router::new().route(
+        &at,
+        ws_endpoint(service, auth, router, conns, message_timeout),
+    )
 }
 
 fn ws_endpoint(
     service: &WebSocketService,
+    auth: AuthSlot,
     router: &Arc<Router>,
     conns: &Conns,
     message_timeout: Duration,
@@ -80,6 +94,7 @@ fn ws_endpoint(
     Arc::new(WsEndpoint {
         router: router.clone(),
         service: service.clone(),
+        auth,
         conns: conns.clone(),
         message_timeout,
     })

@@ -1,0 +1,247 @@
+//! Configuration reload without a restart: what a new configuration changes compared with the
+//! running one, which of it a running node can take (realms, roles, permissions, statistics and
+//! limits of each realm, and the `auth` sections of transports), which needs a restart
+//! (transports, endpoints, workers), and the report of a reload.
+//!
+//! A reload takes a configuration already validated by [`turnstile_config`]: an invalid file
+//! is refused before it gets here, and the running configuration stays.
+
+use std::collections::BTreeMap;
+
+use turnstile_config::{AuthConfig, NodeConfig, TransportConfig, WebPath};
+
+/// What a reload did. Names are key paths of the configuration, e.g.
+/// `workers[0].transports[1].endpoint`, or realm names with their worker, e.g.
+/// `workers[0] realm2`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReloadReport {
+    /// Realms that started serving.
+    pub realms_added: Vec<String>,
+    /// Realms that were removed: their sessions got GOODBYE `wamp.close.close_realm`.
+    pub realms_removed: Vec<String>,
+    /// Realms that were handed a changed configuration.
+    pub realms_changed: Vec<String>,
+    /// `auth` sections replaced (for sessions established from now on).
+    pub auth_replaced: Vec<String>,
+    /// Key paths that changed but need a restart: left as they run.
+    pub needs_restart: Vec<String>,
+}
+
+impl ReloadReport {
+    /// Whether the reload changed nothing (and nothing waits for a restart).
+    pub fn is_empty(&self) -> bool {
+        *self == ReloadReport::default()
+    }
+}
+
+/// Where a reloadable `auth` section sits: worker, transport, and the path key for a WebSocket
+/// path of a `web` transport.
+pub(crate) type AuthPlace = (usize, usize, Option<String>);
+
+/// `workers[0].transports[1]` or `workers[0].transports[1].paths.ws`.
+pub(crate) fn auth_place_name((w, t, key): &AuthPlace) -> String {
+    match key {
+        Some(key) => format!("workers[{w}].transports[{t}].paths.{key}.auth"),
+        None => format!("workers[{w}].transports[{t}].auth"),
+    }
+}
+
+/// Every `auth` section of `config` by place (absent sections included, as `None`).
+pub(crate) fn auth_places(config: &NodeConfig) -> BTreeMap<AuthPlace, Option<&AuthConfig>> {
+    let mut places = BTreeMap::new();
+    for (w, worker) in config.workers.iter().enumerate() {
+        for (t, transport) in worker.transports.iter().enumerate() {
+            match transport {
+                TransportConfig::WebSocket { service, .. } => {
+                    places.insert((w, t, None), service.auth.as_ref());
+                }
+                TransportConfig::RawSocket { auth, .. } => {
+                    places.insert((w, t, None), auth.as_ref());
+                }
+                TransportConfig::Web { paths, .. } => {
+                    for (key, path) in paths {
+                        if let WebPath::WebSocket(service) = path {
+                            places.insert((w, t, Some(key.clone())), service.auth.as_ref());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    places
+}
+
+/// The key paths where `new` differs from `old` in a way a running node cannot take: the node
+/// id, the workers, and everything of a transport but its `auth` sections. Realms are not
+/// compared here: all of a realm's configuration applies on reload.
+pub(crate) fn needs_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if old.node_id != new.node_id {
+        out.push("controller.id".to_owned());
+    }
+    if old.workers.len() != new.workers.len() {
+        out.push("workers (router workers added or removed)".to_owned());
+    }
+    for (w, (a, b)) in old.workers.iter().zip(&new.workers).enumerate() {
+        if a.id != b.id {
+            out.push(format!("workers[{w}].id"));
+        }
+        if a.title != b.title {
+            out.push(format!("workers[{w}].options.title"));
+        }
+        if a.transports.len() != b.transports.len() {
+            out.push(format!(
+                "workers[{w}].transports (transports added or removed)"
+            ));
+        }
+        for (t, (x, y)) in a.transports.iter().zip(&b.transports).enumerate() {
+            transport_changes(&format!("workers[{w}].transports[{t}]"), x, y, &mut out);
+        }
+    }
+    out
+}
+
+/// The non-`auth` differences between two transports at `at`.
+fn transport_changes(
+    at: &str,
+    old: &TransportConfig,
+    new: &TransportConfig,
+    out: &mut Vec<String>,
+) {
+    use TransportConfig as T;
+    if old.id() != new.id() {
+        out.push(format!("{at}.id"));
+    }
+    if old.endpoint() != new.endpoint() {
+        out.push(format!("{at}.endpoint"));
+    }
+    match (old, new) {
+        (
+            T::WebSocket {
+                path: p1,
+                service: s1,
+                ..
+            },
+            T::WebSocket {
+                path: p2,
+                service: s2,
+                ..
+            },
+        ) => {
+            if p1 != p2 {
+                out.push(format!("{at}.url"));
+            }
+            if s1.serializers != s2.serializers {
+                out.push(format!("{at}.serializers"));
+            }
+            if s1.options != s2.options {
+                out.push(format!("{at}.options"));
+            }
+        }
+        (
+            T::RawSocket {
+                serializers: s1,
+                max_message_size: m1,
+                ..
+            },
+            T::RawSocket {
+                serializers: s2,
+                max_message_size: m2,
+                ..
+            },
+        ) => {
+            if s1 != s2 {
+                out.push(format!("{at}.serializers"));
+            }
+            if m1 != m2 {
+                out.push(format!("{at}.max_message_size"));
+            }
+        }
+        (T::Web { paths: p1, .. }, T::Web { paths: p2, .. }) => {
+            for key in p1.keys().chain(p2.keys().filter(|k| !p1.contains_key(*k))) {
+                let at = format!("{at}.paths.{key}");
+                match (p1.get(key), p2.get(key)) {
+                    (Some(WebPath::WebSocket(s1)), Some(WebPath::WebSocket(s2))) => {
+                        if s1.serializers != s2.serializers {
+                            out.push(format!("{at}.serializers"));
+                        }
+                        if s1.options != s2.options {
+                            out.push(format!("{at}.options"));
+                        }
+                    }
+                    (Some(a), Some(b)) if a == b => {}
+                    _ => out.push(at),
+                }
+            }
+        }
+        _ => out.push(format!("{at}.type")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use turnstile_config::{load_str, Format};
+
+    fn config(transports: &str) -> NodeConfig {
+        let text = format!(
+            r#"{{"version": 2, "workers": [{{"type": "router", "realms": [{{"name": "realm1"}}],
+                "transports": {transports}}}]}}"#
+        );
+        load_str(&text, Format::Json, Path::new("/t/config.json")).unwrap()
+    }
+
+    #[test]
+    fn transports_and_endpoints_need_a_restart_but_auth_does_not() {
+        let old = config(
+            r#"[{"type": "web", "endpoint": {"type": "tcp", "port": 8080},
+                 "paths": {"ws": {"type": "websocket"}, "/": {"type": "static", "directory": "."}}},
+                {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8081}}]"#,
+        );
+        let new = config(
+            r#"[{"type": "web", "endpoint": {"type": "tcp", "port": 9090},
+                 "paths": {"ws": {"type": "websocket", "serializers": ["json"],
+                                  "auth": {"anonymous": {"type": "static", "role": "guest"}}}}},
+                {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8081},
+                 "max_message_size": 4096,
+                 "auth": {"anonymous": {"type": "static", "role": "guest"}}}]"#,
+        );
+        assert_eq!(
+            needs_restart(&old, &new),
+            [
+                "workers[0].transports[0].endpoint",
+                "workers[0].transports[0].paths./",
+                "workers[0].transports[0].paths.ws.serializers",
+                "workers[0].transports[1].max_message_size",
+            ]
+        );
+        assert!(needs_restart(&old, &old).is_empty());
+        let places: Vec<String> = auth_places(&new).keys().map(auth_place_name).collect();
+        assert_eq!(
+            places,
+            [
+                "workers[0].transports[0].paths.ws.auth",
+                "workers[0].transports[1].auth"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_transport_of_another_type_or_a_new_one_needs_a_restart() {
+        let old = config(r#"[{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8081}}]"#);
+        let new = config(
+            r#"[{"type": "websocket", "endpoint": {"type": "tcp", "port": 8081}},
+                {"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8082}}]"#,
+        );
+        assert_eq!(
+            needs_restart(&old, &new),
+            [
+                "workers[0].transports (transports added or removed)",
+                "workers[0].transports[0].type"
+            ]
+        );
+    }
+}
