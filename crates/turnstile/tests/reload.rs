@@ -1,7 +1,7 @@
 //! Configuration reload of a running router ([`turnstile::server::ReloadHandle`]), one test per
 //! kind of change, with sessions joined throughout: each session stays joined across the reload
 //! and its next actions follow the new configuration. The `turnstile reload` command and SIGHUP
-//! against the binary are tested in `cli.rs`.
+//! against the binary are tested in `cli_reload.rs`.
 
 // This file uses only `TempDir` and `load_config` of the shared harness.
 #[allow(dead_code)]
