@@ -17,7 +17,7 @@ use turnstile::limits::ConnectionLimits;
 use turnstile::server::{ReloadHandle, Server};
 use turnstile_config::{ConfigError, NodeConfig};
 
-use crate::pidfile::{self, PidFile};
+use crate::pidfile::{self, CreateError, PidFile};
 use wamp_proto::Serializer;
 
 /// Exit code of a configuration error.
@@ -60,9 +60,9 @@ enum Command {
         #[command(flatten)]
         source: ConfigSource,
     },
-    /// Make the router running from a node directory re-read its configuration (validated here
-    /// first; the router's PID is in DIR/node.pid). Default: .crossbar; with --config FILE, the
-    /// directory of FILE.
+    /// Make a running router re-read its configuration (validated here first). The router is
+    /// found by its PID file: DIR/node.pid for --cbdir DIR (default .crossbar), FILE.pid for
+    /// --config FILE, as `start` was given.
     Reload {
         #[command(flatten)]
         source: ConfigSource,
@@ -115,15 +115,12 @@ impl LimitArgs {
 }
 
 impl ConfigSource {
-    /// The node directory: `--cbdir`, else the directory of `--config`; `None` for the
-    /// embedded default configuration.
-    fn node_dir(&self) -> Option<PathBuf> {
+    /// Where the router's PID file is: `node.pid` in `--cbdir` (Crossbar's), `FILE.pid` for
+    /// `--config FILE`; `None` for the embedded default configuration.
+    fn pid_file(&self) -> Option<PathBuf> {
         match (&self.config, &self.cbdir) {
-            (Some(file), _) => Some(match file.parent() {
-                Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-                _ => PathBuf::from("."),
-            }),
-            (None, Some(dir)) => Some(dir.clone()),
+            (Some(file), _) => Some(pidfile::next_to(file)),
+            (None, Some(dir)) => Some(dir.join(pidfile::PID_FILE)),
             (None, None) => None,
         }
     }
@@ -182,24 +179,29 @@ fn start(source: &ConfigSource, loglevel: &str, limits: &LimitArgs) -> ExitCode 
             turnstile_config::default_config()
         }
     };
-    // Where `turnstile reload` finds the router; the embedded default has no node directory.
-    let pid_file = match (source.node_dir(), &file) {
-        (Some(dir), Some(file)) => match PidFile::create(&dir, file) {
-            Ok(p) => Some(p),
-            Err(e) => {
+    // Where `turnstile reload` finds the router; the embedded default cannot change, so it has
+    // none.
+    let pid_file = match (source.pid_file(), &file) {
+        (Some(pid_file), Some(file)) => match PidFile::create(&pid_file, file) {
+            Ok(p) => {
+                info!(
+                    "PID {} written to {}",
+                    std::process::id(),
+                    p.path().display()
+                );
+                Some(p)
+            }
+            Err(e @ CreateError::AlreadyRunning { .. }) => {
                 eprintln!("turnstile: {e}");
                 return ExitCode::from(EXIT_FAILURE);
+            }
+            Err(e) => {
+                warn!("{e}: `turnstile reload` cannot find this router (SIGHUP still reloads)");
+                None
             }
         },
         _ => None,
     };
-    if let Some(p) = &pid_file {
-        info!(
-            "PID {} written to {}",
-            std::process::id(),
-            p.path().display()
-        );
-    }
     let result = run(config, file, limits);
     drop(pid_file);
     match result {
@@ -316,10 +318,10 @@ fn check(source: &ConfigSource) -> ExitCode {
 /// then sends the router SIGHUP. A configuration error is printed as `check` prints it (exit 2)
 /// and nothing is signalled; no router running there is an error (exit 1).
 fn reload(source: &ConfigSource) -> ExitCode {
-    let dir = source
-        .node_dir()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CBDIR));
-    let running = match pidfile::running(&dir) {
+    let pid_file = source
+        .pid_file()
+        .unwrap_or_else(|| Path::new(DEFAULT_CBDIR).join(pidfile::PID_FILE));
+    let running = match pidfile::running(&pid_file) {
         Ok(running) => running,
         Err(e) => {
             eprintln!("turnstile: {e}");
@@ -330,7 +332,7 @@ fn reload(source: &ConfigSource) -> ExitCode {
     // not say), else the one the options name.
     let file = match (running.config, source.file()) {
         (Some(file), _) | (None, Ok(Some(file))) => file,
-        (None, Ok(None)) => match turnstile_config::find_in_cbdir(&dir) {
+        (None, Ok(None)) => match turnstile_config::find_in_cbdir(Path::new(DEFAULT_CBDIR)) {
             Ok(file) => file,
             Err(e) => return config_error(&e),
         },

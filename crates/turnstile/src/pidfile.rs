@@ -1,15 +1,24 @@
-//! The node's PID file, `node.pid` in the node directory, as Crossbar.io writes it: a JSON
-//! object whose `pid` is the router's process id (with `argv`, and Turnstile's `config`: the
-//! configuration file the router reloads). `turnstile start` writes it and removes it when it
-//! stops; `turnstile reload` reads it to find the router to signal.
+//! The router's PID file: `node.pid` in the node directory (`--cbdir`), as Crossbar.io writes
+//! it, or `FILE.pid` next to a `--config FILE` (one directory may hold several configurations,
+//! each run by its own router). A JSON object whose `pid` is the router's process id (as in
+//! Crossbar's), with `argv` and Turnstile's `config`: the file the router reloads.
+//! `turnstile start` writes it and removes it when it stops; `turnstile reload` reads it to find
+//! the router to signal.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-/// The file name, Crossbar's.
+/// The file name in a node directory, Crossbar's.
 pub(crate) const PID_FILE: &str = "node.pid";
+
+/// The PID file of a router started with `--config file`: `file.pid`.
+pub(crate) fn next_to(config: &Path) -> PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(".pid");
+    PathBuf::from(name)
+}
 
 /// What a PID file says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,17 +32,32 @@ pub(crate) struct PidInfo {
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PidError {
     /// No PID file.
-    #[error("no router is running from node directory {} (no {PID_FILE} there)", .dir.display())]
-    Missing { dir: PathBuf },
+    #[error("no router is running from here: {} does not exist", .file.display())]
+    Missing { file: PathBuf },
     /// The file cannot be read or is not a PID file.
     #[error("cannot read {}: {why}", .file.display())]
     Unreadable { file: PathBuf, why: String },
     /// The process it names is gone (the router did not stop cleanly).
     #[error(
-        "no router is running from node directory {} (stale {PID_FILE}: process {pid} does not exist or is not turnstile)",
-        .dir.display()
+        "no router is running from here: {} is stale (process {pid} does not exist or is not turnstile)",
+        .file.display()
     )]
-    Stale { dir: PathBuf, pid: i32 },
+    Stale { file: PathBuf, pid: i32 },
+}
+
+/// Why `turnstile start` did not write its PID file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CreateError {
+    /// Another router runs from the same place: starting a second one is refused.
+    #[error("a router is already running from here (PID {pid}, {})", .file.display())]
+    AlreadyRunning { file: PathBuf, pid: i32 },
+    /// The file cannot be written (the router can run without it).
+    #[error("cannot write {}: {source}", .file.display())]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// The PID file of a running router: removed when dropped (at stop), if it is still ours.
@@ -43,19 +67,17 @@ pub(crate) struct PidFile {
 }
 
 impl PidFile {
-    /// Writes `dir/node.pid` for this process, which loaded `config`. Fails if another router
-    /// runs from `dir` (its PID file names a live turnstile process); a stale file is replaced.
-    pub(crate) fn create(dir: &Path, config: &Path) -> Result<PidFile, String> {
-        let file = dir.join(PID_FILE);
-        match read(dir) {
-            Ok(other) if other.pid as u32 != std::process::id() && is_running(other.pid) => {
-                return Err(format!(
-                    "a router is already running from node directory {} (PID {})",
-                    dir.display(),
-                    other.pid
-                ));
+    /// Writes the PID file `file` for this process, which loaded `config`. Fails if another
+    /// router runs from there (the file names a live turnstile process); a stale file is
+    /// replaced.
+    pub(crate) fn create(file: &Path, config: &Path) -> Result<PidFile, CreateError> {
+        if let Ok(other) = read(file) {
+            if other.pid as u32 != std::process::id() && is_running(other.pid) {
+                return Err(CreateError::AlreadyRunning {
+                    file: file.to_owned(),
+                    pid: other.pid,
+                });
             }
-            _ => {}
         }
         let config = std::path::absolute(config).unwrap_or_else(|_| config.to_owned());
         let data = json!({
@@ -64,8 +86,13 @@ impl PidFile {
             "config": config,
         });
         let text = serde_json::to_string_pretty(&data).unwrap_or_default() + "\n";
-        std::fs::write(&file, text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
-        Ok(PidFile { file })
+        std::fs::write(file, text).map_err(|source| CreateError::Write {
+            file: file.to_owned(),
+            source,
+        })?;
+        Ok(PidFile {
+            file: file.to_owned(),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -76,32 +103,30 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         // Only our own: a second router may have replaced a file it found stale.
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        if read(dir).is_ok_and(|p| p.pid as u32 == std::process::id()) {
+        if read(&self.file).is_ok_and(|p| p.pid as u32 == std::process::id()) {
             let _ = std::fs::remove_file(&self.file);
         }
     }
 }
 
-/// Reads `dir/node.pid`.
-pub(crate) fn read(dir: &Path) -> Result<PidInfo, PidError> {
-    let file = dir.join(PID_FILE);
-    let text = match std::fs::read_to_string(&file) {
+/// Reads the PID file `file`.
+pub(crate) fn read(file: &Path) -> Result<PidInfo, PidError> {
+    let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(PidError::Missing {
-                dir: dir.to_owned(),
+                file: file.to_owned(),
             })
         }
         Err(e) => {
             return Err(PidError::Unreadable {
-                file,
+                file: file.to_owned(),
                 why: e.to_string(),
             })
         }
     };
     let unreadable = |why: &str| PidError::Unreadable {
-        file: file.clone(),
+        file: file.to_owned(),
         why: why.to_owned(),
     };
     let value: serde_json::Value =
@@ -119,14 +144,14 @@ pub(crate) fn read(dir: &Path) -> Result<PidInfo, PidError> {
     Ok(PidInfo { pid, config })
 }
 
-/// The running router of `dir`: its PID file, if the process it names is alive and turnstile.
-pub(crate) fn running(dir: &Path) -> Result<PidInfo, PidError> {
-    let info = read(dir)?;
+/// The running router of the PID file `file`, if the process it names is alive and turnstile.
+pub(crate) fn running(file: &Path) -> Result<PidInfo, PidError> {
+    let info = read(file)?;
     if is_running(info.pid) {
         Ok(info)
     } else {
         Err(PidError::Stale {
-            dir: dir.to_owned(),
+            file: file.to_owned(),
             pid: info.pid,
         })
     }

@@ -143,7 +143,11 @@ fn reload_without_a_running_router_says_so() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("no router is running from node directory") && stderr.contains("node.pid"),
+        stderr.contains("no router is running from here")
+            && stderr.contains(&format!(
+                "{} does not exist",
+                dir.path().join("node.pid").display()
+            )),
         "{stderr}"
     );
     // A PID file left by a router that died is recognised as stale.
@@ -155,7 +159,7 @@ fn reload_without_a_running_router_says_so() {
     let out = turnstile(&["reload", "--cbdir", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stderr).contains("stale node.pid"),
+        text(&out.stderr).contains("node.pid is stale (process 2147483646"),
         "{}",
         text(&out.stderr)
     );
@@ -265,4 +269,49 @@ async fn reload_and_sighup_against_a_running_router() {
         !dir.path().join("node.pid").exists(),
         "the PID file is removed at stop"
     );
+}
+
+/// Routers started with `--config` keep their PID in `FILE.pid`: two configurations in one
+/// directory run side by side, and `turnstile reload --config FILE` signals the right one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routers_started_with_config_files_are_told_apart() {
+    let dir = TempDir::new("turnstile-cli-reload");
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut children = Vec::new();
+    for (name, port) in [("a", port_a), ("b", port_b)] {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, config(port, &["realm1"]).to_string()).unwrap();
+        let log = dir.path().join(format!("{name}.log"));
+        let child = Command::new(BIN)
+            .args(["start", "--config", file.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        wait_for_log(&log, "listening: web on");
+        let pid: Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("{name}.json.pid"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(pid["pid"].as_u64(), Some(u64::from(child.id())));
+        children.push(child);
+    }
+    let a_file = dir.path().join("a.json");
+    std::fs::write(&a_file, config(port_a, &["realm1", "realm2"]).to_string()).unwrap();
+    let out = turnstile(&["reload", "--config", a_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    join_eventually(&format!("ws://127.0.0.1:{port_a}/ws"), "realm2").await;
+    let mut b = Session::connect(&format!("ws://127.0.0.1:{port_b}/ws"), Serializer::Json)
+        .await
+        .unwrap();
+    assert!(
+        matches!(b.join("realm2").await, Err(Error::Aborted { .. })),
+        "b was not reloaded"
+    );
+    drop(b);
+    for child in children {
+        assert!(stop(child).success());
+    }
+    assert!(!dir.path().join("a.json.pid").exists() && !dir.path().join("b.json.pid").exists());
 }
