@@ -24,7 +24,9 @@ use super::*;
 
 impl Realm {
     /// Applies a new configuration of this realm (same name) at `now`. What changed is logged at
-    /// info. Ignored once the realm is closing.
+    /// info. Ignored once the realm is closing. Session limits set with
+    /// [`Realm::set_session_limits`] are replaced by the configuration's, like everything else
+    /// the configuration decides.
     pub fn handle_config(&mut self, config: RealmConfig, now: Instant) {
         self.now = now;
         if self.shutting_down {
