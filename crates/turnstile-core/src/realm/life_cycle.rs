@@ -125,7 +125,7 @@ impl Realm {
             .filter(|s| s.state == SessionState::Joined)
             .map(|s| s.conn)
             .collect();
-        let (reason, text) = self.closing_reason;
+        let (reason, text) = (self.closing.goodbye_reason(), self.closing.text());
         for conn in conns {
             self.say_goodbye(conn, reason, text);
         }
@@ -248,7 +248,7 @@ impl Realm {
         if let Some(reason) = close {
             s.peer.close(reason);
         } else if self.shutting_down {
-            s.peer.close(CloseReason::going_away(self.closing_reason.1));
+            s.peer.close(CloseReason::going_away(self.closing.text()));
         }
         info!(realm = %self.name, session = s.id, cause = cause.as_str(), "session left");
     }

@@ -70,8 +70,40 @@ pub(crate) mod topic {
     pub(crate) const REG_ON_DELETE: &str = "wamp.registration.on_delete";
 }
 
-/// The GOODBYE of a router shutdown (reason and text).
-const SYSTEM_SHUTDOWN: (&str, &str) = (uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
+/// Why a realm closes all its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The router stops.
+    Shutdown,
+    /// A configuration reload removed the realm.
+    Removed,
+}
+
+impl Closing {
+    /// The reason of the GOODBYE to its sessions.
+    fn goodbye_reason(self) -> &'static str {
+        match self {
+            Closing::Shutdown => uris::CLOSE_SYSTEM_SHUTDOWN,
+            Closing::Removed => uris::CLOSE_REALM,
+        }
+    }
+
+    /// The reason of the ABORT to a HELLO (or a session still authenticating).
+    fn abort_reason(self) -> &'static str {
+        match self {
+            Closing::Shutdown => uris::CLOSE_SYSTEM_SHUTDOWN,
+            Closing::Removed => uris::NO_SUCH_REALM,
+        }
+    }
+
+    /// The message of both, and the close reason of the connections.
+    fn text(self) -> &'static str {
+        match self {
+            Closing::Shutdown => "the router is shutting down",
+            Closing::Removed => "the realm was removed from the router's configuration",
+        }
+    }
+}
 
 /// The authid of the realm's own service session, which publishes meta events.
 pub(crate) const SERVICE_AUTHID: &str = "turnstile-service";
@@ -209,9 +241,8 @@ pub struct Realm {
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
     shutting_down: bool,
-    /// The GOODBYE reason (and its text) of every session once `shutting_down`: the router
-    /// stops, or the realm was removed from the configuration.
-    closing_reason: (&'static str, &'static str),
+    /// Why the sessions are told to go once `shutting_down`.
+    closing: Closing,
     /// Sessions whose connection failed while something was queued for it; ended after the
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
@@ -255,7 +286,7 @@ impl Realm {
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
-            closing_reason: SYSTEM_SHUTDOWN,
+            closing: Closing::Shutdown,
             doomed: Vec::new(),
             welcome_roles,
             effects: VecDeque::new(),
@@ -313,8 +344,7 @@ impl Realm {
             peer.abort_and_close(info.serializer, reason, text, 1008);
         };
         if self.shutting_down {
-            let (reason, text) = self.closing_reason;
-            return refuse(reason, text);
+            return refuse(self.closing.abort_reason(), self.closing.text());
         }
         let client_roles = match details.get("roles") {
             Some(Value::Dict(r)) if !r.is_empty() => r.clone(),
@@ -479,15 +509,16 @@ impl Realm {
     /// `on_leave`.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.now = now;
-        self.close_all(SYSTEM_SHUTDOWN);
+        self.close_all(Closing::Shutdown);
         self.reap();
     }
 
-    /// Starts closing the realm (router shutdown or realm removed): GOODBYE `reason` to every
-    /// session but the monitors, which `continue_shutdown` tells once the others are gone.
-    fn close_all(&mut self, reason: (&'static str, &'static str)) {
+    /// Starts closing the realm (router shutdown or realm removed): GOODBYE to every session
+    /// but the monitors, which `continue_shutdown` tells once the others are gone.
+    fn close_all(&mut self, closing: Closing) {
         self.shutting_down = true;
-        self.closing_reason = reason;
+        self.closing = closing;
+        let (reason, text) = (closing.goodbye_reason(), closing.text());
         let conns: Vec<ConnId> = self
             .sessions
             .keys()
@@ -495,7 +526,7 @@ impl Realm {
             .filter(|c| !self.is_session_monitor(*c))
             .collect();
         for conn in conns {
-            self.say_goodbye(conn, reason.0, reason.1);
+            self.say_goodbye(conn, reason, text);
         }
     }
 

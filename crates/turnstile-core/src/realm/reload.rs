@@ -50,7 +50,7 @@ impl Realm {
             timers: _,
             service_id: _,
             shutting_down: _,
-            closing_reason: _,
+            closing: _,
             doomed: _,
             effects: _,
             // What the configuration decides.
@@ -112,9 +112,10 @@ impl Realm {
             .map(|s| s.conn)
             .collect();
         for conn in authenticating {
-            self.refuse(conn, uris::NO_SUCH_REALM, REALM_REMOVED.1);
+            let closing = Closing::Removed;
+            self.refuse(conn, closing.abort_reason(), closing.text());
         }
-        self.close_all(REALM_REMOVED);
+        self.close_all(Closing::Removed);
         info!(realm = %self.name, "realm removed from the configuration: closing its sessions");
         self.reap();
     }
@@ -233,12 +234,6 @@ impl Realm {
         }
     }
 }
-
-/// The GOODBYE of a realm removed from the configuration (reason and text).
-const REALM_REMOVED: (&str, &str) = (
-    uris::CLOSE_REALM,
-    "the realm was removed from the router's configuration",
-);
 
 fn same_histories(a: &[crate::broker::History], b: &[crate::broker::History]) -> bool {
     a.len() == b.len()

@@ -452,7 +452,7 @@ fn a_removed_realm_says_goodbye_to_its_sessions() {
     h.pump(&mut a);
     assert!(a.closed);
     assert!(h.realm.is_drained());
-    // A HELLO that was on its way is refused with the same reason.
+    // A HELLO that was on its way is refused: the realm does not exist any more.
     let mut late = h.connect(Serializer::Json);
     h.realm.handle_hello(
         late.conn,
@@ -465,6 +465,6 @@ fn a_removed_realm_says_goodbye_to_its_sessions() {
     );
     assert!(matches!(
         h.take(&mut late).as_slice(),
-        [Message::Abort { reason, .. }] if reason == uris::CLOSE_REALM
+        [Message::Abort { reason, .. }] if reason == uris::NO_SUCH_REALM
     ));
 }
