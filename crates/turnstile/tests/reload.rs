@@ -271,6 +271,8 @@ async fn ticket_principals_added_and_removed() {
     let refused = b.join_with_ticket("realm1", "bob", "b-secret").await;
     assert_eq!(aborted(refused), uris::AUTHENTICATION_FAILED);
 
+    // A connection opened before the reload, joining after it.
+    let mut early = node.session().await;
     let bob = json!({"bob": {"ticket": "b-secret", "role": "user"}});
     let report = node.reload(node_config(realms, auth(bob))).await;
     assert_eq!(
@@ -281,6 +283,10 @@ async fn ticket_principals_added_and_removed() {
 
     let mut b = node.session().await;
     b.join_with_ticket("realm1", "bob", "b-secret")
+        .await
+        .unwrap();
+    early
+        .join_with_ticket("realm1", "bob", "b-secret")
         .await
         .unwrap();
     let mut again = node.session().await;

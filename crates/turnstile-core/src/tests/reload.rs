@@ -162,8 +162,8 @@ fn a_revoked_subscription_is_announced_with_not_authorized() {
     assert_eq!(text, expected);
 }
 
-/// A permission added applies to the next request of a session joined before; a denial is
-/// never cached, so nothing stale stands in the way.
+/// A permission added applies to the next request of a session joined before: the denial
+/// cached for the session (its role's permission matched the URI) is forgotten.
 #[test]
 fn an_added_permission_applies_at_once() {
     let mut config = realm_config(None);
