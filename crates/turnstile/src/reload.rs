@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use turnstile_config::{AuthConfig, NodeConfig, TransportConfig, WebPath};
+use turnstile_config::{AuthConfig, NodeConfig, RouterWorker, TransportConfig, WebPath};
 
 /// What a reload did. Names are key paths of the configuration, e.g.
 /// `workers[0].transports[1].endpoint`, or realm names with their worker, e.g.
@@ -90,6 +90,19 @@ pub(crate) fn needs_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<String> {
         if a.title != b.title {
             out.push(format!("workers[{w}].options.title"));
         }
+        // Any other key of the worker (a key added to the model later included): compared as a
+        // whole, so that no change is applied or ignored silently.
+        let rest = |w: &RouterWorker| {
+            let mut rest = w.clone();
+            (rest.id, rest.title) = (None, None);
+            (rest.realms, rest.transports) = (Vec::new(), Vec::new());
+            rest
+        };
+        if rest(a) != rest(b) {
+            out.push(format!(
+                "workers[{w}] (keys other than realms and transports)"
+            ));
+        }
         if a.transports.len() != b.transports.len() {
             out.push(format!(
                 "workers[{w}].transports (transports added or removed)"
@@ -104,6 +117,39 @@ pub(crate) fn needs_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<String> {
 
 /// The non-`auth` differences between two transports at `at`.
 fn transport_changes(
+    at: &str,
+    old: &TransportConfig,
+    new: &TransportConfig,
+    out: &mut Vec<String>,
+) {
+    let named = out.len();
+    named_transport_changes(at, old, new, out);
+    // A difference in a key not named there (one added to the model later included) is still
+    // reported, as the transport's.
+    if out.len() == named && without_auth(old) != without_auth(new) {
+        out.push(format!("{at} (other keys)"));
+    }
+}
+
+/// `transport` with every `auth` section taken out.
+fn without_auth(transport: &TransportConfig) -> TransportConfig {
+    let mut t = transport.clone();
+    match &mut t {
+        TransportConfig::WebSocket { service, .. } => service.auth = None,
+        TransportConfig::RawSocket { auth, .. } => *auth = None,
+        TransportConfig::Web { paths, .. } => {
+            for path in paths.values_mut() {
+                if let WebPath::WebSocket(service) = path {
+                    service.auth = None;
+                }
+            }
+        }
+    }
+    t
+}
+
+/// The differences of the keys a reload names, one key path each.
+fn named_transport_changes(
     at: &str,
     old: &TransportConfig,
     new: &TransportConfig,
