@@ -72,6 +72,57 @@ pub(crate) fn auth_places(config: &NodeConfig) -> BTreeMap<AuthPlace, Option<&Au
     places
 }
 
+/// The `auth` sections a reload from `old` to `new` replaces: those that changed in a
+/// transport (or WebSocket path) of the same type at the same place. A transport of another
+/// type is a different transport: it needs a restart, its `auth` included.
+pub(crate) fn auth_changes<'a>(
+    old: &NodeConfig,
+    new: &'a NodeConfig,
+) -> Vec<(AuthPlace, Option<&'a AuthConfig>)> {
+    let before = auth_places(old);
+    auth_places(new)
+        .into_iter()
+        .filter(|(place, auth)| {
+            let (w, t, _) = place;
+            let same_type = match (transport_at(old, *w, *t), transport_at(new, *w, *t)) {
+                (Some(a), Some(b)) => std::mem::discriminant(a) == std::mem::discriminant(b),
+                _ => false,
+            };
+            same_type && before.get(place).is_some_and(|was| was != auth)
+        })
+        .collect()
+}
+
+fn transport_at(config: &NodeConfig, w: usize, t: usize) -> Option<&TransportConfig> {
+    config.workers.get(w)?.transports.get(t)
+}
+
+/// The configuration a node runs after a reload from `old` to `new`: the realms and the
+/// replaced `auth` sections of `new`, everything that needs a restart still as in `old` (so a
+/// later reload reports it again until the restart).
+pub(crate) fn running_after(old: &NodeConfig, new: &NodeConfig) -> NodeConfig {
+    let mut running = old.clone();
+    for (worker, after) in running.workers.iter_mut().zip(&new.workers) {
+        worker.realms = after.realms.clone();
+    }
+    for ((w, t, key), auth) in auth_changes(old, new) {
+        let Some(transport) = running.workers[w].transports.get_mut(t) else {
+            continue;
+        };
+        let slot = match (transport, key) {
+            (TransportConfig::WebSocket { service, .. }, None) => &mut service.auth,
+            (TransportConfig::RawSocket { auth, .. }, None) => auth,
+            (TransportConfig::Web { paths, .. }, Some(key)) => match paths.get_mut(&key) {
+                Some(WebPath::WebSocket(service)) => &mut service.auth,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        *slot = auth.cloned();
+    }
+    running
+}
+
 /// The key paths where `new` differs from `old` in a way a running node cannot take: the node
 /// id, the workers, and everything of a transport but its `auth` sections. Realms are not
 /// compared here: all of a realm's configuration applies on reload.
@@ -265,13 +316,25 @@ mod tests {
             ]
         );
         assert!(needs_restart(&old, &old).is_empty());
-        let places: Vec<String> = auth_places(&new).keys().map(auth_place_name).collect();
+        let places: Vec<String> = auth_changes(&old, &new)
+            .iter()
+            .map(|(place, _)| auth_place_name(place))
+            .collect();
         assert_eq!(
             places,
             [
                 "workers[0].transports[0].paths.ws.auth",
                 "workers[0].transports[1].auth"
             ]
+        );
+        // What runs afterwards: the new auth sections, the old endpoint and options, so that
+        // the next reload of the same file reports them again and replaces nothing more.
+        let running = running_after(&old, &new);
+        assert_eq!(needs_restart(&running, &new), needs_restart(&old, &new));
+        assert!(auth_changes(&running, &new).is_empty());
+        assert_eq!(
+            running.workers[0].transports[0].endpoint(),
+            old.workers[0].transports[0].endpoint()
         );
     }
 
@@ -289,5 +352,11 @@ mod tests {
                 "workers[0].transports[0].type"
             ]
         );
+        // The `auth` of a transport of another type is not taken either.
+        let with_auth = config(
+            r#"[{"type": "websocket", "endpoint": {"type": "tcp", "port": 8081},
+                 "auth": {"anonymous": {"type": "static", "role": "guest"}}}]"#,
+        );
+        assert!(auth_changes(&old, &with_auth).is_empty());
     }
 }

@@ -244,7 +244,7 @@ impl Server {
                 _ = &mut shutdown => break,
                 Some((new, reply)) = reloads.recv() => {
                     let report = apply_reload(&config, &new, &routers, &auth_slots).await;
-                    config = new;
+                    config = reload::running_after(&config, &new);
                     let _ = reply.send(report);
                 }
             }
@@ -299,14 +299,10 @@ async fn apply_reload(
         report.realms_removed.extend(named(done.removed));
         report.realms_changed.extend(named(done.changed));
     }
-    let (before, after) = (reload::auth_places(old), reload::auth_places(new));
-    for (place, slot) in auth_slots {
-        // A section whose transport changed type or went away stays: that needs a restart.
-        if let (Some(old_auth), Some(new_auth)) = (before.get(place), after.get(place)) {
-            if old_auth != new_auth {
-                slot.replace(*new_auth);
-                report.auth_replaced.push(reload::auth_place_name(place));
-            }
+    for (place, auth) in reload::auth_changes(old, new) {
+        if let Some(slot) = auth_slots.get(&place) {
+            slot.replace(auth);
+            report.auth_replaced.push(reload::auth_place_name(&place));
         }
     }
     for path in &report.needs_restart {

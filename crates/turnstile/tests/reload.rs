@@ -365,15 +365,17 @@ async fn transport_changes_are_reported_and_not_applied() {
     )]));
     changed["workers"][0]["transports"][0]["endpoint"]["backlog"] = json!(16);
     changed["workers"][0]["transports"][0]["paths"]["ws"]["serializers"] = json!(["cbor"]);
-    let report = node.reload(changed).await;
-    assert_eq!(
-        report.needs_restart,
-        [
-            "workers[0].transports[0].endpoint",
-            "workers[0].transports[0].paths.ws.serializers"
-        ]
-    );
+    let report = node.reload(changed.clone()).await;
+    let needs_restart = [
+        "workers[0].transports[0].endpoint",
+        "workers[0].transports[0].paths.ws.serializers",
+    ];
+    assert_eq!(report.needs_restart, needs_restart);
     assert_eq!(report.realms_changed, ["workers[0] realm1"]);
+    // Until a restart, every reload says so again (and the realm has nothing more to change).
+    let again = node.reload(changed).await;
+    assert_eq!(again.needs_restart, needs_restart);
+    assert!(again.realms_changed.is_empty());
     // JSON is still served on the same port; the permission change applied.
     let mut b = node.joined("realm1").await;
     let denied = b.publish("com.t", None, None, ack()).await;
