@@ -338,6 +338,42 @@ impl Session {
         }
     }
 
+    /// HELLO as `authid` with ticket authentication, answering the CHALLENGE with `ticket`;
+    /// waits for WELCOME ([`Error::Aborted`] on ABORT).
+    pub async fn join_with_ticket(
+        &mut self,
+        realm: &str,
+        authid: &str,
+        ticket: &str,
+    ) -> Result<Welcome> {
+        let mut details = hello_details();
+        details.insert("authmethods".into(), Value::List(vec!["ticket".into()]));
+        details.insert("authid".into(), authid.into());
+        match self.join_with(realm, details).await {
+            Err(Error::Unexpected(text)) if text.starts_with("CHALLENGE") => {}
+            other => return other,
+        }
+        self.send(&Message::Authenticate {
+            signature: ticket.to_owned(),
+            extra: Dict::new(),
+        })
+        .await?;
+        match self
+            .wait_for(|m| matches!(m, Message::Welcome { .. } | Message::Abort { .. }))
+            .await?
+        {
+            Message::Welcome { session, details } => {
+                self.session_id = Some(session);
+                self.requests = IdSequence::new();
+                Ok(Welcome { session, details })
+            }
+            Message::Abort {
+                details, reason, ..
+            } => Err(Error::Aborted { reason, details }),
+            other => Err(Error::Unexpected(other.name().to_owned())),
+        }
+    }
+
     /// GOODBYE `wamp.close.close_realm`; waits for the router's GOODBYE and returns its reason.
     /// The connection stays open for another [`Session::join`].
     pub async fn leave(&mut self) -> Result<String> {

@@ -132,6 +132,38 @@ impl Broker {
         }
     }
 
+    /// Replaces the configured event histories (a configuration reload): a history configured
+    /// before and after (same URI and match policy) keeps its events, down to its new limit;
+    /// the others start empty or are dropped.
+    pub(crate) fn reconfigure_histories(&mut self, histories: Vec<History>) {
+        let mut old = std::mem::take(&mut self.histories);
+        self.histories = histories
+            .into_iter()
+            .map(|mut h| {
+                if let Some(i) = old
+                    .iter()
+                    .position(|o| o.uri == h.uri && o.policy == h.policy)
+                {
+                    h.events = old.swap_remove(i).events;
+                    while h.events.len() > h.limit {
+                        h.events.pop_front();
+                    }
+                }
+                h
+            })
+            .collect();
+    }
+
+    /// The configured event histories.
+    pub(crate) fn histories(&self) -> &[History] {
+        &self.histories
+    }
+
+    /// The configured event histories, taken out of a broker that is not used any more.
+    pub(crate) fn into_histories(self) -> Vec<History> {
+        self.histories
+    }
+
     /// Whether a publication to `topic` is recorded in some event history.
     pub(crate) fn keeps_history(&self, topic: &str) -> bool {
         self.histories

@@ -88,6 +88,16 @@ impl Meter {
         }
     }
 
+    /// Takes new settings (a configuration reload) without closing the current cycle: what it
+    /// counted so far stays; messages from now on are rated with the new unit, and the
+    /// thresholds and the duration (from the cycle's start) are the new ones.
+    pub(crate) fn reconfigure(&mut self, config: &StatsConfig) {
+        let fresh = Meter::new(config, self.cycle_start);
+        self.rated_shift = fresh.rated_shift;
+        self.rated_threshold = fresh.rated_threshold;
+        self.period = fresh.period;
+    }
+
     /// Counts one message of `len` serialized bytes. Returns true when the rated-messages
     /// trigger fires (the caller then takes a snapshot).
     #[inline]

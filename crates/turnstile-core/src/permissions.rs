@@ -50,7 +50,7 @@ pub(crate) const TRUSTED_ROLE: &str = "trusted";
 
 /// The roles of a realm: the static permissions of each, or the dynamic authorizer deciding for
 /// it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Roles {
     roles: HashMap<String, Vec<Permission>>,
     /// Roles whose actions a dynamic authorizer decides: role to the authorizer's URI.
@@ -69,6 +69,26 @@ impl Roles {
                 .filter_map(|r| Some((r.name.clone(), r.authorizer.clone()?)))
                 .collect(),
         }
+    }
+
+    /// Whether `role` is configured the same way here and in `other` (the same permissions, or
+    /// the same dynamic authorizer; absent from both counts as the same).
+    pub(crate) fn same_role(&self, other: &Roles, role: &str) -> bool {
+        self.roles.get(role) == other.roles.get(role)
+            && self.dynamic.get(role) == other.dynamic.get(role)
+    }
+
+    /// The configured role names, sorted (for the log).
+    pub(crate) fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .roles
+            .keys()
+            .chain(self.dynamic.keys())
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
     }
 
     /// Whether the realm knows `role` (the built-in `trusted` role always exists).

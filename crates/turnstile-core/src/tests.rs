@@ -22,6 +22,9 @@ use crate::peer::{
 };
 use crate::realm::{Effect, Realm, ReplyToken};
 
+/// A new configuration handed to a running realm (`Realm::handle_config`, `handle_removed`).
+mod reload;
+
 /// A fake connection's outgoing queue: what the realm queued, bounded in bytes like the
 /// runtime's, with a kill taking precedence over what is queued.
 #[derive(Debug)]

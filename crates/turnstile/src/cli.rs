@@ -1,5 +1,6 @@
-//! The command line: `turnstile start | check | init | version`, Crossbar-style (`--cbdir`,
-//! `--config`, `--loglevel`). Configuration errors exit with code 2, other failures with 1.
+//! The command line: `turnstile start | check | reload | init | version`, Crossbar-style
+//! (`--cbdir`, `--config`, `--loglevel`). Configuration errors exit with code 2, other failures
+//! with 1.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,14 +8,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 use turnstile::limits::ConnectionLimits;
-use turnstile::server::Server;
+use turnstile::server::{ReloadHandle, Server};
 use turnstile_config::{ConfigError, NodeConfig};
+
+use crate::pidfile::{self, CreateError, PidFile};
 use wamp_proto::Serializer;
 
 /// Exit code of a configuration error.
@@ -54,6 +57,13 @@ enum Command {
     },
     /// Validate a configuration without starting (default: the one in .crossbar).
     Check {
+        #[command(flatten)]
+        source: ConfigSource,
+    },
+    /// Make a running router re-read its configuration (validated here first). The router is
+    /// found by its PID file: DIR/node.pid for --cbdir DIR (default .crossbar), FILE.pid for
+    /// --config FILE, as `start` was given.
+    Reload {
         #[command(flatten)]
         source: ConfigSource,
     },
@@ -109,6 +119,16 @@ impl LimitArgs {
 }
 
 impl ConfigSource {
+    /// Where the router's PID file is: `node.pid` in `--cbdir` (Crossbar's), `FILE.pid` for
+    /// `--config FILE`; `None` for the embedded default configuration.
+    fn pid_file(&self) -> Option<PathBuf> {
+        match (&self.config, &self.cbdir) {
+            (Some(file), _) => Some(pidfile::next_to(file)),
+            (None, Some(dir)) => Some(dir.join(pidfile::PID_FILE)),
+            (None, None) => None,
+        }
+    }
+
     /// The configuration file named by the options, if any.
     fn file(&self) -> Result<Option<PathBuf>, ConfigError> {
         match (&self.config, &self.cbdir) {
@@ -128,6 +148,7 @@ pub(crate) fn main() -> ExitCode {
             limits,
         } => start(&source, &loglevel, &limits),
         Command::Check { source } => check(&source),
+        Command::Reload { source } => reload(&source),
         Command::Init { cbdir } => init(&cbdir),
         Command::Version => {
             let serializers: Vec<&str> = Serializer::ALL.iter().map(|s| s.name()).collect();
@@ -141,15 +162,19 @@ pub(crate) fn main() -> ExitCode {
 
 fn start(source: &ConfigSource, loglevel: &str, limits: &LimitArgs) -> ExitCode {
     init_logging(loglevel);
-    let config = match source.file() {
-        Ok(Some(file)) => match turnstile_config::load_file(&file) {
+    let file = match source.file() {
+        Ok(file) => file,
+        Err(e) => return config_error(&e),
+    };
+    let config = match &file {
+        Some(file) => match turnstile_config::load_file(file) {
             Ok(config) => {
                 info!("configuration loaded from {}", file.display());
                 config
             }
             Err(e) => return config_error(&e),
         },
-        Ok(None) => {
+        None => {
             info!(
                 "no --config or --cbdir given: using the embedded default configuration (realm \
                  realm1, ws://127.0.0.1:8080/ws, rawsocket 127.0.0.1:8081); `turnstile init` \
@@ -157,9 +182,33 @@ fn start(source: &ConfigSource, loglevel: &str, limits: &LimitArgs) -> ExitCode 
             );
             turnstile_config::default_config()
         }
-        Err(e) => return config_error(&e),
     };
-    match run(config, limits) {
+    // Where `turnstile reload` finds the router; the embedded default cannot change, so it has
+    // none.
+    let pid_file = match (source.pid_file(), &file) {
+        (Some(pid_file), Some(file)) => match PidFile::create(&pid_file, file) {
+            Ok(p) => {
+                info!(
+                    "PID {} written to {}",
+                    std::process::id(),
+                    p.path().display()
+                );
+                Some(p)
+            }
+            Err(e @ CreateError::AlreadyRunning { .. }) => {
+                eprintln!("turnstile: {e}");
+                return ExitCode::from(EXIT_FAILURE);
+            }
+            Err(e) => {
+                warn!("{e}: `turnstile reload` cannot find this router (SIGHUP still reloads)");
+                None
+            }
+        },
+        _ => None,
+    };
+    let result = run(config, file, limits);
+    drop(pid_file);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("turnstile: {e:#}");
@@ -168,7 +217,9 @@ fn start(source: &ConfigSource, loglevel: &str, limits: &LimitArgs) -> ExitCode 
     }
 }
 
-fn run(config: NodeConfig, limits: &LimitArgs) -> anyhow::Result<()> {
+/// Runs the router on `config`, loaded from `file` (`None`: the embedded default), until
+/// SIGINT or SIGTERM; SIGHUP reloads the configuration from `file`.
+fn run(config: NodeConfig, file: Option<PathBuf>, limits: &LimitArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,10 +244,39 @@ fn run(config: NodeConfig, limits: &LimitArgs) -> anyhow::Result<()> {
                 std::process::exit(130);
             });
         };
+        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
         let server = Server::bind(config).await?;
+        let reloads = server.reload_handle();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                info!("SIGHUP received: reloading the configuration");
+                reload_from(file.as_deref(), &reloads).await;
+            }
+        });
         let limits = limits.apply(server.connection_limits().clone());
         server.with_connection_limits(limits).run(shutdown).await
     })
+}
+
+/// Re-reads the configuration from `file` and hands it to the running server; an invalid one
+/// is refused (logged with the same report `turnstile check` prints) and the running one stays.
+async fn reload_from(file: Option<&Path>, server: &ReloadHandle) {
+    let Some(file) = file else {
+        warn!(
+            "configuration reload: the router runs on the embedded default configuration, which \
+             cannot change; nothing to reload (start it with --cbdir or --config to reload)"
+        );
+        return;
+    };
+    match turnstile_config::load_file(file) {
+        Ok(config) => {
+            info!("configuration reload: {} is valid", file.display());
+            if server.reload(config).await.is_none() {
+                warn!("configuration reload: the router is stopping; not applied");
+            }
+        }
+        Err(e) => error!("configuration reload refused, the running configuration stays: {e}"),
+    }
 }
 
 /// Raises the soft open-file limit to the hard one: every connection takes a file descriptor,
@@ -235,6 +315,57 @@ fn check(source: &ConfigSource) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => config_error(&e),
+    }
+}
+
+/// `turnstile reload`: validates the configuration the router of the node directory loaded,
+/// then sends the router SIGHUP. A configuration error is printed as `check` prints it (exit 2)
+/// and nothing is signalled; no router running there is an error (exit 1).
+fn reload(source: &ConfigSource) -> ExitCode {
+    let pid_file = source
+        .pid_file()
+        .unwrap_or_else(|| Path::new(DEFAULT_CBDIR).join(pidfile::PID_FILE));
+    let running = match pidfile::running(&pid_file) {
+        Ok(running) => running,
+        Err(e) => {
+            eprintln!("turnstile: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    // The file the router will read: the one it loaded (a PID file written by Crossbar does
+    // not say), else the one the options name.
+    let file = match (running.config, source.file()) {
+        (Some(file), _) | (None, Ok(Some(file))) => file,
+        (None, Ok(None)) => match turnstile_config::find_in_cbdir(Path::new(DEFAULT_CBDIR)) {
+            Ok(file) => file,
+            Err(e) => return config_error(&e),
+        },
+        (None, Err(e)) => return config_error(&e),
+    };
+    if let Err(e) = turnstile_config::load_file(&file) {
+        eprintln!("{e}");
+        eprintln!(
+            "turnstile: not reloading: the router (PID {}) keeps its running configuration",
+            running.pid
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match pidfile::send_hangup(running.pid) {
+        Ok(()) => {
+            println!(
+                "configuration OK: {}; asked the router (PID {}) to reload it (its log says what changed)",
+                file.display(),
+                running.pid
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "turnstile: cannot signal the router (PID {}): {e}",
+                running.pid
+            );
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

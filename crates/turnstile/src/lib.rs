@@ -6,11 +6,13 @@
 //! - `runtime` (crate-private): the async shell around the core: one task per realm, the router
 //!   connections enter through, each connection's decoding front door and its outgoing queue.
 //! - [`transport`]: WebSocket (with the HTTP server it shares a port with) and RawSocket.
-//! - [`server`]: starts a router worker's realms and transports from a configuration, and stops
-//!   them gracefully.
+//! - [`server`]: starts a router worker's realms and transports from a configuration, applies a
+//!   reloaded one, and stops them gracefully.
+//! - [`reload`]: what a configuration reload changes, what needs a restart, and its report.
 //! - [`limits`]: the named limits of the router.
 
 pub mod limits;
+pub mod reload;
 pub(crate) mod runtime;
 pub mod server;
 pub mod transport;

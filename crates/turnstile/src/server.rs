@@ -1,11 +1,14 @@
 //! Starts a node's router workers and their transports from a configuration, and stops them
 //! gracefully: bind every transport first (so a port in use stops the start with a clear error),
-//! then start the realms and serve until the shutdown signal.
+//! then start the realms and serve until the shutdown signal. While it serves, a new
+//! configuration can be handed in through a [`ReloadHandle`] (see [`crate::reload`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::bail;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -13,11 +16,12 @@ use turnstile_config::{NodeConfig, TransportConfig, WebPath};
 use wamp_proto::Serializer;
 
 use crate::limits::{self, ConnectionLimits};
+use crate::reload::{self, AuthPlace, ReloadReport};
 use crate::runtime::router::Router;
 use crate::transport::admission::{Admission, Gate, RefusalKind};
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
-use crate::transport::{transport_auth, web, Conns, LocalAddr};
+use crate::transport::{web, AuthSlot, Conns, LocalAddr};
 
 /// A node whose transports are bound (listening), ready to [`Server::run`].
 #[derive(Debug)]
@@ -31,6 +35,26 @@ pub struct Server {
     limits: ConnectionLimits,
     /// Deadlines of RawSocket connections, when a test shortens them (else from `limits`).
     rawsocket_timeouts: Option<limits::RawSocketTimeouts>,
+    /// Configuration reloads handed in through a [`ReloadHandle`].
+    reloads: mpsc::Receiver<Reload>,
+    reload_tx: mpsc::Sender<Reload>,
+}
+
+/// A new configuration and where to answer with the report.
+type Reload = (NodeConfig, oneshot::Sender<ReloadReport>);
+
+/// Hands a running [`Server`] a new configuration (see [`crate::reload`] for what applies).
+#[derive(Debug, Clone)]
+pub struct ReloadHandle(mpsc::Sender<Reload>);
+
+impl ReloadHandle {
+    /// Applies `config`, already validated, to the running server and returns what it did;
+    /// `None` if the server has stopped.
+    pub async fn reload(&self, config: NodeConfig) -> Option<ReloadReport> {
+        let (tx, rx) = oneshot::channel();
+        self.0.send((config, tx)).await.ok()?;
+        rx.await.ok()
+    }
 }
 
 #[derive(Debug)]
@@ -68,13 +92,21 @@ impl Server {
             }
         }
         let limits = ConnectionLimits::default().configured(&config.connection_limits());
+        let (reload_tx, reloads) = mpsc::channel(4);
         Ok(Server {
             config,
             transports,
             socket_files,
             limits,
             rawsocket_timeouts: None,
+            reloads,
+            reload_tx,
         })
+    }
+
+    /// The handle that hands this server a new configuration once it runs.
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle(self.reload_tx.clone())
     }
 
     /// Replaces the connection limits (default: [`ConnectionLimits::default`], sized by the
@@ -108,12 +140,16 @@ impl Server {
     /// returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Server {
-            config,
+            mut config,
             transports,
             socket_files,
             limits,
             rawsocket_timeouts,
+            mut reloads,
+            reload_tx,
         } = self;
+        // Only the handles given out keep the channel open.
+        drop(reload_tx);
         if let Some(node) = &config.node_id {
             info!("node {node}");
         }
@@ -150,6 +186,7 @@ impl Server {
         let conns = Conns::default();
         let stop = CancellationToken::new();
         let listeners = TaskTracker::new();
+        let mut auth_slots: BTreeMap<AuthPlace, AuthSlot> = BTreeMap::new();
         for mut t in transports {
             let transport = &config.workers[t.worker].transports[t.index];
             let refusal = match transport {
@@ -168,11 +205,16 @@ impl Server {
             let router = &routers[t.worker];
             match transport {
                 TransportConfig::Web { paths, .. } => {
-                    let app = web::web_app(paths, router, &conns, &limits);
+                    let (app, slots) = web::web_app(paths, router, &conns, &limits);
+                    for (key, slot) in slots {
+                        auth_slots.insert((t.worker, t.index, Some(key)), slot);
+                    }
                     spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::WebSocket { path, service, .. } => {
-                    let app = web::websocket_app(path, service, router, &conns, &limits);
+                    let auth = AuthSlot::new(service.auth.as_ref());
+                    auth_slots.insert((t.worker, t.index, None), auth.clone());
+                    let app = web::websocket_app(path, service, auth, router, &conns, &limits);
                     spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
                 }
                 TransportConfig::RawSocket {
@@ -181,10 +223,12 @@ impl Server {
                     auth,
                     ..
                 } => {
+                    let auth = AuthSlot::new(auth.as_ref());
+                    auth_slots.insert((t.worker, t.index, None), auth.clone());
                     let service = Arc::new(RawSocketService {
                         serializers: serializers.clone(),
                         max_message_size: *max_message_size,
-                        auth: transport_auth(auth.as_ref()),
+                        auth,
                         timeouts: rawsocket_timeouts,
                         hello_timeout: limits.handshake_timeout,
                         max_outgoing_queue_bytes: limits.max_outgoing_queue_bytes,
@@ -202,7 +246,17 @@ impl Server {
             }
         }
 
-        shutdown.await;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some((new, reply)) = reloads.recv() => {
+                    let report = apply_reload(&config, &new, &routers, &auth_slots).await;
+                    config = reload::running_after(&config, &new);
+                    let _ = reply.send(report);
+                }
+            }
+        }
         info!("shutting down");
         stop.cancel();
         futures_util::future::join_all(routers.iter().map(|r| r.shutdown())).await;
@@ -227,6 +281,71 @@ impl Server {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Applies the new configuration `new` to a node running `old`: each worker's realms (added,
+/// removed, changed) and the transports' `auth` sections; whatever else changed is logged as
+/// needing a restart and left as it runs.
+async fn apply_reload(
+    old: &NodeConfig,
+    new: &NodeConfig,
+    routers: &[Arc<Router>],
+    auth_slots: &BTreeMap<AuthPlace, AuthSlot>,
+) -> ReloadReport {
+    let mut report = ReloadReport {
+        needs_restart: reload::needs_restart(old, new),
+        ..ReloadReport::default()
+    };
+    for (w, router) in routers.iter().enumerate() {
+        let (Some(before), Some(after)) = (old.workers.get(w), new.workers.get(w)) else {
+            continue;
+        };
+        let done = router.reload(before, after).await;
+        let named =
+            |names: Vec<String>| names.into_iter().map(move |n| format!("workers[{w}] {n}"));
+        report.realms_added.extend(named(done.added));
+        report.realms_removed.extend(named(done.removed));
+        report.realms_changed.extend(named(done.changed));
+    }
+    for (place, auth) in reload::auth_changes(old, new) {
+        if let Some(slot) = auth_slots.get(&place) {
+            slot.replace(auth);
+            report.auth_replaced.push(reload::auth_place_name(&place));
+        }
+    }
+    for path in &report.needs_restart {
+        warn!("configuration reload: {path} changed: this needs a restart; left as it runs");
+    }
+    let list = |v: &[String]| v.join(", ");
+    if !report.realms_added.is_empty() {
+        info!(
+            "configuration reload: realms added (serving now): {}",
+            list(&report.realms_added)
+        );
+    }
+    if !report.realms_removed.is_empty() {
+        info!(
+            "configuration reload: realms removed (their sessions are closed with \
+             wamp.close.close_realm): {}",
+            list(&report.realms_removed)
+        );
+    }
+    if !report.realms_changed.is_empty() {
+        info!(
+            "configuration reload: realms changed: {}",
+            list(&report.realms_changed)
+        );
+    }
+    if !report.auth_replaced.is_empty() {
+        info!(
+            "configuration reload: authentication replaced for new sessions: {}",
+            list(&report.auth_replaced)
+        );
+    }
+    if report.is_empty() {
+        info!("configuration reload: nothing changed");
+    }
+    report
 }
 
 fn spawn_web(

@@ -170,7 +170,7 @@ impl DecisionCache {
         self.entries.is_empty()
     }
 
-    #[cfg(test)]
+    /// Forgets every decision (the session's role changed in a configuration reload).
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
     }

@@ -125,12 +125,9 @@ impl Realm {
             .filter(|s| s.state == SessionState::Joined)
             .map(|s| s.conn)
             .collect();
+        let (reason, text) = (self.closing.goodbye_reason(), self.closing.text());
         for conn in conns {
-            self.say_goodbye(
-                conn,
-                uris::CLOSE_SYSTEM_SHUTDOWN,
-                "the router is shutting down",
-            );
+            self.say_goodbye(conn, reason, text);
         }
     }
 
@@ -251,8 +248,7 @@ impl Realm {
         if let Some(reason) = close {
             s.peer.close(reason);
         } else if self.shutting_down {
-            s.peer
-                .close(CloseReason::going_away("the router is shutting down"));
+            s.peer.close(CloseReason::going_away(self.closing.text()));
         }
         info!(realm = %self.name, session = s.id, cause = cause.as_str(), "session left");
     }

@@ -8,6 +8,10 @@ use crate::session::{Testament, TestamentScope};
 use super::*;
 use super::{options, pubsub, rpc};
 
+/// The revocation reason of `wamp.subscription.remove_subscriber` and
+/// `wamp.registration.remove_callee`.
+const REMOVED: &str = "wamp.error.removed";
+
 impl Realm {
     /// Runs a meta procedure, if `procedure` is one. Authorization was checked by the caller.
     pub(super) fn meta_call(
@@ -173,14 +177,16 @@ impl Realm {
                 id_arg(&args, 0, "subscription_id").and_then(|sub| {
                     let session = id_arg(&args, 1, "session_id")?;
                     self.visible_subscription(conn, sub)?;
-                    self.remove_subscriber(sub, session).map(|_| Value::Null)
+                    self.remove_subscriber(sub, session, REMOVED)
+                        .map(|_| Value::Null)
                 })
             }
             "wamp.registration.remove_callee" => {
                 id_arg(&args, 0, "registration_id").and_then(|reg| {
                     let session = id_arg(&args, 1, "session_id")?;
                     self.visible_registration(conn, reg)?;
-                    self.remove_callee(reg, session).map(|_| Value::Null)
+                    self.remove_callee(reg, session, REMOVED)
+                        .map(|_| Value::Null)
                 })
             }
             "wamp.subscription.get_events" => id_arg(&args, 0, "subscription_id").and_then(|id| {
@@ -334,9 +340,15 @@ impl Realm {
             .collect()
     }
 
-    /// Removes a subscriber (`wamp.subscription.remove_subscriber`): the session is told with an
-    /// UNSUBSCRIBED if it announced subscription revocation.
-    fn remove_subscriber(&mut self, sub: Id, session: Id) -> Result<(), RequestError> {
+    /// Removes a subscriber (`wamp.subscription.remove_subscriber`, or a reload that took the
+    /// permission away): the session is told with an UNSUBSCRIBED giving `reason` if it
+    /// announced subscription revocation.
+    pub(super) fn remove_subscriber(
+        &mut self,
+        sub: Id,
+        session: Id,
+        reason: &str,
+    ) -> Result<(), RequestError> {
         let target = self
             .sessions
             .conn_of(session)
@@ -352,7 +364,7 @@ impl Realm {
             .get(&target)
             .is_some_and(|s| s.supports("subscriber", "subscription_revocation"));
         if revocable {
-            let details = dict! {"subscription" => sub, "reason" => "wamp.error.removed"};
+            let details = dict! {"subscription" => sub, "reason" => reason};
             self.send(
                 target,
                 &Message::Unsubscribed {
@@ -369,8 +381,15 @@ impl Realm {
         Ok(())
     }
 
-    /// Removes a callee (`wamp.registration.remove_callee`); calls in flight still complete.
-    fn remove_callee(&mut self, reg: Id, session: Id) -> Result<(), RequestError> {
+    /// Removes a callee (`wamp.registration.remove_callee`, or a reload that took the permission
+    /// away), telling it `reason` if it announced registration revocation; calls in flight still
+    /// complete.
+    pub(super) fn remove_callee(
+        &mut self,
+        reg: Id,
+        session: Id,
+        reason: &str,
+    ) -> Result<(), RequestError> {
         let target = self
             .sessions
             .conn_of(session)
@@ -386,7 +405,7 @@ impl Realm {
             .get(&target)
             .is_some_and(|s| s.supports("callee", "registration_revocation"));
         if revocable {
-            let details = dict! {"registration" => reg, "reason" => "wamp.error.removed"};
+            let details = dict! {"registration" => reg, "reason" => reason};
             self.send(
                 target,
                 &Message::Unregistered {

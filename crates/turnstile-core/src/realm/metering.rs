@@ -68,14 +68,14 @@ impl Realm {
     /// Publishes a closed metering cycle (see [`close_stats_cycle`]) as `wamp.session.on_stats`.
     /// Each delivered EVENT counts in its receiver's meter but never triggers a snapshot by itself
     /// (the spec's feedback guard).
-    fn publish_stats(&mut self, args: List) {
+    pub(super) fn publish_stats(&mut self, args: List) {
         self.publish_meta(topic::ON_STATS, args, CountKind::FeedbackGuarded);
     }
 }
 
 /// Closes the current metering cycle of `s` at `now` (the last one if `last`) and returns the
 /// arguments of its `wamp.session.on_stats` event; `None` if the realm does not meter.
-fn close_stats_cycle(
+pub(super) fn close_stats_cycle(
     realm: &str,
     s: &mut Session,
     now: Instant,

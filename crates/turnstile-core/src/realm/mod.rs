@@ -16,7 +16,8 @@
 //! - the authorization step (static `permissions` or a dynamic authorizer): `authorize.rs`;
 //! - metering (`wamp.session.on_stats`): `metering.rs`;
 //! - the per-session message rate limit: `rate_limit.rs`;
-//! - the meta API (procedures reading the other parts): `meta.rs`.
+//! - the meta API (procedures reading the other parts): `meta.rs`;
+//! - a new configuration while running (`handle_config`, `handle_removed`): `reload.rs`.
 //!
 //! A request's session is resolved once when it is dispatched (`Origin`); a session that
 //! leaves is removed from each part by that part (`leave_broker`, `leave_dealer`,
@@ -53,6 +54,7 @@ mod metering;
 mod options;
 mod pubsub;
 pub(crate) mod rate_limit;
+mod reload;
 mod rpc;
 
 /// Topics of the session meta events.
@@ -68,6 +70,41 @@ pub(crate) mod topic {
     pub(crate) const REG_ON_REGISTER: &str = "wamp.registration.on_register";
     pub(crate) const REG_ON_UNREGISTER: &str = "wamp.registration.on_unregister";
     pub(crate) const REG_ON_DELETE: &str = "wamp.registration.on_delete";
+}
+
+/// Why a realm closes all its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// The router stops.
+    Shutdown,
+    /// A configuration reload removed the realm.
+    Removed,
+}
+
+impl Closing {
+    /// The reason of the GOODBYE to its sessions.
+    fn goodbye_reason(self) -> &'static str {
+        match self {
+            Closing::Shutdown => uris::CLOSE_SYSTEM_SHUTDOWN,
+            Closing::Removed => uris::CLOSE_REALM,
+        }
+    }
+
+    /// The reason of the ABORT to a HELLO (or a session still authenticating).
+    fn abort_reason(self) -> &'static str {
+        match self {
+            Closing::Shutdown => uris::CLOSE_SYSTEM_SHUTDOWN,
+            Closing::Removed => uris::NO_SUCH_REALM,
+        }
+    }
+
+    /// The message of both, and the close reason of the connections.
+    fn text(self) -> &'static str {
+        match self {
+            Closing::Shutdown => "the router is shutting down",
+            Closing::Removed => "the realm was removed from the router's configuration",
+        }
+    }
 }
 
 /// The authid of the realm's own service session, which publishes meta events.
@@ -210,6 +247,8 @@ pub struct Realm {
     /// The session id of the realm's service session (publisher of meta events).
     service_id: Id,
     shutting_down: bool,
+    /// Why the sessions are told to go once `shutting_down`.
+    closing: Closing,
     /// Sessions whose connection failed while something was queued for it; ended after the
     /// current input, so that no handler sees a session vanish under it.
     doomed: Vec<(ConnId, EndCause)>,
@@ -253,6 +292,7 @@ impl Realm {
             timers: TimerTable::default(),
             service_id: random_id(),
             shutting_down: false,
+            closing: Closing::Shutdown,
             doomed: Vec::new(),
             welcome_roles,
             effects: VecDeque::new(),
@@ -312,7 +352,7 @@ impl Realm {
             peer.abort_and_close(info.serializer, reason, text, 1008);
         };
         if self.shutting_down {
-            return refuse(uris::CLOSE_SYSTEM_SHUTDOWN, "the router is shutting down");
+            return refuse(self.closing.abort_reason(), self.closing.text());
         }
         let client_roles = match details.get("roles") {
             Some(Value::Dict(r)) if !r.is_empty() => r.clone(),
@@ -483,7 +523,16 @@ impl Realm {
     /// `on_leave`.
     pub fn handle_shutdown(&mut self, now: Instant) {
         self.now = now;
+        self.close_all(Closing::Shutdown);
+        self.reap();
+    }
+
+    /// Starts closing the realm (router shutdown or realm removed): GOODBYE to every session
+    /// but the monitors, which `continue_shutdown` tells once the others are gone.
+    fn close_all(&mut self, closing: Closing) {
         self.shutting_down = true;
+        self.closing = closing;
+        let (reason, text) = (closing.goodbye_reason(), closing.text());
         let conns: Vec<ConnId> = self
             .sessions
             .keys()
@@ -491,13 +540,8 @@ impl Realm {
             .filter(|c| !self.is_session_monitor(*c))
             .collect();
         for conn in conns {
-            self.say_goodbye(
-                conn,
-                uris::CLOSE_SYSTEM_SHUTDOWN,
-                "the router is shutting down",
-            );
+            self.say_goodbye(conn, reason, text);
         }
-        self.reap();
     }
 
     /// The earliest timer deadline, for the shell's sleep.

@@ -17,6 +17,7 @@ use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
 use crate::limits;
 use crate::runtime::realm_task::RealmInput;
 use crate::runtime::router::{RealmTx, Router};
+use crate::transport::AuthSlot;
 
 /// Where the connection's messages go. Not a session life cycle: whether the session in that
 /// realm is authenticating, joined or closing is the realm's business.
@@ -39,6 +40,9 @@ pub(crate) struct Connection {
     id: ConnId,
     router: Arc<Router>,
     info: Arc<TransportInfo>,
+    /// The transport's `auth` section now: a configuration reload may have replaced the one
+    /// in `info` since the connection opened.
+    auth: AuthSlot,
     sender: PeerSender,
     route: Route,
     /// When the first session must be welcomed: [`limits::HANDSHAKE_TIMEOUT`] after the
@@ -54,12 +58,14 @@ impl Connection {
         id: ConnId,
         router: Arc<Router>,
         info: Arc<TransportInfo>,
+        auth: AuthSlot,
         sender: PeerSender,
     ) -> Self {
         Self {
             id,
             router,
             info,
+            auth,
             sender,
             route: Route::NoRealm,
             handshake_deadline: None,
@@ -103,7 +109,8 @@ impl Connection {
                     self.abort_here(uris::NO_SUCH_REALM, &text);
                     return;
                 };
-                let tx = handle.tx.clone();
+                let tx = handle.tx;
+                self.refresh_auth();
                 let input = RealmInput::Hello {
                     conn: self.id,
                     peer: self.sender.clone(),
@@ -142,6 +149,21 @@ impl Connection {
                 }
             }
             (Route::Failed, _) => {}
+        }
+    }
+
+    /// Takes the transport's `auth` section as it is now, for the session about to start.
+    fn refresh_auth(&mut self) {
+        let auth = self.auth.current();
+        let same = match (&auth, &self.info.auth) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            let mut info = TransportInfo::clone(&self.info);
+            info.auth = auth;
+            self.info = Arc::new(info);
         }
     }
 

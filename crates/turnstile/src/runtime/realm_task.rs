@@ -2,7 +2,7 @@
 //! connections and wakes it at its next timer deadline. All routing state lives in the realm and
 //! is touched only by this task, so the routing path takes no lock.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use std::collections::HashMap;
@@ -42,6 +42,11 @@ pub(crate) enum RealmInput {
     Disconnected { conn: ConnId },
     /// Say GOODBYE to every session; answer `done` when the last one has left.
     Shutdown { done: oneshot::Sender<()> },
+    /// A configuration reload changed this realm's configuration.
+    Config(Box<RealmConfig>),
+    /// A configuration reload removed this realm: end its sessions (GOODBYE
+    /// `wamp.close.close_realm`), then stop the task.
+    Removed,
     /// The answer to a call this realm asked its shell to make.
     CallDone {
         purpose: CallPurpose,
@@ -63,8 +68,10 @@ pub(crate) struct RealmHandle {
     pub tx: mpsc::Sender<RealmInput>,
 }
 
-/// The realms of a router worker by name, for calls from one realm into another.
-pub(crate) type RealmRegistry = Arc<HashMap<String, RealmHandle>>;
+/// The realms of a router worker by name: where connections find the realm of their HELLO, and
+/// calls from one realm into another. Read at HELLO (not on the routing path) and changed only
+/// by a configuration reload, hence a plain lock.
+pub(crate) type RealmRegistry = Arc<RwLock<HashMap<String, RealmHandle>>>;
 
 /// Creates the inbox of a realm; the task is started by [`spawn_realm`] once every realm's
 /// inbox exists (so that realms can call each other).
@@ -113,7 +120,12 @@ impl Shell {
     /// outcome, or a timeout, comes back to this realm as [`RealmInput::CallDone`].
     fn call(&self, realm: String, procedure: String, args: List, purpose: CallPurpose) {
         let me = self.me.tx.clone();
-        let target = self.registry.get(&realm).map(|h| h.tx.clone());
+        let target = self
+            .registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&realm)
+            .map(|h| h.tx.clone());
         tokio::spawn(async move {
             let outcome = match target {
                 None => Err(failure(
@@ -185,6 +197,8 @@ impl Replies {
 
 async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell) {
     let mut shutdown_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    // Set when a reload removed the realm: the task ends once its sessions are gone.
+    let mut removed = false;
     let mut replies = Replies::default();
     let sleep = tokio::time::sleep_until(tokio::time::Instant::now());
     tokio::pin!(sleep);
@@ -202,10 +216,10 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
                 let Some(input) = input else { break };
                 // One clock read per batch: the inputs of a batch arrived together.
                 let now = Instant::now();
-                dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies);
+                dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies, &mut removed);
                 for _ in 0..INPUT_BATCH {
                     match rx.try_recv() {
-                        Ok(input) => dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies),
+                        Ok(input) => dispatch(&mut realm, input, now, &mut shutdown_waiters, &mut replies, &mut removed),
                         Err(_) => break,
                     }
                 }
@@ -223,6 +237,10 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
                 let _ = w.send(());
             }
         }
+        if removed && realm.is_drained() {
+            // Connections that still hold the inbox only have messages for ended sessions.
+            break;
+        }
     }
 }
 
@@ -232,6 +250,7 @@ fn dispatch(
     now: Instant,
     waiters: &mut Vec<oneshot::Sender<()>>,
     replies: &mut Replies,
+    removed: &mut bool,
 ) {
     match input {
         RealmInput::Hello {
@@ -260,6 +279,11 @@ fn dispatch(
         RealmInput::Shutdown { done } => {
             realm.handle_shutdown(now);
             waiters.push(done);
+        }
+        RealmInput::Config(config) => realm.handle_config(*config, now),
+        RealmInput::Removed => {
+            realm.handle_removed(now);
+            *removed = true;
         }
     }
 }

@@ -27,8 +27,8 @@ use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 pub(crate) struct RawSocketService {
     pub serializers: Vec<Serializer>,
     pub max_message_size: usize,
-    /// The transport's `auth` configuration (`None`: anonymous with role `anonymous`).
-    pub auth: Option<std::sync::Arc<turnstile_config::AuthConfig>>,
+    /// The transport's `auth` configuration (holding `None`: anonymous with role `anonymous`).
+    pub auth: crate::transport::AuthSlot,
     /// The handshake and frame deadlines (the named limits unless a test shortens them).
     pub timeouts: limits::RawSocketTimeouts,
     /// From connecting to WELCOME ([`limits::HANDSHAKE_TIMEOUT`] or the server's replacement).
@@ -158,9 +158,9 @@ pub(crate) async fn serve_connection<R, W>(
         serializer,
         peer: label.clone(),
         http_headers: None,
-        auth: service.auth.clone(),
+        auth: service.auth.current(),
     };
-    let (conn, rx) = router.connect(info, service.max_outgoing_queue_bytes);
+    let (conn, rx) = router.connect(info, service.max_outgoing_queue_bytes, service.auth.clone());
     let sock = RawSocket {
         read,
         write,
@@ -642,7 +642,7 @@ mod tests {
         let service = RawSocketService {
             serializers: vec![Serializer::Json, Serializer::Cbor],
             max_message_size: 65536,
-            auth: None,
+            auth: Default::default(),
             timeouts: limits::RawSocketTimeouts::default(),
             hello_timeout: limits::HANDSHAKE_TIMEOUT,
             max_outgoing_queue_bytes: limits::MAX_OUTGOING_QUEUE_BYTES,

@@ -27,25 +27,30 @@ use crate::transport::admission::Admitted;
 use crate::transport::driver::Conns;
 use crate::transport::listener::PeerAddr;
 use crate::transport::websocket::WsEndpoint;
+use crate::transport::AuthSlot;
 
 /// `/` for the root key, `/<key>` otherwise.
 pub(crate) fn mount_point(key: &str) -> String {
     format!("/{}", key.trim_matches('/'))
 }
 
-/// The app of a `web` transport.
+/// The app of a `web` transport, and the `auth` slot of each of its WebSocket paths (by key),
+/// which a configuration reload replaces.
 pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
     router: &Arc<Router>,
     conns: &Conns,
     limits: &ConnectionLimits,
-) -> axum::Router {
+) -> (axum::Router, BTreeMap<String, AuthSlot>) {
     let mut app = axum::Router::new();
+    let mut slots = BTreeMap::new();
     for (key, path) in paths {
         let at = mount_point(key);
         app = match path {
             WebPath::WebSocket(service) => {
-                app.route(&at, ws_endpoint(service, router, conns, limits))
+                let auth = AuthSlot::new(service.auth.as_ref());
+                slots.insert(key.clone(), auth.clone());
+                app.route(&at, ws_endpoint(service, auth, router, conns, limits))
             }
             WebPath::Static { directory } if at == "/" => {
                 app.fallback_service(static_dir(directory))
@@ -53,13 +58,15 @@ pub(crate) fn web_app(
             WebPath::Static { directory } => app.nest_service(&at, static_dir(directory)),
         };
     }
-    app
+    (app, slots)
 }
 
-/// The app of a `websocket` transport: the service at `path`, 404 elsewhere.
+/// The app of a `websocket` transport: the service at `path`, 404 elsewhere, with `auth` as
+/// its (reloadable) `auth` section.
 pub(crate) fn websocket_app(
     path: &str,
     service: &WebSocketService,
+    auth: AuthSlot,
     router: &Arc<Router>,
     conns: &Conns,
     limits: &ConnectionLimits,
@@ -69,11 +76,12 @@ pub(crate) fn websocket_app(
     } else {
         format!("/{path}")
     };
-    axum::Router::new().route(&at, ws_endpoint(service, router, conns, limits))
+    axum::Router::new().route(&at, ws_endpoint(service, auth, router, conns, limits))
 }
 
 fn ws_endpoint(
     service: &WebSocketService,
+    auth: AuthSlot,
     router: &Arc<Router>,
     conns: &Conns,
     limits: &ConnectionLimits,
@@ -81,6 +89,7 @@ fn ws_endpoint(
     Arc::new(WsEndpoint {
         router: router.clone(),
         service: service.clone(),
+        auth,
         conns: conns.clone(),
         message_timeout: limits.message_completion_timeout,
         hello_timeout: limits.handshake_timeout,

@@ -25,7 +25,7 @@ use crate::runtime::router::Router;
 use crate::transport::admission::{MessageTimeout, SocketControl};
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
-use crate::transport::transport_auth;
+use crate::transport::AuthSlot;
 use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 
 /// A WebSocket service ready to be mounted on a path.
@@ -33,6 +33,9 @@ use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
 pub(crate) struct WsEndpoint {
     pub router: Arc<Router>,
     pub service: WebSocketService,
+    /// The service's `auth`, replaced by a configuration reload (`service.auth` is the one at
+    /// start).
+    pub auth: AuthSlot,
     pub conns: Conns,
     /// [`limits::MESSAGE_COMPLETION_TIMEOUT`] or the server's replacement.
     pub message_timeout: Duration,
@@ -118,13 +121,17 @@ impl WsEndpoint {
                     serializer,
                     peer: label.clone(),
                     http_headers: Some(http_headers),
-                    auth: transport_auth(self.service.auth.as_ref()),
+                    auth: self.auth.current(),
                 };
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
                 if let Some(control) = &control {
                     control.arm_message_timeout(self.message_timeout);
                 }
-                let (conn, rx) = self.router.connect(info, self.max_outgoing_queue_bytes);
+                let (conn, rx) = self.router.connect(
+                    info,
+                    self.max_outgoing_queue_bytes,
+                    self.auth.clone(),
+                );
                 let sock = WsSocket::new(socket, serializer, &self.service.options, control);
                 let label = format!("websocket {label}");
                 let closing = self.conns.closing.clone();
