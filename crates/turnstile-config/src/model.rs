@@ -14,8 +14,23 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 pub struct NodeConfig {
     /// `controller.id`: the node's id (for logs), if given.
     pub node_id: Option<String>,
+    /// `controller.options.title`: the node's title (for logs), if given.
+    pub node_title: Option<String>,
     /// The router workers (`workers[i]` with `"type": "router"`).
     pub workers: Vec<RouterWorker>,
+    /// Crossbar keys that were accepted but do nothing in Turnstile, in document order. The
+    /// router logs each once at start, with its reason, so that nothing accepted goes unsaid.
+    pub inapplicable: Vec<Inapplicable>,
+}
+
+/// A key of the configuration that is accepted (so that Crossbar configurations load
+/// unchanged) but has no effect in Turnstile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inapplicable {
+    /// The path to the key, e.g. `workers[0].options.reactor`.
+    pub at: String,
+    /// Why it does not apply, e.g. "Turnstile has no Twisted reactor to choose".
+    pub reason: String,
 }
 
 /// One router worker: its realms and its listening transports.
@@ -458,6 +473,8 @@ pub enum Endpoint {
     Unix {
         /// `path` (required): the socket file.
         path: PathBuf,
+        /// `backlog`, default 1024.
+        backlog: u32,
     },
 }
 
@@ -552,7 +569,8 @@ mod tests {
             [
                 &loopback(7),
                 &Endpoint::Unix {
-                    path: "/run/t.sock".into()
+                    path: "/run/t.sock".into(),
+                    backlog: 1024,
                 },
                 &loopback(1024),
                 &loopback(1024),

@@ -75,6 +75,7 @@ fn expected_example() -> NodeConfig {
     );
     NodeConfig {
         node_id: None,
+        node_title: None,
         workers: vec![RouterWorker {
             id: None,
             title: None,
@@ -96,6 +97,7 @@ fn expected_example() -> NodeConfig {
                     id: None,
                     endpoint: Endpoint::Unix {
                         path: example_dir().join("router.sock"),
+                        backlog: 1024,
                     },
                     serializers: vec![Serializer::MsgPack],
                     max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
@@ -103,6 +105,7 @@ fn expected_example() -> NodeConfig {
                 },
             ],
         }],
+        inapplicable: vec![],
     }
 }
 
@@ -121,7 +124,8 @@ fn example_config_loads() {
     assert_eq!(
         worker.transports[2].endpoint(),
         &Endpoint::Unix {
-            path: example_dir().join("router.sock")
+            path: example_dir().join("router.sock"),
+            backlog: 1024,
         }
     );
     let TransportConfig::Web { paths, .. } = &worker.transports[0] else {
@@ -196,7 +200,8 @@ fn yaml_file_loads_by_extension() {
     assert_eq!(
         config.workers[0].transports[2].endpoint(),
         &Endpoint::Unix {
-            path: dir.join("router.sock")
+            path: dir.join("router.sock"),
+            backlog: 1024,
         }
     );
 }
@@ -347,7 +352,8 @@ fn relative_origin_resolves_against_the_current_directory() {
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
         &Endpoint::Unix {
-            path: cwd.join("node/.crossbar/router.sock")
+            path: cwd.join("node/.crossbar/router.sock"),
+            backlog: 1024,
         }
     );
     let absolute = r#"{"version": 2, "workers": [{"type": "router", "transports": [
@@ -356,7 +362,8 @@ fn relative_origin_resolves_against_the_current_directory() {
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
         &Endpoint::Unix {
-            path: PathBuf::from("/run/t.sock")
+            path: PathBuf::from("/run/t.sock"),
+            backlog: 1024,
         }
     );
 }

@@ -14,17 +14,27 @@ use crate::model::Endpoint;
 const TCP: Keys = Keys {
     what: "a TCP endpoint",
     allowed: &["type", "port", "interface", "version", "backlog", "shared"],
-    unsupported: &[("tls", "TLS is not supported yet")],
+    unsupported: &[
+        ("tls", "TLS is not supported yet"),
+        (
+            "portrange",
+            "listening on a range of ports is not supported yet (give \"port\")",
+        ),
+        (
+            "user_timeout",
+            "TCP_USER_TIMEOUT (\"user_timeout\") is not supported yet",
+        ),
+    ],
 };
 
 const UNIX: Keys = Keys {
     what: "a unix socket endpoint",
-    allowed: &["type", "path"],
-    unsupported: &[(
-        "backlog",
-        "\"backlog\" on unix socket endpoints is not supported yet",
-    )],
+    allowed: &["type", "path", "backlog"],
+    unsupported: &[],
 };
+
+/// The listen backlog of an endpoint without `backlog`.
+const DEFAULT_BACKLOG: u64 = 1024;
 
 /// What an endpoint occupies, to find two transports on the same one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +105,12 @@ pub(super) fn endpoint(node: &Node, ctx: &mut Ctx) -> VResult<Endpoint> {
             let obj = node.object(&UNIX)?;
             let path_node = obj.required("path", "the path of the unix socket")?;
             let path = resolve(ctx.base_dir, path_node.non_empty_str("a file path")?);
+            let backlog = obj.opt("backlog", DEFAULT_BACKLOG, backlog)? as u32;
             (
-                Endpoint::Unix { path: path.clone() },
+                Endpoint::Unix {
+                    path: path.clone(),
+                    backlog,
+                },
                 Listener::Unix(path),
                 path_node,
             )
@@ -124,14 +138,6 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
     let obj = node.object(&TCP)?;
 
     let port_node = obj.required("port", "the TCP port to listen on, 1 to 65535")?;
-    if port_node
-        .value()
-        .as_str()
-        .is_some_and(|s| s.starts_with('$'))
-    {
-        return Err(port_node
-            .unsupported("reading the port from an environment variable is not supported yet"));
-    }
     let port = port_node.int_in(1, 65535, "an integer between 1 and 65535 (a TCP port)")? as u16;
 
     let ip = obj.opt("interface", None, |n| {
@@ -155,9 +161,7 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
         }
     })?;
 
-    let backlog = obj.opt("backlog", 1024, |n| {
-        n.int_in(1, 65535, "an integer between 1 and 65535")
-    })? as u32;
+    let backlog = obj.opt("backlog", DEFAULT_BACKLOG, backlog)? as u32;
     obj.only_value(
         "shared",
         &Value::Bool(false),
@@ -181,4 +185,10 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
         },
         port_node,
     ))
+}
+
+/// `backlog`: the length of the listen queue, 1 to 65535 (as Crossbar's
+/// `check_endpoint_backlog`).
+fn backlog(node: &Node) -> VResult<u64> {
+    node.int_in(1, 65535, "an integer between 1 and 65535")
 }
