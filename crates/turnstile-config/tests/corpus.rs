@@ -286,6 +286,7 @@ fn feature(message: &str) -> String {
         ("Fabric", "Crossbar.io Fabric (not planned)"),
         ("XBR", "Crossbar.io Fabric (not planned)"),
         ("Docker", "Crossbar.io Fabric (not planned)"),
+        ("IPFS", "Crossbar.io Fabric (not planned)"),
         ("manhole", "manholes (not planned)"),
         (
             "controller connections",
@@ -434,6 +435,10 @@ fn crossbar_sdist_configurations() {
         for file in files {
             println!("    {file}");
         }
+    }
+    println!("refused, each with every feature it needs:");
+    for line in &by_file {
+        println!("    {line}");
     }
     println!(
         "not accepted by Crossbar itself: {}",

@@ -119,6 +119,7 @@ const CONTROLLER: Keys = Keys {
             "enable_docker",
             "Docker control (Crossbar.io Fabric) is not supported",
         ),
+        ("ipfs", "IPFS (Crossbar.io Fabric) is not supported"),
     ],
 };
 
