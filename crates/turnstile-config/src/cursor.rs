@@ -116,7 +116,8 @@ impl<'v> Node<'v> {
 
     /// This value as an object whose keys are all in `keys`. A key that is not is refused:
     /// with its message if it is listed in `unsupported` (known Crossbar keys that Turnstile
-    /// does not implement), else as unknown. Keys are checked in sorted order.
+    /// does not implement), else as unknown. Keys are checked in sorted order, and every
+    /// offending key is reported.
     pub(crate) fn object(&self, keys: &Keys) -> VResult<Obj<'v>> {
         self.object_noting(keys, &[])
     }
@@ -132,13 +133,16 @@ impl<'v> Node<'v> {
         let Value::Object(map) = self.value else {
             return Err(self.invalid(format!("an object ({})", keys.what)));
         };
+        // Every offending key is reported (they are independent of each other).
+        let mut errors = Vec::new();
         for (key, value) in map {
             if keys.allowed.contains(&key.as_str()) || inapplicable.iter().any(|(k, _)| k == key) {
                 continue;
             }
             let child = self.child_key(key, value);
             if let Some((_, message)) = keys.unsupported.iter().find(|(k, _)| k == key) {
-                return Err(child.unsupported(*message));
+                errors.push(child.unsupported(*message));
+                continue;
             }
             let allowed: Vec<&'static str> = keys
                 .allowed
@@ -146,10 +150,13 @@ impl<'v> Node<'v> {
                 .copied()
                 .chain(inapplicable.iter().map(|(k, _)| *k))
                 .collect();
-            return Err(child.fail(Problem::UnknownKey {
+            errors.push(child.fail(Problem::UnknownKey {
                 suggestion: nearest(key, &allowed),
                 allowed,
             }));
+        }
+        if let Some(error) = Invalid::all(errors) {
+            return Err(error);
         }
         if let Some(notes) = self.notes {
             for (key, reason) in inapplicable {

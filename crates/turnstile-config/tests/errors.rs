@@ -737,3 +737,24 @@ fn many_errors_are_capped() {
         "... and 5 more config errors in /x/config.json (25 in all; the first 20 are shown)"
     );
 }
+
+/// Every offending key of one object is reported, unknown and unsupported alike.
+#[test]
+fn every_offending_key_of_an_object_is_reported() {
+    let options = json!({"fail_by_drop": true, "max_mesage_size": 1, "auto_fragment_size": 1});
+    let message = error(&set("/workers/0/transports/0/paths/ws/options", options));
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(lines[0].ends_with(
+        "paths.ws.options.auto_fragment_size: found 1: this WebSocket option is not supported yet"
+    ));
+    assert!(lines[1].ends_with(
+        "paths.ws.options.fail_by_drop: found true: this WebSocket option is not supported yet"
+    ));
+    assert!(
+        lines[2].contains(
+            "paths.ws.options.max_mesage_size: unknown key, did you mean `max_message_size`?"
+        ),
+        "{message}"
+    );
+}
