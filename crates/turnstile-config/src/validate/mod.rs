@@ -176,9 +176,10 @@ const WORKER_OPTIONS: Keys = Keys {
     unsupported: &[],
 };
 
-/// Native worker options (Crossbar's `check_native_worker_options`, and `reactor`, which older
-/// Crossbar versions had and configurations still carry) that mean nothing for a router worker
-/// that runs inside Turnstile's one process. Each is checked for Crossbar's type first.
+/// Native worker options (Crossbar's `check_native_worker_options`) that mean nothing for a router
+/// worker that runs inside Turnstile's one process; each is checked for Crossbar's type first.
+/// `reactor` is not in Crossbar 26.10's list (it takes the reactor from `CROSSBAR_REACTOR`), but
+/// is accepted too, as issue 10 asks: its meaning (a Twisted reactor) is plain.
 const WORKER_OPTIONS_INAPPLICABLE: &[(&str, &str)] = &[
     (
         "pythonpath",

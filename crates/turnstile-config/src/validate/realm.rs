@@ -199,7 +199,9 @@ fn store(node: &Node, rules: UriRules) -> VResult<Vec<EventHistoryConfig>> {
                     match_policy.as_str()
                 )));
             }
-            q.opt("limit", 0, |n| n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule))?;
+            q.opt("limit", 0, |n| {
+                n.int_in(1, u64::from(u32::MAX), "a positive integer (calls queued)")
+            })?;
             Ok(())
         })?;
         n.note_inapplicable(
