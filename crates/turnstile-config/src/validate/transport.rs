@@ -105,6 +105,10 @@ const STATIC_OPTIONS: Keys = Keys {
             "cache_timeout",
             "this static path service option is not supported yet",
         ),
+        (
+            "default_file",
+            "this static path service option is not supported yet",
+        ),
     ],
 };
 
