@@ -461,8 +461,9 @@ pub enum Endpoint {
         /// `port` (required): the TCP port, 1 to 65535 (0 only after
         /// [`NodeConfig::on_ephemeral_loopback_ports`]).
         port: u16,
-        /// `interface`: the address to bind (validated to parse as an IP address of `version`);
-        /// default all interfaces of `version`.
+        /// `interface`: the address to bind: an IP address (of `version`), or a host name,
+        /// resolved when the router starts (an address of `version` if it has one); default all
+        /// interfaces of `version`.
         interface: Option<String>,
         /// `version`: 4 or 6; default: the family of `interface` if given, else 4.
         version: u8,

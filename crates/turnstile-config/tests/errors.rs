@@ -425,11 +425,26 @@ fn bad_ports_and_conflicts() {
     assert_eq!(
         at(&set(
             "/workers/0/transports/1/endpoint/interface",
-            json!("localhost")
+            json!("local host")
         )),
-        "workers[0].transports[1].endpoint.interface: found \"localhost\", expected an IP \
-         address such as \"127.0.0.1\" or \"::1\" (not a host name)"
+        "workers[0].transports[1].endpoint.interface: found \"local host\", expected an IP \
+         address such as \"127.0.0.1\" or \"::1\", or a host name such as \"localhost\""
     );
+    // A host name (Crossbar's listener resolves it too) clashes with the same name and with all
+    // interfaces of its family.
+    let mut doc = set(
+        "/workers/0/transports/1/endpoint",
+        json!({"type": "tcp", "port": 8081, "interface": "localhost"}),
+    );
+    load(&doc).unwrap();
+    doc["workers"][0]["transports"][0]["endpoint"] =
+        json!({"type": "tcp", "port": 8081, "interface": "LOCALHOST"});
+    assert!(at(&doc).contains("TCP port 8081 on localhost is already used by the endpoint at"));
+    doc["workers"][0]["transports"][0]["endpoint"] = json!({"type": "tcp", "port": 8081});
+    assert!(at(&doc).contains(
+        "TCP port 8081 on localhost is already used by the endpoint at \
+         workers[0].transports[0].endpoint (TCP port 8081 on all IPv4 interfaces)"
+    ));
     let mismatch = json!({"type": "tcp", "port": 8081, "interface": "::1", "version": 4});
     assert_eq!(
         at(&set("/workers/0/transports/1/endpoint", mismatch)),
