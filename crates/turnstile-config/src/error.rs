@@ -57,7 +57,9 @@ pub enum ConfigError {
     },
 
     /// The document parsed but is not a valid configuration. `at` and `problem` are the first
-    /// error in document order, `more` the others. `Display` shows each on a line of its own
+    /// error, `more` the others, in the order they were found: environment variables that
+    /// could not be read first, then the validator's, which walks the document (an object's
+    /// keys in sorted order). `Display` shows each on a line of its own
     /// (at most [`MAX_SHOWN_ERRORS`], then how many more there are).
     #[error("{}", show_invalid(.file, .at, .problem, .more))]
     Invalid {
@@ -68,7 +70,7 @@ pub enum ConfigError {
         at: String,
         /// What is wrong there.
         problem: Problem,
-        /// The other errors of the file, in document order (empty when there is only one).
+        /// The other errors of the file (empty when there is only one).
         more: Box<[Issue]>,
     },
 }

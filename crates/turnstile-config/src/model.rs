@@ -18,8 +18,9 @@ pub struct NodeConfig {
     pub node_title: Option<String>,
     /// The router workers (`workers[i]` with `"type": "router"`).
     pub workers: Vec<RouterWorker>,
-    /// Crossbar keys that were accepted but do nothing in Turnstile, in document order. The
-    /// router logs each once at start, with its reason, so that nothing accepted goes unsaid.
+    /// Crossbar keys that were accepted but do nothing in Turnstile, in the order the validator
+    /// met them. The router logs each once at start, with its reason, so that nothing accepted
+    /// goes unsaid.
     pub inapplicable: Vec<Inapplicable>,
 }
 
