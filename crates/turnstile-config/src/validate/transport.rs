@@ -133,9 +133,10 @@ const UNSUPPORTED_PATH_TYPES: &[&str] = &[
     "none",
     "wap",
     "catalog",
-    "pairme",
-    "registerme",
 ];
+
+/// Path service types of Crossbar.io FX (Fabric) personalities only.
+const FABRIC_PATH_TYPES: &[&str] = &["pairme", "registerme"];
 
 const RAWSOCKET: Keys = Keys {
     what: "a RawSocket transport",
@@ -461,6 +462,9 @@ fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
         }
         _ if UNSUPPORTED_PATH_TYPES.contains(&ty) => Err(type_node.unsupported(format!(
             "path service type \"{ty}\" is not supported yet (supported: static, websocket)"
+        ))),
+        _ if FABRIC_PATH_TYPES.contains(&ty) => Err(type_node.unsupported(format!(
+            "path service type \"{ty}\" belongs to Crossbar.io Fabric, which is not supported"
         ))),
         _ => Err(type_node.invalid(one_of(&["static", "websocket"]))),
     }
