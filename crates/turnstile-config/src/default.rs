@@ -23,6 +23,8 @@ pub fn default_config() -> NodeConfig {
         Format::Json,
         Path::new(ORIGIN),
         &absolute(Path::new(".")),
+        // It names no environment variables.
+        &|_| None,
     )
     .unwrap_or_else(|e| panic!("the built-in default configuration is invalid: {e}"))
 }

@@ -56,8 +56,12 @@ pub enum ConfigError {
         message: String,
     },
 
-    /// The document parsed but is not a valid configuration.
-    #[error("config error in {} at {at}: {problem}", .file.display())]
+    /// The document parsed but is not a valid configuration. `at` and `problem` are the first
+    /// error, `more` the others, in the order they were found: environment variables that
+    /// could not be read first, then the validator's, which walks the document (an object's
+    /// keys in sorted order). `Display` shows each on a line of its own
+    /// (at most [`MAX_SHOWN_ERRORS`], then how many more there are).
+    #[error("{}", show_invalid(.file, .at, .problem, .more))]
     Invalid {
         /// The file (or the origin given to [`crate::load_str`]).
         file: PathBuf,
@@ -66,7 +70,59 @@ pub enum ConfigError {
         at: String,
         /// What is wrong there.
         problem: Problem,
+        /// The other errors of the file (empty when there is only one).
+        more: Box<[Issue]>,
     },
+}
+
+/// How many errors of one file [`ConfigError::Invalid`]'s `Display` shows; the count of the
+/// others follows them.
+pub const MAX_SHOWN_ERRORS: usize = 20;
+
+/// One error of a configuration: a [`Problem`] at a key path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// The path to the offending key (see [`ConfigError::Invalid`]).
+    pub at: String,
+    /// What is wrong there.
+    pub problem: Problem,
+}
+
+impl ConfigError {
+    /// Every error of an invalid configuration (`at` and `problem` first, then `more`) as
+    /// `(key path, problem)`; empty for the other kinds of error.
+    pub fn issues(&self) -> Vec<(&str, &Problem)> {
+        match self {
+            ConfigError::Invalid {
+                at, problem, more, ..
+            } => std::iter::once((at.as_str(), problem))
+                .chain(more.iter().map(|i| (i.at.as_str(), &i.problem)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One line per error, each naming the file, so that every line stands on its own (and can be
+/// searched for); after [`MAX_SHOWN_ERRORS`] lines, one that says how many were left out.
+fn show_invalid(file: &std::path::Path, at: &str, problem: &Problem, more: &[Issue]) -> String {
+    let file = file.display();
+    let mut lines = vec![format!("config error in {file} at {at}: {problem}")];
+    for issue in more.iter().take(MAX_SHOWN_ERRORS - 1) {
+        lines.push(format!(
+            "config error in {file} at {}: {}",
+            issue.at, issue.problem
+        ));
+    }
+    let total = 1 + more.len();
+    if total > MAX_SHOWN_ERRORS {
+        lines.push(format!(
+            "... and {} more config errors in {file} ({total} in all; the first \
+             {MAX_SHOWN_ERRORS} are shown)",
+            total - MAX_SHOWN_ERRORS
+        ));
+    }
+    lines.join("\n")
 }
 
 fn at_line(location: &Option<(usize, usize)>) -> String {
@@ -95,6 +151,8 @@ pub enum Problem {
     UnknownKey {
         /// The keys allowed at this place (empty when none are).
         allowed: Vec<&'static str>,
+        /// The allowed key nearest to the one found (a likely misspelling), if one is near.
+        suggestion: Option<&'static str>,
     },
     /// A Crossbar feature Turnstile does not implement (yet).
     Unsupported {
@@ -118,10 +176,21 @@ impl fmt::Display for Problem {
         match self {
             Problem::Invalid { found, expected } => write!(f, "found {found}, expected {expected}"),
             Problem::Missing { expected } => write!(f, "missing required key, expected {expected}"),
-            Problem::UnknownKey { allowed } if allowed.is_empty() => {
+            Problem::UnknownKey { allowed, .. } if allowed.is_empty() => {
                 write!(f, "unknown key, no keys are allowed here")
             }
-            Problem::UnknownKey { allowed } => {
+            Problem::UnknownKey {
+                allowed,
+                suggestion: Some(near),
+            } => write!(
+                f,
+                "unknown key, did you mean `{near}`? allowed keys here: {}",
+                allowed.join(", ")
+            ),
+            Problem::UnknownKey {
+                allowed,
+                suggestion: None,
+            } => {
                 write!(f, "unknown key, allowed keys here: {}", allowed.join(", "))
             }
             Problem::Unsupported { found, message } => write!(f, "found {found}: {message}"),
@@ -131,18 +200,54 @@ impl fmt::Display for Problem {
 }
 
 /// A [`Problem`] at a key path, before the file name is attached (see [`Invalid::in_file`]).
+/// Where the validator goes on past an error to find the errors of independent siblings (each
+/// worker, transport, realm, role, ...), the first error carries the others in `more`
+/// ([`Invalid::all`]), so that validation functions keep returning one error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Invalid {
     pub at: String,
     pub problem: Problem,
+    pub more: Vec<Invalid>,
 }
 
 impl Invalid {
+    pub(crate) fn new(at: String, problem: Problem) -> Self {
+        Invalid {
+            at,
+            problem,
+            more: Vec::new(),
+        }
+    }
+
+    /// One error carrying all of `errors` (in order); `None` if there are none.
+    pub(crate) fn all(errors: Vec<Invalid>) -> Option<Invalid> {
+        let mut flat = errors.into_iter().flat_map(Invalid::flatten);
+        let mut first = flat.next()?;
+        first.more = flat.collect();
+        Some(first)
+    }
+
+    /// This error and the ones it carries, each without `more`.
+    pub(crate) fn flatten(mut self) -> Vec<Invalid> {
+        let more = std::mem::take(&mut self.more);
+        let mut out = vec![self];
+        out.extend(more.into_iter().flat_map(Invalid::flatten));
+        out
+    }
+
     pub(crate) fn in_file(self, file: PathBuf) -> ConfigError {
+        let mut flat = self.flatten().into_iter();
+        let first = flat.next().expect("flatten keeps the error itself");
         ConfigError::Invalid {
             file,
-            at: self.at,
-            problem: self.problem,
+            at: first.at,
+            problem: first.problem,
+            more: flat
+                .map(|i| Issue {
+                    at: i.at,
+                    problem: i.problem,
+                })
+                .collect(),
         }
     }
 }

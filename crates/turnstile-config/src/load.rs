@@ -7,7 +7,8 @@ use std::path::{Component, Path, PathBuf};
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::error::ConfigError;
+use crate::env::{merge, process_env, substitute, EnvLookup};
+use crate::error::{ConfigError, Invalid};
 use crate::model::NodeConfig;
 use crate::validate;
 
@@ -43,8 +44,15 @@ impl fmt::Display for Format {
 
 /// Reads and validates the configuration file at `path` (JSON or YAML, by its extension).
 /// Relative paths inside it (`directory` of static web paths, unix socket `path`s) resolve
-/// against the file's directory.
+/// against the file's directory. String values `"$NAME"` and `"${NAME}"` are read from the
+/// process environment (see [`crate::env`]).
 pub fn load_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+    load_file_with_env(path, &process_env)
+}
+
+/// [`load_file`] with environment variables read through `env` instead of the process
+/// environment.
+pub fn load_file_with_env(path: &Path, env: EnvLookup) -> Result<NodeConfig, ConfigError> {
     let format = Format::from_path(path).ok_or_else(|| ConfigError::UnknownFormat {
         file: path.to_owned(),
     })?;
@@ -52,25 +60,45 @@ pub fn load_file(path: &Path) -> Result<NodeConfig, ConfigError> {
         file: path.to_owned(),
         source,
     })?;
-    load_str(&text, format, path)
+    load_str_with_env(&text, format, path, env)
 }
 
 /// Validates a configuration text. `origin` is the file it came from: it names the file in
-/// messages, and relative paths inside resolve against its directory.
+/// messages, and relative paths inside resolve against its directory. String values `"$NAME"`
+/// and `"${NAME}"` are read from the process environment (see [`crate::env`]).
 pub fn load_str(text: &str, format: Format, origin: &Path) -> Result<NodeConfig, ConfigError> {
-    let base_dir = absolute(origin.parent().unwrap_or(Path::new("")));
-    load_with_base(text, format, origin, &base_dir)
+    load_str_with_env(text, format, origin, &process_env)
 }
 
-/// [`load_str`] with an explicit directory for relative paths.
+/// [`load_str`] with environment variables read through `env` instead of the process
+/// environment (for tests, and for embedders that keep their own).
+pub fn load_str_with_env(
+    text: &str,
+    format: Format,
+    origin: &Path,
+    env: EnvLookup,
+) -> Result<NodeConfig, ConfigError> {
+    let base_dir = absolute(origin.parent().unwrap_or(Path::new("")));
+    load_with_base(text, format, origin, &base_dir, env)
+}
+
+/// [`load_str_with_env`] with an explicit directory for relative paths.
 pub(crate) fn load_with_base(
     text: &str,
     format: Format,
     origin: &Path,
     base_dir: &Path,
+    env: EnvLookup,
 ) -> Result<NodeConfig, ConfigError> {
-    let doc = parse(text, format, origin)?;
-    validate::node_config(&doc, base_dir).map_err(|e| e.in_file(origin.to_owned()))
+    let written = parse(text, format, origin)?;
+    let (doc, env_errors) = substitute(&written, env);
+    let errors = match validate::node_config(&doc, &written, base_dir) {
+        Ok(config) if env_errors.is_empty() => return Ok(config),
+        Ok(_) => env_errors,
+        Err(e) => merge(env_errors, e.flatten()),
+    };
+    let error = Invalid::all(errors).expect("an environment or a validation error");
+    Err(error.in_file(origin.to_owned()))
 }
 
 /// The configuration file of a Crossbar node directory (`.crossbar`): `DIR/config.json`, else

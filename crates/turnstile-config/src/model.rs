@@ -15,8 +15,24 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 pub struct NodeConfig {
     /// `controller.id`: the node's id (for logs), if given.
     pub node_id: Option<String>,
+    /// `controller.options.title`: the node's title (for logs), if given.
+    pub node_title: Option<String>,
     /// The router workers (`workers[i]` with `"type": "router"`).
     pub workers: Vec<RouterWorker>,
+    /// Crossbar keys that were accepted but do nothing in Turnstile, in the order the validator
+    /// met them. The router logs each once at start, with its reason, so that nothing accepted
+    /// goes unsaid.
+    pub inapplicable: Vec<Inapplicable>,
+}
+
+/// A key of the configuration that is accepted (so that Crossbar configurations load
+/// unchanged) but has no effect in Turnstile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inapplicable {
+    /// The path to the key, e.g. `workers[0].options.reactor`.
+    pub at: String,
+    /// Why it does not apply, e.g. "Turnstile has no Twisted reactor to choose".
+    pub reason: String,
 }
 
 /// One router worker: its realms and its listening transports.
@@ -585,8 +601,9 @@ pub enum Endpoint {
         /// `port` (required): the TCP port, 1 to 65535 (0 only after
         /// [`NodeConfig::on_ephemeral_loopback_ports`]).
         port: u16,
-        /// `interface`: the address to bind (validated to parse as an IP address of `version`);
-        /// default all interfaces of `version`.
+        /// `interface`: the address to bind: an IP address (of `version`), or a host name,
+        /// resolved when the router starts (an address of `version` if it has one); default all
+        /// interfaces of `version`.
         interface: Option<String>,
         /// `version`: 4 or 6; default: the family of `interface` if given, else 4.
         version: u8,
@@ -597,6 +614,8 @@ pub enum Endpoint {
     Unix {
         /// `path` (required): the socket file.
         path: PathBuf,
+        /// `backlog`, default 1024.
+        backlog: u32,
     },
 }
 
@@ -691,7 +710,8 @@ mod tests {
             [
                 &loopback(7),
                 &Endpoint::Unix {
-                    path: "/run/t.sock".into()
+                    path: "/run/t.sock".into(),
+                    backlog: 1024,
                 },
                 &loopback(1024),
                 &loopback(1024),

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use turnstile_config::{
-    load_str, AnonymousAuth, AuthConfig, CraSalt, CryptosignAuth, CryptosignPrincipal, DynamicAuth,
-    Format, NodeConfig, Secret, TicketAuth, TicketPrincipal, TransportConfig, WampCraAuth,
-    WampCraUser, WebPath,
+    load_str_with_env, AnonymousAuth, AuthConfig, CraSalt, CryptosignAuth, CryptosignPrincipal,
+    DynamicAuth, Format, NodeConfig, Secret, TicketAuth, TicketPrincipal, TransportConfig,
+    WampCraAuth, WampCraUser, WebPath,
 };
 
 const KEY_A: &str = "0bbc346a57667c380120bd9c7fd7e51d2c5fdfea37cd2f5bf405b2c6bf6f2d78";
@@ -37,8 +37,15 @@ fn static_role() -> Value {
     json!({"name": "user", "permissions": [{"uri": "", "match": "prefix", "allow": {"call": true}}]})
 }
 
+/// Loads `doc` with an empty environment.
 fn load(doc: &Value) -> Result<NodeConfig, String> {
-    load_str(&doc.to_string(), Format::Json, Path::new("/x/config.json")).map_err(|e| {
+    load_str_with_env(
+        &doc.to_string(),
+        Format::Json,
+        Path::new("/x/config.json"),
+        &|_| None,
+    )
+    .map_err(|e| {
         let m = e.to_string();
         m.strip_prefix("config error in /x/config.json at ")
             .unwrap_or(&m)
@@ -67,9 +74,13 @@ fn loaded_auth(auth: Value) -> AuthConfig {
     service.auth.clone().expect("auth present")
 }
 
-/// The message of loading `auth` on every transport (the first one, the web path, reports).
+/// The message of loading `auth` on every transport: each of the three reports its error; the
+/// first one's (the web path's) is returned.
 fn auth_error(auth: Value) -> String {
-    load(&doc(auth, static_role())).expect_err("configuration should be refused")
+    let message = load(&doc(auth, static_role())).expect_err("configuration should be refused");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 3, "one error per transport: {message}");
+    lines[0].to_owned()
 }
 
 const AT: &str = "workers[0].transports[0].paths.ws.auth";
@@ -229,12 +240,12 @@ fn wrong_sections_name_their_path() {
         (json!({"ticket": {"type": "static", "principals": {"joe": {"role": "r"}}}}), format!("{AT}.ticket.principals.joe.ticket: missing required key, expected the ticket (a string)")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": 12345, "role": "r"}}}}), format!("{AT}.ticket.principals.joe.ticket: found a number (not shown), expected a non-empty string (the ticket)")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "", "role": "r"}}}}), format!("{AT}.ticket.principals.joe.ticket: found a string (not shown), expected a non-empty string (the ticket)")),
-        (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "${TICKET}", "role": "r"}}}}), format!("{AT}.ticket.principals.joe.ticket: found \"${{TICKET}}\": reading secrets from environment variables is not supported yet")),
+        (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "${TICKET}", "role": "r"}}}}), format!("{AT}.ticket.principals.joe.ticket: found \"${{TICKET}}\", expected the environment variable TICKET to be set (it is not)")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "t"}}}}), format!("{AT}.ticket.principals.joe.role: missing required key, expected the role of the principal's sessions")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": ""}}}}), format!("{AT}.ticket.principals.joe.role: found \"\", expected a non-empty string (a role name)")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "r", "realm": "a b"}}}}), format!("{AT}.ticket.principals.joe.realm: found \"a b\", expected a valid URI (the only realm the principal may join)")),
         (json!({"ticket": {"type": "static", "principals": {"joe": {"ticket": "t", "role": "r", "authid": "x"}}}}), format!("{AT}.ticket.principals.joe.authid: unknown key, allowed keys here: ticket, role, realm")),
-        (json!({"ticket": {"type": "dynamic", "principals": {}}}), format!("{AT}.ticket.principals: unknown key, allowed keys here: type, authenticator, authenticator-realm")),
+        (json!({"ticket": {"type": "dynamic", "principals": {}}}), format!("{AT}.ticket.principals: unknown key, allowed keys here: type, authenticator, authenticator-realm, authenticator-role")),
         (json!({"ticket": {"type": "dynamic"}}), format!("{AT}.ticket.authenticator: missing required key, expected the URI of the authenticator procedure, such as \"com.example.authenticate\"")),
         (json!({"ticket": {"type": "dynamic", "authenticator": "com..x"}}), format!("{AT}.ticket.authenticator: found \"com..x\", expected a valid URI (the URI of the authenticator procedure)")),
         (json!({"ticket": {"type": "dynamic", "authenticator": "a.b", "authenticator-realm": 7}}), format!("{AT}.ticket.authenticator-realm: found 7, expected a string (the realm the authenticator is registered on)")),
@@ -252,8 +263,8 @@ fn wrong_sections_name_their_path() {
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"authorized_keys": [KEY_A, "abc"], "role": "r"}}}}), format!("{AT}.cryptosign.principals.c.authorized_keys[1]: found \"abc\", expected an Ed25519 public key: a string of 64 hex characters (32 bytes)")),
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"authorized_keys": [KEY_A.replace('0', "g")], "role": "r"}}}}), format!("{AT}.cryptosign.principals.c.authorized_keys[0]: found \"gbbc346a57667c38g12gbd9c7fd7e51d2c5fdfea37cd2f5bf4g5b2c6..., expected an Ed25519 public key: a string of 64 hex characters (32 bytes)")),
         (json!({"cryptosign": {"type": "static", "principals": {"c": {"authorized_keys": [KEY_A]}}}}), format!("{AT}.cryptosign.principals.c.role: missing required key, expected the role of the principal's sessions")),
-        (json!({"anonymous": {"type": "static", "role": "r", "ticket": "x"}}), format!("{AT}.anonymous.ticket: unknown key, allowed keys here: type, role, authid")),
-        (json!({"anonymous": {"type": "dynamic", "role": "r"}}), format!("{AT}.anonymous.role: unknown key, allowed keys here: type, authenticator, authenticator-realm")),
+        (json!({"anonymous": {"type": "static", "role": "r", "ticket": "x"}}), format!("{AT}.anonymous.ticket: unknown key, allowed keys here: type, role, authid, realm")),
+        (json!({"anonymous": {"type": "dynamic", "role": "r"}}), format!("{AT}.anonymous.role: unknown key, allowed keys here: type, authenticator, authenticator-realm, authenticator-role")),
         (json!({"cookie": {}}), format!("{AT}.cookie: found {{}}: cookie authentication is not supported yet")),
         (json!({"cryptosign-proxy": {"type": "static"}}), format!("{AT}.cryptosign-proxy: found {{\"type\": ...}}: proxy authentication methods are not supported")),
     ];

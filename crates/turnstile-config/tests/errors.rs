@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use turnstile_config::{load_file, load_str, ConfigError, Format, Problem};
+use turnstile_config::{load_file, load_str, load_str_with_env, ConfigError, Format, Problem};
 
 /// A valid configuration to break: one realm with a role and stats, a web transport with a
 /// static and a WebSocket path, and a rawsocket transport.
@@ -59,8 +59,14 @@ fn without(pointer: &str) -> Value {
     doc
 }
 
+/// Loads `doc` with an empty environment.
 fn load(doc: &Value) -> Result<turnstile_config::NodeConfig, ConfigError> {
-    load_str(&doc.to_string(), Format::Json, Path::new("/x/config.json"))
+    load_str_with_env(
+        &doc.to_string(),
+        Format::Json,
+        Path::new("/x/config.json"),
+        &|_| None,
+    )
 }
 
 /// The message of loading `doc`, which must fail.
@@ -143,20 +149,21 @@ fn unknown_keys_at_several_depths() {
     );
     assert_eq!(
         at(&set("/versoin", json!(2))),
-        "versoin: unknown key, allowed keys here: $schema, version, controller, workers"
+        "versoin: unknown key, did you mean `version`? allowed keys here: $schema, version, \
+         controller, workers"
     );
     assert_eq!(
         at(&set("/workers/0/transports/1/endpoint/prot", json!(1))),
-        "workers[0].transports[1].endpoint.prot: unknown key, allowed keys here: type, port, \
-         interface, version, backlog, shared"
+        "workers[0].transports[1].endpoint.prot: unknown key, did you mean `port`? allowed keys \
+         here: type, port, interface, version, backlog, shared"
     );
     assert_eq!(
         at(&set(
             "/workers/0/realms/0/roles/0/permissions/0/allow/cal",
             json!(true)
         )),
-        "workers[0].realms[0].roles[0].permissions[0].allow.cal: unknown key, allowed keys \
-         here: call, register, publish, subscribe"
+        "workers[0].realms[0].roles[0].permissions[0].allow.cal: unknown key, did you mean \
+         `call`? allowed keys here: call, register, publish, subscribe"
     );
     assert!(
         at(&set("/workers/0/transports/0/paths/~1/dir", json!("x"))).starts_with(
@@ -164,8 +171,16 @@ fn unknown_keys_at_several_depths() {
          directory, options"
         )
     );
-    assert!(at(&set("/controller", json!({"options": {"x": 1}})))
-        .starts_with("controller.options.x: unknown key, no keys are allowed here"));
+    assert_eq!(
+        at(&set("/controller", json!({"options": {"titel": "node 1"}}))),
+        "controller.options.titel: unknown key, did you mean `title`? allowed keys here: title, \
+         shutdown, enable_parallel_worker_start"
+    );
+    assert_eq!(
+        at(&set("/workers/0/realms/0/roles/0/permisions", json!([]))),
+        "workers[0].realms[0].roles[0].permisions: unknown key, did you mean `permissions`? \
+         allowed keys here: name, permissions, authorizer, allow-by-default"
+    );
 }
 
 #[test]
@@ -192,11 +207,6 @@ fn missing_required_keys() {
     assert_eq!(
         at(&without("/workers/0/type")),
         "workers[0].type: missing required key, expected the type of a worker"
-    );
-    assert_eq!(
-        at(&without("/workers/0/realms/0/roles/0/permissions")),
-        "workers[0].realms[0].roles[0].permissions: missing required key, expected a list of \
-         permissions (or \"authorizer\": the URI of a dynamic authorizer)"
     );
 }
 
@@ -335,8 +345,8 @@ fn unsupported_features() {
             "/workers/0/transports/1/endpoint/port",
             json!("$PORT")
         )),
-        "workers[0].transports[1].endpoint.port: found \"$PORT\": reading the port from an \
-         environment variable is not supported yet"
+        "workers[0].transports[1].endpoint.port: found \"$PORT\", expected the environment \
+         variable PORT to be set (it is not)"
     );
 }
 
@@ -415,11 +425,26 @@ fn bad_ports_and_conflicts() {
     assert_eq!(
         at(&set(
             "/workers/0/transports/1/endpoint/interface",
-            json!("localhost")
+            json!("local host")
         )),
-        "workers[0].transports[1].endpoint.interface: found \"localhost\", expected an IP \
-         address such as \"127.0.0.1\" or \"::1\" (not a host name)"
+        "workers[0].transports[1].endpoint.interface: found \"local host\", expected an IP \
+         address such as \"127.0.0.1\" or \"::1\", or a host name such as \"localhost\""
     );
+    // A host name (Crossbar's listener resolves it too) clashes with the same name and with all
+    // interfaces of its family.
+    let mut doc = set(
+        "/workers/0/transports/1/endpoint",
+        json!({"type": "tcp", "port": 8081, "interface": "localhost"}),
+    );
+    load(&doc).unwrap();
+    doc["workers"][0]["transports"][0]["endpoint"] =
+        json!({"type": "tcp", "port": 8081, "interface": "LOCALHOST"});
+    assert!(at(&doc).contains("TCP port 8081 on localhost is already used by the endpoint at"));
+    doc["workers"][0]["transports"][0]["endpoint"] = json!({"type": "tcp", "port": 8081});
+    assert!(at(&doc).contains(
+        "TCP port 8081 on localhost is already used by the endpoint at \
+         workers[0].transports[0].endpoint (TCP port 8081 on all IPv4 interfaces)"
+    ));
     let mismatch = json!({"type": "tcp", "port": 8081, "interface": "::1", "version": 4});
     assert_eq!(
         at(&set("/workers/0/transports/1/endpoint", mismatch)),
@@ -435,8 +460,8 @@ fn other_value_rules() {
         "version: found 1, expected 2 (the only configuration format version supported)"
     );
     assert_eq!(
-        at(&set("/workers", json!([]))),
-        "workers: found [], expected a list with at least one router worker"
+        at(&set("/workers", json!({}))),
+        "workers: found {}, expected a list (workers)"
     );
     assert_eq!(
         at(&set("/workers/0/realms/0/name", json!("my realm"))),
@@ -604,9 +629,16 @@ fn invalid_errors_are_structured() {
         json!(300),
     ))
     .unwrap_err();
-    let ConfigError::Invalid { file, at, problem } = err else {
+    let ConfigError::Invalid {
+        file,
+        at,
+        problem,
+        more,
+    } = err
+    else {
         panic!("not Invalid")
     };
+    assert!(more.is_empty(), "one mistake, one error: {more:?}");
     assert_eq!(file, Path::new("/x/config.json"));
     assert_eq!(at, "workers[0].realms[0].stats.rated_message_size");
     assert_eq!(
@@ -615,5 +647,129 @@ fn invalid_errors_are_structured() {
             found: "300".into(),
             expected: "a power of two between 1 and 1073741824".into()
         }
+    );
+}
+
+/// Independent mistakes are reported together, each on its own line with the file, the key path,
+/// the value and the rule; the document order decides their order.
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let mut doc = base();
+    doc["workers"][0]["realms"][0]["roles"] = json!([
+        {"name": "a", "permisions": []},
+        {"name": "b", "permissions": [{"uri": "x", "match": "regex"}, {"uri": "y", "allow": {"cal": true}}]}
+    ]);
+    doc["workers"][0]["realms"][0]["stats"]["rated_message_size"] = json!(300);
+    doc["workers"][0]["transports"][0]["paths"]["ws"]["serializers"] = json!(["xml"]);
+    doc["workers"][0]["transports"][1]["endpoint"]["port"] = json!(0);
+    doc["workers"][0]["transports"][1]["auth"] = json!({
+        "ticket": {"type": "static"}, "wampcra": {"type": "dynamic"}});
+    let err = load(&doc).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "config error in /x/config.json at workers[0].realms[0].roles[0].permisions: unknown key, \
+         did you mean `permissions`? allowed keys here: name, permissions, authorizer, \
+         allow-by-default\n\
+         config error in /x/config.json at workers[0].realms[0].roles[1].permissions[0].match: \
+         found \"regex\", expected one of \"exact\", \"prefix\" or \"wildcard\"\n\
+         config error in /x/config.json at workers[0].realms[0].roles[1].permissions[1].allow.cal: \
+         unknown key, did you mean `call`? allowed keys here: call, register, publish, subscribe\n\
+         config error in /x/config.json at workers[0].realms[0].stats.rated_message_size: found \
+         300, expected a power of two between 1 and 1073741824\n\
+         config error in /x/config.json at workers[0].transports[0].paths.ws.serializers[0]: \
+         found \"xml\", expected one of \"json\", \"msgpack\" or \"cbor\"\n\
+         config error in /x/config.json at workers[0].transports[1].endpoint.port: found 0, \
+         expected an integer between 1 and 65535 (a TCP port)\n\
+         config error in /x/config.json at workers[0].transports[1].auth.ticket.principals: \
+         missing required key, expected ticket principals by authid, such as {\"joe\": \
+         {\"ticket\": ..., \"role\": ...}}\n\
+         config error in /x/config.json at workers[0].transports[1].auth.wampcra.authenticator: \
+         missing required key, expected the URI of the authenticator procedure, such as \
+         \"com.example.authenticate\""
+    );
+    // The same, structured: the first error, then the others in order.
+    assert_eq!(err.issues().len(), 8);
+    let ConfigError::Invalid { at, more, .. } = &err else {
+        panic!("not Invalid")
+    };
+    assert_eq!(at, "workers[0].realms[0].roles[0].permisions");
+    assert_eq!(
+        more[7 - 1].at,
+        "workers[0].transports[1].auth.wampcra.authenticator"
+    );
+}
+
+/// Independent workers and realms report their errors too, and an error inside one part does
+/// not hide the errors of its siblings.
+#[test]
+fn errors_of_several_workers_and_realms() {
+    let mut doc = base();
+    let mut second = doc["workers"][0].clone();
+    second["realms"][0]["name"] = json!("realm2");
+    second["realms"][0]["stats"] = json!({"trigger_on_join": "yes"});
+    second["transports"] = json!([{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 8082},
+                                    "serializers": ["json", "json"]}]);
+    doc["workers"].as_array_mut().unwrap().push(second);
+    doc["workers"][0]["realms"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "realm1"}));
+    let message = error(&doc);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "config error in /x/config.json at workers[0].realms[1].name: found \"realm1\": realm \
+             names must be unique, also defined at workers[0].realms[0].name",
+            "config error in /x/config.json at workers[1].realms[0].stats.trigger_on_join: found \
+             \"yes\", expected true or false",
+            "config error in /x/config.json at workers[1].transports[0].serializers[1]: found \
+             \"json\": each serializer may be listed once, \"json\" is also at index 0",
+        ]
+    );
+}
+
+/// At most `MAX_SHOWN_ERRORS` errors are shown, then how many were left out.
+#[test]
+fn many_errors_are_capped() {
+    let mut doc = base();
+    let roles: Vec<Value> = (0..25)
+        .map(|i| json!({"name": format!("r{i}"), "permissions": 1}))
+        .collect();
+    doc["workers"][0]["realms"][0]["roles"] = json!(roles);
+    let err = load(&doc).unwrap_err();
+    assert_eq!(err.issues().len(), 25);
+    let message = err.to_string();
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), turnstile_config::MAX_SHOWN_ERRORS + 1);
+    assert_eq!(
+        lines[19],
+        "config error in /x/config.json at workers[0].realms[0].roles[19].permissions: found 1, \
+         expected a list (permissions)"
+    );
+    assert_eq!(
+        lines[20],
+        "... and 5 more config errors in /x/config.json (25 in all; the first 20 are shown)"
+    );
+}
+
+/// Every offending key of one object is reported, unknown and unsupported alike.
+#[test]
+fn every_offending_key_of_an_object_is_reported() {
+    let options = json!({"fail_by_drop": true, "max_mesage_size": 1, "auto_fragment_size": 1});
+    let message = error(&set("/workers/0/transports/0/paths/ws/options", options));
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 3, "{message}");
+    assert!(lines[0].ends_with(
+        "paths.ws.options.auto_fragment_size: found 1: this WebSocket option is not supported yet"
+    ));
+    assert!(lines[1].ends_with(
+        "paths.ws.options.fail_by_drop: found true: this WebSocket option is not supported yet"
+    ));
+    assert!(
+        lines[2].contains(
+            "paths.ws.options.max_mesage_size: unknown key, did you mean `max_message_size`?"
+        ),
+        "{message}"
     );
 }

@@ -250,7 +250,7 @@ fn unknown_limit_keys_are_refused() {
     let (at, problem, shown) = refused(&with("/workers/0/limits", json!({"max_sessions": 10})));
     assert_eq!(at, "workers[0].limits.max_sessions", "{shown}");
     assert!(
-        matches!(&problem, Problem::UnknownKey { allowed } if allowed.contains(&"max_connections")),
+        matches!(&problem, Problem::UnknownKey { allowed, .. } if allowed.contains(&"max_connections")),
         "{shown}"
     );
     // Connection limits are the worker's, not a realm's.

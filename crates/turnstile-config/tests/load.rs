@@ -76,6 +76,7 @@ fn expected_example() -> NodeConfig {
     );
     NodeConfig {
         node_id: None,
+        node_title: None,
         workers: vec![RouterWorker {
             id: None,
             title: None,
@@ -99,6 +100,7 @@ fn expected_example() -> NodeConfig {
                     id: None,
                     endpoint: Endpoint::Unix {
                         path: example_dir().join("router.sock"),
+                        backlog: 1024,
                     },
                     max_connections: None,
                     serializers: vec![Serializer::MsgPack],
@@ -108,6 +110,7 @@ fn expected_example() -> NodeConfig {
             ],
             limits: WorkerLimits::default(),
         }],
+        inapplicable: vec![],
     }
 }
 
@@ -126,7 +129,8 @@ fn example_config_loads() {
     assert_eq!(
         worker.transports[2].endpoint(),
         &Endpoint::Unix {
-            path: example_dir().join("router.sock")
+            path: example_dir().join("router.sock"),
+            backlog: 1024,
         }
     );
     let TransportConfig::Web { paths, .. } = &worker.transports[0] else {
@@ -201,7 +205,8 @@ fn yaml_file_loads_by_extension() {
     assert_eq!(
         config.workers[0].transports[2].endpoint(),
         &Endpoint::Unix {
-            path: dir.join("router.sock")
+            path: dir.join("router.sock"),
+            backlog: 1024,
         }
     );
 }
@@ -352,7 +357,8 @@ fn relative_origin_resolves_against_the_current_directory() {
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
         &Endpoint::Unix {
-            path: cwd.join("node/.crossbar/router.sock")
+            path: cwd.join("node/.crossbar/router.sock"),
+            backlog: 1024,
         }
     );
     let absolute = r#"{"version": 2, "workers": [{"type": "router", "transports": [
@@ -361,7 +367,8 @@ fn relative_origin_resolves_against_the_current_directory() {
     assert_eq!(
         config.workers[0].transports[0].endpoint(),
         &Endpoint::Unix {
-            path: PathBuf::from("/run/t.sock")
+            path: PathBuf::from("/run/t.sock"),
+            backlog: 1024,
         }
     );
 }

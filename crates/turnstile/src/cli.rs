@@ -312,6 +312,10 @@ fn check(source: &ConfigSource) -> ExitCode {
                 plural(realms, "realm"),
                 plural(transports, "transport")
             );
+            // What `start` would warn about: accepted Crossbar keys that do nothing here.
+            for key in &config.inapplicable {
+                println!("note: {} has no effect: {}", key.at, key.reason);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => config_error(&e),

@@ -150,8 +150,10 @@ impl Server {
         } = self;
         // Only the handles given out keep the channel open.
         drop(reload_tx);
-        if let Some(node) = &config.node_id {
-            info!("node {node}");
+        match (&config.node_id, &config.node_title) {
+            (Some(node), Some(title)) => info!("node {node} ({title})"),
+            (Some(name), None) | (None, Some(name)) => info!("node {name}"),
+            (None, None) => {}
         }
         info!(
             max_connections = limits.max_connections,
@@ -161,6 +163,10 @@ impl Server {
         let rawsocket_timeouts = rawsocket_timeouts.unwrap_or_else(|| limits.rawsocket_timeouts());
         let admission = Admission::new(&limits);
         let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
+        if config.workers.is_empty() {
+            // Crossbar runs such a node too (its controller only).
+            warn!("the configuration has no router workers: nothing to serve");
+        }
         for (w, worker) in config.workers.iter().enumerate() {
             let names: Vec<&str> = worker.realms.iter().map(|r| r.name.as_str()).collect();
             // The configuration's names for the node and worker, so logs can be matched to it.
@@ -170,17 +176,11 @@ impl Server {
                 (None, None) => String::new(),
             };
             info!("router worker {w}{label}: realms {}", names.join(", "));
-            for (r, realm) in worker.realms.iter().enumerate() {
-                if let Some(size) = realm.options.event_dispatching_chunk_size {
-                    // Accepted so that Crossbar configurations load unchanged, but said aloud:
-                    // a realm task delivers each publication to all its subscribers at once.
-                    warn!(
-                        "workers[{w}].realms[{r}].options.event_dispatching_chunk_size = {size} \
-                         has no effect: Turnstile delivers a publication to all subscribers in \
-                         one step (it serializes the event once per serializer)"
-                    );
-                }
-            }
+        }
+        // Keys accepted so that Crossbar configurations load unchanged, but said aloud, once
+        // each: they do nothing here (the reason names why). No values are logged.
+        for key in &config.inapplicable {
+            warn!("{} has no effect: {}", key.at, key.reason);
         }
 
         let conns = Conns::default();

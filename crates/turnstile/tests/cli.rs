@@ -112,14 +112,17 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
     let config = dir.path().join("config.json");
     std::fs::write(
         &config,
+        // The socket's name comes from the environment; `reactor` and `trace` are Crossbar keys
+        // without effect here, which the router names once at start.
         r#"{
             "version": 2,
             "workers": [{
                 "type": "router",
-                "realms": [{"name": "realm1", "roles": []}],
+                "options": {"reactor": {"type": "epoll"}},
+                "realms": [{"name": "realm1", "roles": [], "trace": true}],
                 "transports": [{
                     "type": "rawsocket",
-                    "endpoint": {"type": "unix", "path": "node.sock"},
+                    "endpoint": {"type": "unix", "path": "${TURNSTILE_TEST_SOCKET}", "backlog": 64},
                     "serializers": ["json"]
                 }]
             }]
@@ -131,6 +134,7 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
         .args(["start", "--config", config.to_str().unwrap()])
         .args(["--max-connections", "50", "--max-connections-per-ip", "4"])
         .env_remove("RUST_LOG")
+        .env("TURNSTILE_TEST_SOCKET", "node.sock")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -191,6 +195,63 @@ fn start_serves_until_sigterm_then_exits_cleanly() {
     );
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert!(!sock.exists(), "socket file removed");
+    for key in ["workers[0].options.reactor", "workers[0].realms[0].trace"] {
+        assert_eq!(
+            stderr.matches(&format!("{key} has no effect: ")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
+
+/// `check` reports every error of the file at once, and names the keys without effect.
+#[test]
+fn check_reports_every_error_and_the_keys_without_effect() {
+    let dir = TempDir::new(DIR_PREFIX);
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"version": 2, "workers": [{"type": "router",
+            "realms": [{"name": "realm1", "roles": [{"name": "a", "permisions": []}]}],
+            "transports": [{"type": "websocket", "endpoint": {"type": "tcp", "port": "$TURNSTILE_TEST_UNSET_PORT"}}]}]}"#,
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .env_remove("TURNSTILE_TEST_UNSET_PORT")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].ends_with(
+            "at workers[0].transports[0].endpoint.port: found \"$TURNSTILE_TEST_UNSET_PORT\", \
+             expected the environment variable TURNSTILE_TEST_UNSET_PORT to be set (it is not)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].ends_with("did you mean `permissions`? allowed keys here: name, permissions, authorizer, allow-by-default"),
+        "{stderr}"
+    );
+
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"version": 2, "controller": {"options": {"title": "n", "shutdown": "shutdown_on_shutdown_requested"}},
+            "workers": [{"type": "router", "options": {"cpu_affinity": [0]}, "realms": [{"name": "realm1"}]}]}"#,
+    )
+    .unwrap();
+    let out = turnstile(&["check", "--config", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("note: controller.options.shutdown has no effect: ")
+            && stdout.contains("note: workers[0].options.cpu_affinity has no effect: "),
+        "{stdout}"
+    );
 }
 
 /// Sends SIGTERM and waits (bounded) for the router to exit; returns its exit status and

@@ -12,6 +12,7 @@ use serde_json::Value;
 use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{wampcra, UriRules};
 
+use super::Collect;
 use crate::cursor::{shorten, Keys, Node, Obj, VResult};
 use crate::error::Problem;
 use crate::model::{
@@ -49,11 +50,26 @@ const ANONYMOUS_STATIC: Keys = Keys {
     unsupported: &[],
 };
 
+/// Crossbar accepts `realm` on static anonymous authentication, and then ignores it: the session
+/// joins the realm the client asks for (`crossbar/router/auth/anonymous.py`).
+const ANONYMOUS_STATIC_INAPPLICABLE: &[(&str, &str)] = &[(
+    "realm",
+    "an anonymous session joins the realm the client asks for (Crossbar ignores this key too)",
+)];
+
 const DYNAMIC: Keys = Keys {
     what: "a dynamic authenticator",
     allowed: &["type", "authenticator", "authenticator-realm"],
     unsupported: &[],
 };
+
+/// Crossbar calls a dynamic authenticator from a service session with the role
+/// `authenticator-role`; Turnstile's router calls the procedure itself, with no role to check.
+const DYNAMIC_INAPPLICABLE: &[(&str, &str)] = &[(
+    "authenticator-role",
+    "the router calls the authenticator procedure itself, not from a session with a role, so \
+     no role is checked",
+)];
 
 const TICKET_STATIC: Keys = Keys {
     what: "static ticket authentication",
@@ -103,61 +119,21 @@ pub(super) fn auth(node: &Node) -> VResult<AuthConfig> {
     }
     let obj = guarded_object(node, &AUTH)?;
     let mut config = AuthConfig::default();
+    // Each method is checked, whatever the others' errors.
+    let mut collect = Collect::default();
     if let Some(n) = obj.get("anonymous") {
-        match method_type(&n, "anonymous authentication")? {
-            Kind::Static => {
-                let a = n.object(&ANONYMOUS_STATIC)?;
-                config.anonymous = Some(AnonymousAuth {
-                    role: match a.get("role") {
-                        Some(r) => role_name(&r)?,
-                        None => "anonymous".to_owned(),
-                    },
-                    authid: a.opt_str("authid", "the authid of anonymous sessions")?,
-                });
-            }
-            Kind::Dynamic => config.anonymous_dynamic = Some(dynamic(&n)?),
-        }
+        collect.keep(anonymous(&n, &mut config));
     }
     if let Some(n) = obj.get("ticket") {
-        config.ticket = Some(match method_type(&n, "ticket authentication")? {
-            Kind::Static => TicketAuth::Static {
-                principals: principals(
-                    &guarded_object(&n, &TICKET_STATIC)?,
-                    "principals",
-                    "ticket principals by authid, such as {\"joe\": {\"ticket\": ..., \"role\": ...}}",
-                    ticket_principal,
-                )?,
-            },
-            Kind::Dynamic => TicketAuth::Dynamic(dynamic(&n)?),
-        });
+        config.ticket = collect.keep(ticket(&n));
     }
     if let Some(n) = obj.get("wampcra") {
-        config.wampcra = Some(match method_type(&n, "WAMP-CRA authentication")? {
-            Kind::Static => WampCraAuth::Static {
-                users: principals(
-                    &guarded_object(&n, &WAMPCRA_STATIC)?,
-                    "users",
-                    "WAMP-CRA users by authid, such as {\"joe\": {\"secret\": ..., \"role\": ...}}",
-                    wampcra_user,
-                )?,
-            },
-            Kind::Dynamic => WampCraAuth::Dynamic(dynamic(&n)?),
-        });
+        config.wampcra = collect.keep(wampcra(&n));
     }
     if let Some(n) = obj.get("cryptosign") {
-        config.cryptosign = Some(match method_type(&n, "WAMP-Cryptosign authentication")? {
-            Kind::Static => CryptosignAuth::Static {
-                principals: principals(
-                    &n.object(&CRYPTOSIGN_STATIC)?,
-                    "principals",
-                    "WAMP-Cryptosign principals by authid, such as {\"joe\": {\"authorized_keys\": \
-                     [...], \"role\": ...}}",
-                    cryptosign_principal,
-                )?,
-            },
-            Kind::Dynamic => CryptosignAuth::Dynamic(dynamic(&n)?),
-        });
+        config.cryptosign = collect.keep(cryptosign(&n));
     }
+    collect.finish()?;
     if config == AuthConfig::default() {
         return Err(node.invalid(
             "at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\" or \
@@ -165,6 +141,70 @@ pub(super) fn auth(node: &Node) -> VResult<AuthConfig> {
         ));
     }
     Ok(config)
+}
+
+/// `auth.anonymous`, static or dynamic, into `config`.
+fn anonymous(n: &Node, config: &mut AuthConfig) -> VResult<()> {
+    match method_type(n, "anonymous authentication")? {
+        Kind::Static => {
+            let a = n.object_noting(&ANONYMOUS_STATIC, ANONYMOUS_STATIC_INAPPLICABLE)?;
+            if let Some(realm) = a.get("realm") {
+                realm.str("a realm name")?;
+            }
+            config.anonymous = Some(AnonymousAuth {
+                role: match a.get("role") {
+                    Some(r) => role_name(&r)?,
+                    None => "anonymous".to_owned(),
+                },
+                authid: a.opt_str("authid", "the authid of anonymous sessions")?,
+            });
+        }
+        Kind::Dynamic => config.anonymous_dynamic = Some(dynamic(n)?),
+    }
+    Ok(())
+}
+
+fn ticket(n: &Node) -> VResult<TicketAuth> {
+    Ok(match method_type(n, "ticket authentication")? {
+        Kind::Static => TicketAuth::Static {
+            principals: principals(
+                &guarded_object(n, &TICKET_STATIC)?,
+                "principals",
+                "ticket principals by authid, such as {\"joe\": {\"ticket\": ..., \"role\": ...}}",
+                ticket_principal,
+            )?,
+        },
+        Kind::Dynamic => TicketAuth::Dynamic(dynamic(n)?),
+    })
+}
+
+fn wampcra(n: &Node) -> VResult<WampCraAuth> {
+    Ok(match method_type(n, "WAMP-CRA authentication")? {
+        Kind::Static => WampCraAuth::Static {
+            users: principals(
+                &guarded_object(n, &WAMPCRA_STATIC)?,
+                "users",
+                "WAMP-CRA users by authid, such as {\"joe\": {\"secret\": ..., \"role\": ...}}",
+                wampcra_user,
+            )?,
+        },
+        Kind::Dynamic => WampCraAuth::Dynamic(dynamic(n)?),
+    })
+}
+
+fn cryptosign(n: &Node) -> VResult<CryptosignAuth> {
+    Ok(match method_type(n, "WAMP-Cryptosign authentication")? {
+        Kind::Static => CryptosignAuth::Static {
+            principals: principals(
+                &n.object(&CRYPTOSIGN_STATIC)?,
+                "principals",
+                "WAMP-Cryptosign principals by authid, such as {\"joe\": {\"authorized_keys\": \
+                 [...], \"role\": ...}}",
+                cryptosign_principal,
+            )?,
+        },
+        Kind::Dynamic => CryptosignAuth::Dynamic(dynamic(n)?),
+    })
 }
 
 enum Kind {
@@ -184,7 +224,10 @@ fn method_type(node: &Node, what: &str) -> VResult<Kind> {
 
 /// A `"type": "dynamic"` section.
 fn dynamic(node: &Node) -> VResult<DynamicAuth> {
-    let obj = node.object(&DYNAMIC)?;
+    let obj = node.object_noting(&DYNAMIC, DYNAMIC_INAPPLICABLE)?;
+    if let Some(role) = obj.get("authenticator-role") {
+        role_name(&role)?;
+    }
     let authenticator = uri(
         &obj.required(
             "authenticator",
@@ -215,15 +258,20 @@ fn principals<T>(
         return Err(node.invalid(format!("at least one entry: {expected}")));
     }
     let mut out = BTreeMap::new();
+    let mut collect = Collect::default();
     for (authid, value) in entries {
         if authid.is_empty() {
-            return Err(value.fail(Problem::Invalid {
+            collect.keep::<()>(Err(value.fail(Problem::Invalid {
                 found: "the authid \"\"".to_owned(),
                 expected: "a non-empty authid".to_owned(),
-            }));
+            })));
+            continue;
         }
-        out.insert(authid.to_owned(), item(&value)?);
+        if let Some(principal) = collect.keep(item(&value)) {
+            out.insert(authid.to_owned(), principal);
+        }
     }
+    collect.finish()?;
     Ok(out)
 }
 
@@ -361,9 +409,6 @@ fn uri(node: &Node, what: &str) -> VResult<String> {
 /// A ticket or WAMP-CRA secret: a non-empty string, never shown in messages.
 fn secret(node: &Node, what: &str) -> VResult<Secret> {
     match node.value() {
-        Value::String(s) if s.starts_with("${") && s.ends_with('}') => {
-            Err(node.unsupported("reading secrets from environment variables is not supported yet"))
-        }
         Value::String(s) if !s.is_empty() => Ok(Secret::new(s.clone())),
         other => Err(node.fail(Problem::Invalid {
             found: hidden(other),

@@ -5,7 +5,7 @@ use wamp_proto::uri::is_valid_uri;
 use wamp_proto::{MatchPolicy, UriRules};
 
 use super::limits::session_limits;
-use super::Ctx;
+use super::{all_of, Collect, Ctx};
 use crate::cursor::{Keys, Node, VResult};
 use crate::model::{
     Allow, Disclose, EventHistoryConfig, Permission, RealmConfig, RealmOptions, RoleConfig,
@@ -15,8 +15,20 @@ use crate::model::{
 const REALM: Keys = Keys {
     what: "a realm",
     allowed: &["name", "roles", "options", "stats", "store", "limits"],
-    unsupported: &[("rlinks", "router-to-router links are not supported yet")],
+    unsupported: &[
+        ("rlinks", "router-to-router links are not supported yet"),
+        (
+            "inventory",
+            "type inventories (payload validation) are not supported yet",
+        ),
+    ],
 };
+
+/// Realm keys Crossbar accepts (it does not check a realm's keys) and does not read either.
+const REALM_INAPPLICABLE: &[(&str, &str)] = &[(
+    "trace",
+    "Crossbar 26.10 does not read it either, and Turnstile has no message tracing",
+)];
 
 const REALM_OPTIONS: Keys = Keys {
     what: "realm options",
@@ -33,14 +45,17 @@ const REALM_OPTIONS: Keys = Keys {
 
 const ROLE: Keys = Keys {
     what: "a role",
-    allowed: &["name", "permissions", "authorizer"],
+    allowed: &["name", "permissions", "authorizer", "allow-by-default"],
     unsupported: &[],
 };
 
 const PERMISSION: Keys = Keys {
     what: "a permission",
     allowed: &["uri", "match", "allow", "disclose", "cache"],
-    unsupported: &[],
+    unsupported: &[(
+        "validate",
+        "payload validation against a type inventory is not supported yet",
+    )],
 };
 
 const ALLOW: Keys = Keys {
@@ -57,7 +72,13 @@ const DISCLOSE: Keys = Keys {
 
 const STORE: Keys = Keys {
     what: "a realm store",
-    allowed: &["type", "limit", "event-history"],
+    allowed: &["type", "limit", "event-history", "call-queue"],
+    unsupported: &[],
+};
+
+const CALL_QUEUE: Keys = Keys {
+    what: "a call queue",
+    allowed: &["uri", "match", "limit"],
     unsupported: &[],
 };
 
@@ -94,7 +115,7 @@ pub(super) fn realm(
     ctx: &mut Ctx,
     worker_limits: SessionLimitsConfig,
 ) -> VResult<RealmConfig> {
-    let obj = node.object(&REALM)?;
+    let obj = node.object_noting(&REALM, REALM_INAPPLICABLE)?;
 
     let name_node = obj.required("name", "the realm name, a URI such as \"realm1\"")?;
     let name = name_node.str("the realm name")?;
@@ -108,46 +129,54 @@ pub(super) fn realm(
     }
     ctx.realms.push((name.to_owned(), name_node.path()));
 
+    // The options first: the URI rules apply to the rest.
     let options = obj.opt("options", RealmOptions::default(), realm_options)?;
 
-    let roles = obj.opt("roles", Vec::new(), |n| {
+    let mut collect = Collect::default();
+    let roles = collect.keep(obj.opt("roles", Vec::new(), |n| {
         let mut roles: Vec<RoleConfig> = Vec::new();
         let mut name_paths: Vec<String> = Vec::new();
+        let mut roles_collect = Collect::default();
         for item in n.list("roles")? {
-            let (role, name_node) = role(&item, options.uri_check)?;
+            let Some((role, name_node)) = roles_collect.keep(role(&item, options.uri_check)) else {
+                continue;
+            };
             if let Some(i) = roles.iter().position(|r| r.name == role.name) {
-                return Err(name_node.conflict(format!(
+                roles_collect.keep::<()>(Err(name_node.conflict(format!(
                     "role names must be unique in a realm, also defined at {}",
                     name_paths[i]
-                )));
+                ))));
+                continue;
             }
             roles.push(role);
             name_paths.push(name_node.path());
         }
+        roles_collect.finish()?;
         Ok(roles)
-    })?;
+    }));
 
-    let stats = obj.opt("stats", None, |n| stats(n).map(Some))?;
-    let event_history = obj.opt("store", Vec::new(), |n| store(n, options.uri_check))?;
-    let limits = obj.opt("limits", worker_limits, |n| {
+    let stats = collect.keep(obj.opt("stats", None, |n| stats(n).map(Some)));
+    let event_history = collect.keep(obj.opt("store", Vec::new(), |n| store(n, options.uri_check)));
+    let limits = collect.keep(obj.opt("limits", worker_limits, |n| {
         session_limits(n, worker_limits)
-    })?;
+    }));
+    collect.finish()?;
 
     Ok(RealmConfig {
         name: name.to_owned(),
-        roles,
+        roles: roles.expect("no error was kept"),
         options,
-        stats,
-        event_history,
-        limits,
+        stats: stats.expect("no error was kept"),
+        event_history: event_history.expect("no error was kept"),
+        limits: limits.expect("no error was kept"),
     })
 }
 
 /// `store`: an in-memory store with its event histories (Crossbar's `memory` store type).
 fn store(node: &Node, rules: UriRules) -> VResult<Vec<EventHistoryConfig>> {
-    let obj = node.object(&STORE)?;
-    let kind = obj.required("type", "the store type, \"memory\"")?;
-    match kind.str("the store type")? {
+    // The type first: a cfxdb store has keys of its own (`path`, `maxsize`).
+    let (kind, ty) = node.tagged("a realm store")?;
+    match ty {
         "memory" => {}
         "cfxdb" => {
             return Err(
@@ -156,40 +185,69 @@ fn store(node: &Node, rules: UriRules) -> VResult<Vec<EventHistoryConfig>> {
         }
         _ => return Err(kind.invalid("\"memory\"")),
     }
+    let obj = node.object(&STORE)?;
     let limit_rule = format!("an integer between 1 and {MAX_HISTORY_LIMIT} (events kept)");
     let default_limit = obj.opt("limit", DEFAULT_HISTORY_LIMIT, |n| {
         n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule)
     })?;
+    obj.opt("call-queue", (), |n| {
+        all_of(n.list("call queues")?.iter(), |item| {
+            let q = item.object(&CALL_QUEUE)?;
+            let uri_node = q.required(
+                "uri",
+                "the procedure or procedure pattern whose calls queue",
+            )?;
+            let uri = uri_node.str("a URI or URI pattern")?;
+            let match_policy = q.opt("match", MatchPolicy::Exact, |n| {
+                Ok(
+                    MatchPolicy::parse(n.choice(&["exact", "prefix", "wildcard"])?)
+                        .expect("listed"),
+                )
+            })?;
+            if !is_valid_uri(uri, rules, match_policy != MatchPolicy::Exact) {
+                return Err(uri_node.invalid(format!(
+                    "a valid URI for {} matching",
+                    match_policy.as_str()
+                )));
+            }
+            q.opt("limit", 0, |n| {
+                n.int_in(1, u64::from(u32::MAX), "a positive integer (calls queued)")
+            })?;
+            Ok(())
+        })?;
+        n.note_inapplicable(
+            "Crossbar queues a call when its callee reached the REGISTER option \"concurrency\", \
+             which Turnstile does not have, so no call ever waits in a queue (Crossbar 26.10 \
+             does not read these entries either)",
+        );
+        Ok(())
+    })?;
     obj.opt("event-history", Vec::new(), |n| {
-        n.list("event histories")?
-            .iter()
-            .map(|item| {
-                let h = item.object(&EVENT_HISTORY)?;
-                let uri_node =
-                    h.required("uri", "the topic or topic pattern whose events are kept")?;
-                let uri = uri_node.str("a URI or URI pattern")?.to_owned();
-                let match_policy = h.opt("match", MatchPolicy::Exact, |n| {
-                    Ok(
-                        MatchPolicy::parse(n.choice(&["exact", "prefix", "wildcard"])?)
-                            .expect("listed"),
-                    )
-                })?;
-                if !is_valid_uri(&uri, rules, match_policy != MatchPolicy::Exact) {
-                    return Err(uri_node.invalid(format!(
-                        "a valid URI for {} matching",
-                        match_policy.as_str()
-                    )));
-                }
-                let limit = h.opt("limit", default_limit, |n| {
-                    n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule)
-                })?;
-                Ok(EventHistoryConfig {
-                    uri,
-                    match_policy,
-                    limit: limit as usize,
-                })
+        all_of(n.list("event histories")?.iter(), |item| {
+            let h = item.object(&EVENT_HISTORY)?;
+            let uri_node = h.required("uri", "the topic or topic pattern whose events are kept")?;
+            let uri = uri_node.str("a URI or URI pattern")?.to_owned();
+            let match_policy = h.opt("match", MatchPolicy::Exact, |n| {
+                Ok(
+                    MatchPolicy::parse(n.choice(&["exact", "prefix", "wildcard"])?)
+                        .expect("listed"),
+                )
+            })?;
+            if !is_valid_uri(&uri, rules, match_policy != MatchPolicy::Exact) {
+                return Err(uri_node.invalid(format!(
+                    "a valid URI for {} matching",
+                    match_policy.as_str()
+                )));
+            }
+            let limit = h.opt("limit", default_limit, |n| {
+                n.int_in(1, MAX_HISTORY_LIMIT, &limit_rule)
+            })?;
+            Ok(EventHistoryConfig {
+                uri,
+                match_policy,
+                limit: limit as usize,
             })
-            .collect()
+        })
     })
 }
 
@@ -207,6 +265,10 @@ fn realm_options(node: &Node) -> VResult<RealmOptions> {
         event_dispatching_chunk_size: obj.opt("event_dispatching_chunk_size", None, |n| {
             let max = u64::from(u32::MAX);
             let size = n.int_in(1, max, &format!("an integer between 1 and {max}"))?;
+            n.note_inapplicable(
+                "Turnstile delivers a publication to all subscribers in one step (it serializes \
+                 the event once per serializer)",
+            );
             Ok(Some(size as u32))
         })?,
     })
@@ -217,7 +279,9 @@ fn role<'v>(node: &Node<'v>, rules: UriRules) -> VResult<(RoleConfig, Node<'v>)>
     let obj = node.object(&ROLE)?;
     let name_node = obj.required("name", "the role name, such as \"anonymous\"")?;
     let name = name_node.non_empty_str("the role name")?.to_owned();
-    // Exactly one of `permissions` (static) and `authorizer` (dynamic).
+    let allow_by_default = obj.bool_or("allow-by-default", false)?;
+    // At most one of `permissions` (static) and `authorizer` (dynamic); with neither, the role
+    // allows everything or nothing by `allow-by-default` (Crossbar's plain `RouterRole`).
     let (permissions, authorizer) = match (obj.get("permissions"), obj.get("authorizer")) {
         (Some(_), Some(a)) => {
             return Err(a.conflict(
@@ -235,19 +299,22 @@ fn role<'v>(node: &Node<'v>, rules: UriRules) -> VResult<(RoleConfig, Node<'v>)>
             }
             (Vec::new(), Some(uri.to_owned()))
         }
-        (_, None) => {
-            let permissions = obj
-                .required(
-                    "permissions",
-                    "a list of permissions (or \"authorizer\": the URI of a dynamic authorizer)",
-                )?
-                .list("permissions")?
-                .iter()
-                .map(|p| permission(p, rules))
-                .collect::<VResult<Vec<_>>>()?;
+        (Some(p), None) => {
+            let permissions = all_of(p.list("permissions")?.iter(), |p| permission(p, rules))?;
             (permissions, None)
         }
+        (None, None) if allow_by_default => (vec![allow_everything()], None),
+        (None, None) => (Vec::new(), None),
     };
+    if allow_by_default && (obj.get("permissions").is_some() || authorizer.is_some()) {
+        // With permissions or an authorizer, Crossbar builds a role that never reads it.
+        obj.get("allow-by-default")
+            .expect("given")
+            .note_inapplicable(
+                "the role has \"permissions\" or an \"authorizer\", which decide alone (as in \
+                 Crossbar, which reads allow-by-default only for a role with neither)",
+            );
+    }
     Ok((
         RoleConfig {
             name,
@@ -256,6 +323,24 @@ fn role<'v>(node: &Node<'v>, rules: UriRules) -> VResult<(RoleConfig, Node<'v>)>
         },
         name_node,
     ))
+}
+
+/// The permission of a role without `permissions` or `authorizer` whose `allow-by-default` is
+/// true: every action on every URI, identities not disclosed (Crossbar's `RouterRole` answers
+/// every authorization with that flag).
+fn allow_everything() -> Permission {
+    Permission {
+        uri: String::new(),
+        match_policy: MatchPolicy::Prefix,
+        allow: Allow {
+            call: true,
+            register: true,
+            publish: true,
+            subscribe: true,
+        },
+        disclose: Disclose::default(),
+        cache: true,
+    }
 }
 
 fn rules_name(rules: UriRules) -> &'static str {

@@ -9,7 +9,7 @@ use wamp_proto::Serializer;
 use super::auth::auth;
 use super::endpoint::endpoint;
 use super::limits::transport_max_connections;
-use super::Ctx;
+use super::{Collect, Ctx};
 use crate::cursor::{one_of, Keys, Node, Obj, VResult};
 use crate::error::Problem;
 use crate::load::resolve;
@@ -69,6 +69,12 @@ const WEB_OPTIONS: Keys = Keys {
     ],
 };
 
+/// Keys of path services that Crossbar accepts and Turnstile has no use for.
+const PATH_INAPPLICABLE: &[(&str, &str)] = &[(
+    "id",
+    "a path service id names it in Crossbar's management API, which Turnstile does not have",
+)];
+
 const WEB_WEBSOCKET: Keys = Keys {
     what: "a WebSocket path service",
     allowed: &["type", "serializers", "options", "auth", "debug"],
@@ -108,6 +114,10 @@ const STATIC_OPTIONS: Keys = Keys {
             "cache_timeout",
             "this static path service option is not supported yet",
         ),
+        (
+            "default_file",
+            "this static path service option is not supported yet",
+        ),
     ],
 };
 
@@ -129,7 +139,13 @@ const UNSUPPORTED_PATH_TYPES: &[&str] = &[
     "longpoll",
     "path",
     "schemadoc",
+    "none",
+    "wap",
+    "catalog",
 ];
+
+/// Path service types of Crossbar.io FX (Fabric) personalities only.
+const FABRIC_PATH_TYPES: &[&str] = &["pairme", "registerme"];
 
 const RAWSOCKET: Keys = Keys {
     what: "a RawSocket transport",
@@ -220,16 +236,21 @@ pub(super) fn transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> 
 fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let obj = node.object(&WEBSOCKET)?;
     let id = obj.opt_str("id", "the transport id")?;
-    let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
-    let path = obj.opt("url", "/".to_owned(), url_path)?;
-    let service = websocket_service(&obj)?;
-    let max_connections = transport_max_connections(&obj)?;
+    let mut collect = Collect::default();
+    let endpoint = collect.keep(
+        obj.required("endpoint", "the endpoint to listen on")
+            .and_then(|n| endpoint(&n, ctx)),
+    );
+    let path = collect.keep(obj.opt("url", "/".to_owned(), url_path));
+    let service = collect.keep(websocket_service(&obj));
+    let max_connections = collect.keep(transport_max_connections(&obj));
+    collect.finish()?;
     Ok(TransportConfig::WebSocket {
         id,
-        endpoint,
-        max_connections,
-        path,
-        service,
+        endpoint: endpoint.expect("no error was kept"),
+        max_connections: max_connections.expect("no error was kept"),
+        path: path.expect("no error was kept"),
+        service: service.expect("no error was kept"),
     })
 }
 
@@ -255,14 +276,16 @@ fn url_path(node: &Node) -> VResult<String> {
 
 /// The service keys shared by a `websocket` transport and a `websocket` web path.
 fn websocket_service(obj: &Obj) -> VResult<WebSocketService> {
-    let serializers = obj.opt("serializers", Serializer::ALL.to_vec(), serializers)?;
-    let options = obj.opt("options", WebSocketOptions::default(), websocket_options)?;
-    let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
-    debug(obj)?;
+    let mut collect = Collect::default();
+    let serializers = collect.keep(obj.opt("serializers", Serializer::ALL.to_vec(), serializers));
+    let options = collect.keep(obj.opt("options", WebSocketOptions::default(), websocket_options));
+    let auth = collect.keep(obj.opt("auth", None, |n| auth(n).map(Some)));
+    collect.keep(debug(obj));
+    collect.finish()?;
     Ok(WebSocketService {
-        serializers,
-        options,
-        auth,
+        serializers: serializers.expect("no error was kept"),
+        options: options.expect("no error was kept"),
+        auth: auth.expect("no error was kept"),
     })
 }
 
@@ -363,8 +386,26 @@ fn websocket_options(node: &Node) -> VResult<WebSocketOptions> {
 fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let obj = node.object(&WEB)?;
     let id = obj.opt_str("id", "the transport id")?;
-    let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
+    let mut collect = Collect::default();
+    let endpoint = collect.keep(
+        obj.required("endpoint", "the endpoint to listen on")
+            .and_then(|n| endpoint(&n, ctx)),
+    );
+    let paths = collect.keep(web_paths(&obj, ctx));
+    collect.keep(obj.opt("options", (), web_options));
+    let max_connections = collect.keep(transport_max_connections(&obj));
+    collect.finish()?;
 
+    Ok(TransportConfig::Web {
+        id,
+        endpoint: endpoint.expect("no error was kept"),
+        max_connections: max_connections.expect("no error was kept"),
+        paths: paths.expect("no error was kept"),
+    })
+}
+
+/// The `paths` of a web transport: every path service, each one's errors reported.
+fn web_paths(obj: &Obj, ctx: &Ctx) -> VResult<BTreeMap<String, WebPath>> {
     let paths_node = obj.required(
         "paths",
         "an object of path services, such as {\"ws\": {...}}",
@@ -374,6 +415,7 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         return Err(paths_node.invalid("at least one path service"));
     }
     let mut paths = BTreeMap::new();
+    let mut collect = Collect::default();
     for (key, service) in entries {
         let valid_key = key == "/"
             || (!key.is_empty()
@@ -381,39 +423,36 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
         if !valid_key {
-            return Err(service.fail(Problem::Invalid {
+            collect.keep::<()>(Err(service.fail(Problem::Invalid {
                 found: format!("the path {}", Value::String(key.to_owned())),
                 expected:
                     "\"/\" or one path segment of letters, digits, \"_\" and \"-\" (such as \"ws\")"
                         .to_owned(),
-            }));
+            })));
+            continue;
         }
-        paths.insert(key.to_owned(), web_path(key, &service, ctx)?);
+        if let Some(path) = collect.keep(web_path(key, &service, ctx)) {
+            paths.insert(key.to_owned(), path);
+        }
     }
+    collect.finish()?;
+    Ok(paths)
+}
 
-    obj.opt("options", (), |n| {
-        let o = n.object(&WEB_OPTIONS)?;
-        let no = Value::Bool(false);
-        o.only_value(
-            "access_log",
-            &no,
-            "HTTP access logging is not supported yet",
-        )?;
-        o.only_value("hsts", &no, "HSTS is not supported yet (it needs TLS)")?;
-        o.only_value(
-            "display_tracebacks",
-            &no,
-            "showing tracebacks is not supported",
-        )
-    })?;
-
-    let max_connections = transport_max_connections(&obj)?;
-    Ok(TransportConfig::Web {
-        id,
-        endpoint,
-        max_connections,
-        paths,
-    })
+fn web_options(n: &Node) -> VResult<()> {
+    let o = n.object(&WEB_OPTIONS)?;
+    let no = Value::Bool(false);
+    o.only_value(
+        "access_log",
+        &no,
+        "HTTP access logging is not supported yet",
+    )?;
+    o.only_value("hsts", &no, "HSTS is not supported yet (it needs TLS)")?;
+    o.only_value(
+        "display_tracebacks",
+        &no,
+        "showing tracebacks is not supported",
+    )
 }
 
 fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
@@ -424,10 +463,10 @@ fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
              or use a \"websocket\" transport)",
         )),
         "websocket" => Ok(WebPath::WebSocket(websocket_service(
-            &node.object(&WEB_WEBSOCKET)?,
+            &node.object_noting(&WEB_WEBSOCKET, PATH_INAPPLICABLE)?,
         )?)),
         "static" => {
-            let obj = node.object(&WEB_STATIC)?;
+            let obj = node.object_noting(&WEB_STATIC, PATH_INAPPLICABLE)?;
             let dir = obj.required("directory", "the directory to serve")?;
             let directory = resolve(ctx.base_dir, dir.non_empty_str("a directory path")?);
             obj.opt("options", (), |n| {
@@ -442,6 +481,9 @@ fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
         _ if UNSUPPORTED_PATH_TYPES.contains(&ty) => Err(type_node.unsupported(format!(
             "path service type \"{ty}\" is not supported yet (supported: static, websocket)"
         ))),
+        _ if FABRIC_PATH_TYPES.contains(&ty) => Err(type_node.unsupported(format!(
+            "path service type \"{ty}\" belongs to Crossbar.io Fabric, which is not supported"
+        ))),
         _ => Err(type_node.invalid(one_of(&["static", "websocket"]))),
     }
 }
@@ -449,9 +491,29 @@ fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
 fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let obj = node.object(&RAWSOCKET)?;
     let id = obj.opt_str("id", "the transport id")?;
-    let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
-    let serializers = obj.opt("serializers", Serializer::ALL.to_vec(), serializers)?;
+    let mut collect = Collect::default();
+    let endpoint = collect.keep(
+        obj.required("endpoint", "the endpoint to listen on")
+            .and_then(|n| endpoint(&n, ctx)),
+    );
+    let serializers = collect.keep(obj.opt("serializers", Serializer::ALL.to_vec(), serializers));
+    let max_message_size = collect.keep(rawsocket_max_message_size(&obj));
+    let auth = collect.keep(obj.opt("auth", None, |n| auth(n).map(Some)));
+    collect.keep(debug(&obj));
+    let max_connections = collect.keep(transport_max_connections(&obj));
+    collect.finish()?;
+    Ok(TransportConfig::RawSocket {
+        id,
+        endpoint: endpoint.expect("no error was kept"),
+        max_connections: max_connections.expect("no error was kept"),
+        serializers: serializers.expect("no error was kept"),
+        max_message_size: max_message_size.expect("no error was kept"),
+        auth: auth.expect("no error was kept"),
+    })
+}
 
+/// `max_message_size` of a RawSocket transport, or its `options.max_message_size`.
+fn rawsocket_max_message_size(obj: &Obj) -> VResult<usize> {
     let size = |n: &Node| {
         n.int_in(
             MIN_RAWSOCKET_SIZE,
@@ -477,20 +539,9 @@ fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
             (None, _) => Ok(None),
         }
     })?;
-    let max_message_size = match (max_message_size, top) {
+    Ok(match (max_message_size, top) {
         (Some(size), _) => size,
         (None, Some(outer)) => size(&outer)?,
         (None, None) => DEFAULT_MAX_MESSAGE_SIZE,
-    };
-    let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
-    debug(&obj)?;
-    let max_connections = transport_max_connections(&obj)?;
-    Ok(TransportConfig::RawSocket {
-        id,
-        endpoint,
-        max_connections,
-        serializers,
-        max_message_size,
-        auth,
     })
 }

@@ -128,9 +128,9 @@ pub(crate) async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFil
             };
             Ok((Bound::Tcp(accept), None))
         }
-        Endpoint::Unix { path } => {
+        Endpoint::Unix { path, backlog } => {
             remove_stale_socket(path)?;
-            let listener = UnixListener::bind(path)
+            let listener = listen_unix(path, *backlog)
                 .and_then(|l| l.into_std())
                 .and_then(watch)
                 .map_err(|e| format!("cannot listen on unix socket {}: {e}", path.display()))?;
@@ -200,6 +200,20 @@ fn listen_tcp(addr: SocketAddr, backlog: u32) -> io::Result<tokio::net::TcpListe
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
+}
+
+/// Binds a unix socket with the listen queue length `backlog`: bound as tokio does it (with the
+/// system's default queue), then `listen` again with `backlog`, which on Linux sets the queue
+/// length of a listening socket.
+fn listen_unix(path: &Path, backlog: u32) -> io::Result<UnixListener> {
+    use std::os::fd::AsRawFd;
+    let listener = UnixListener::bind(path)?;
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+    // SAFETY: `listen` on the file descriptor the listener owns, which stays open for the call.
+    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(listener)
 }
 
 /// Removes a socket file left behind by a router that did not stop cleanly. A file that is not a
