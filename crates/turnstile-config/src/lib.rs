@@ -12,10 +12,12 @@
 //! # Layout
 //! - [`load`]: [`load_file`], [`load_str`], [`find_in_cbdir`]: read and parse JSON or YAML.
 //! - `validate`: the schema, section by section, over a path-tracking cursor (`cursor`).
+//! - [`ciphers`]: `endpoint.tls.ciphers`, an OpenSSL cipher string, read into TLS suites.
 //! - [`default`]: [`default_config`] and the text `turnstile init` writes.
 //! - [`error`]: [`ConfigError`] and [`Problem`].
 //! - [`model`]: the validated configuration.
 
+pub mod ciphers;
 mod cursor;
 pub mod default;
 pub mod error;
@@ -23,6 +25,7 @@ pub mod load;
 pub mod model;
 mod validate;
 
+pub use ciphers::{CipherStringError, TlsCiphers, TlsSuite};
 pub use default::{default_config, DEFAULT_CONFIG_JSON};
 pub use error::{ConfigError, Problem};
 pub use load::{find_in_cbdir, load_file, load_str, Format};

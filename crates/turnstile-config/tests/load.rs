@@ -25,6 +25,7 @@ fn tcp(port: u16) -> Endpoint {
         interface: Some("127.0.0.1".into()),
         version: 4,
         backlog: 1024,
+        tls: None,
     }
 }
 
@@ -451,7 +452,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 port: 9000,
                 interface: Some("::1".into()),
                 version: 6,
-                backlog: 1024
+                backlog: 1024,
+                tls: None
             },
             path: "/wamp".into(),
             service: WebSocketService {
@@ -480,7 +482,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 port: 9000,
                 interface: None,
                 version: 4,
-                backlog: 1024
+                backlog: 1024,
+                tls: None
             },
             serializers: Serializer::ALL.to_vec(),
             max_message_size: 512,
@@ -503,7 +506,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
             port: 9001,
             interface: None,
             version: 6,
-            backlog: 1024
+            backlog: 1024,
+            tls: None
         }
     );
 }

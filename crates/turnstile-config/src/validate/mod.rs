@@ -7,6 +7,7 @@
 mod auth;
 mod endpoint;
 mod realm;
+mod tls;
 mod transport;
 
 use std::path::Path;

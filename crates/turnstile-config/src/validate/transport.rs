@@ -8,6 +8,7 @@ use wamp_proto::Serializer;
 
 use super::auth::auth;
 use super::endpoint::endpoint;
+use super::tls::check_tls_auth;
 use super::Ctx;
 use crate::cursor::{one_of, Keys, Node, Obj, VResult};
 use crate::error::Problem;
@@ -209,6 +210,7 @@ fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let endpoint = endpoint(&obj.required("endpoint", "the endpoint to listen on")?, ctx)?;
     let path = obj.opt("url", "/".to_owned(), url_path)?;
     let service = websocket_service(&obj)?;
+    check_tls_auth(service.auth.as_ref(), obj.get("auth"), &endpoint)?;
     Ok(TransportConfig::WebSocket {
         id,
         endpoint,
@@ -217,14 +219,16 @@ fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     })
 }
 
-/// The path of a WebSocket transport's `url` (`ws://host[:port][/path]`), default `/`.
+/// The path of a WebSocket transport's `url` (`ws://host[:port][/path]`, or `wss://` for a TLS
+/// endpoint), default `/`. As in Crossbar, the scheme is not checked against the endpoint: the
+/// URL is what clients are told, the endpoint's `tls` what is served.
 fn url_path(node: &Node) -> VResult<String> {
     let url = node.str("a WebSocket URL")?;
     let expected = "a WebSocket URL such as \"ws://127.0.0.1:8080/ws\"";
-    if url.starts_with("wss://") {
-        return Err(node.unsupported("WebSocket over TLS (wss://) is not supported yet"));
-    }
-    let Some(rest) = url.strip_prefix("ws://") else {
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
         return Err(node.invalid(expected));
     };
     let (authority, path) = match rest.find('/') {
@@ -372,7 +376,11 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
                         .to_owned(),
             }));
         }
-        paths.insert(key.to_owned(), web_path(key, &service, ctx)?);
+        let path = web_path(key, &service, ctx)?;
+        if let WebPath::WebSocket(ws) = &path {
+            check_tls_auth(ws.auth.as_ref(), service.get("auth"), &endpoint)?;
+        }
+        paths.insert(key.to_owned(), path);
     }
 
     obj.opt("options", (), |n| {
@@ -465,6 +473,7 @@ fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         (None, None) => DEFAULT_MAX_MESSAGE_SIZE,
     };
     let auth = obj.opt("auth", None, |n| auth(n).map(Some))?;
+    check_tls_auth(auth.as_ref(), obj.get("auth"), &endpoint)?;
     debug(&obj)?;
     Ok(TransportConfig::RawSocket {
         id,
