@@ -295,8 +295,8 @@ fn log_tls(at: &str, tls: &TlsConfig) {
     if let Some(ciphers) = &tls.ciphers {
         if !ciphers.unmatched.is_empty() {
             warn!(
-                "{at}: endpoint.tls.ciphers: {} select no cipher suite rustls implements (it \
-                 has ECDHE with AES-GCM or ChaCha20-Poly1305 only); they are left out",
+                "{at}: endpoint.tls.ciphers: left out, as they match no cipher suite rustls \
+                 implements (it has ECDHE with AES-GCM or ChaCha20-Poly1305 only): {}",
                 ciphers.unmatched.join(", ")
             );
         }
