@@ -24,7 +24,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
-use turnstile::limits::RawSocketTimeouts;
+use turnstile::limits::{ConnectionLimits, RawSocketTimeouts};
 use turnstile::server::Server;
 
 use common::{load_config, read_exact, read_to_eof, realm1, Router, TempDir};
@@ -430,6 +430,67 @@ async fn a_silent_client_is_closed_at_the_handshake_deadline() {
         started.elapsed() < Duration::from_secs(5),
         "closed at the deadline, not later: {:?}",
         started.elapsed()
+    );
+    router.stop_now().await;
+}
+
+/// The WebSocket message completion deadline holds over TLS too: the router sees the decrypted
+/// message start through rustls, and the deadline's error reaches it through rustls.
+#[tokio::test]
+async fn websocket_message_not_completed_in_time_over_tls_is_closed() {
+    let pki = Pki::new();
+    let config = node(json!([{
+        "type": "websocket",
+        "endpoint": {"type": "tcp", "port": 1, "tls": tls(json!({}))},
+        "serializers": ["json"]
+    }]));
+    let files = TempDir::new("turnstile-tls-node");
+    copy_pki(&pki, files.path());
+    let limits = ConnectionLimits {
+        message_completion_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let router = Router::start_in_with(config, files, Some(limits)).await;
+    let tls = pki
+        .connect(router.tcp(0), false)
+        .await
+        .expect("TLS handshake");
+    let mut request = "wss://localhost/".into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", "wamp.2.json".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::client_async(request, tls)
+        .await
+        .expect("upgrade over TLS");
+    ws.send(WsMessage::text(hello(&[]).to_string()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        tokio::time::timeout(WAIT, ws.next()).await.unwrap(),
+        Some(Ok(WsMessage::Text(_)))
+    ));
+    // A masked text frame announcing 100 bytes, of which only 10 come.
+    let mut partial = vec![0x81, 0x80 | 100, 0, 0, 0, 0];
+    partial.extend_from_slice(b"[32,9,{},\"");
+    ws.get_mut().write_all(&partial).await.unwrap();
+    ws.get_mut().flush().await.unwrap();
+    let sent = std::time::Instant::now();
+    let close = loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(WsMessage::Close(frame))) => break frame.expect("a close frame"),
+            Some(Ok(_)) => {}
+            other => panic!("a close frame expected, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1008, "{close:?}");
+    assert!(close.reason.contains("not completed"), "{close:?}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        sent.elapsed()
     );
     router.stop_now().await;
 }
