@@ -225,6 +225,9 @@ pub enum TransportConfig {
         endpoint: Endpoint,
         /// `paths` (required, not empty): the path services by key (`"/"` or one segment).
         paths: BTreeMap<String, WebPath>,
+        /// `options.hsts` (default false) with `options.hsts_max_age` (default 31536000, one
+        /// year): every response carries `Strict-Transport-Security: max-age=N`. `None`: off.
+        hsts_max_age: Option<u64>,
     },
     /// `"type": "rawsocket"`. `max_message_size` is in [512, 16 MiB] (RawSocket lengths are
     /// 2^(9+L) for L in 0..=15).

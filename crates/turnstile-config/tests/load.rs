@@ -85,6 +85,7 @@ fn expected_example() -> NodeConfig {
                     id: None,
                     endpoint: tcp(8080),
                     paths,
+                    hsts_max_age: None,
                 },
                 TransportConfig::RawSocket {
                     id: None,

@@ -282,3 +282,31 @@ fn web_paths_keep_their_tls_endpoint() {
     };
     assert!(ws.auth.as_ref().unwrap().tls.is_some());
 }
+
+#[test]
+fn hsts_on_web_transports() {
+    let web = |options: Value| {
+        node(
+            json!({"type": "web", "endpoint": tcp_tls(json!({"key": "k", "certificate": "c"})),
+                    "paths": {"ws": {"type": "websocket"}}, "options": options}),
+        )
+    };
+    let hsts = |config: NodeConfig| match &config.workers[0].transports[0] {
+        TransportConfig::Web { hsts_max_age, .. } => *hsts_max_age,
+        _ => panic!("web"),
+    };
+    assert_eq!(
+        hsts(load(&web(json!({"hsts": true}))).unwrap()),
+        Some(31_536_000)
+    );
+    assert_eq!(
+        hsts(load(&web(json!({"hsts": true, "hsts_max_age": 600}))).unwrap()),
+        Some(600)
+    );
+    assert_eq!(hsts(load(&web(json!({"hsts": false}))).unwrap()), None);
+    assert_eq!(
+        load(&web(json!({"hsts_max_age": 600}))).unwrap_err(),
+        "workers[0].transports[0].options.hsts_max_age: found 600: has no effect without \
+         \"hsts\": true"
+    );
+}

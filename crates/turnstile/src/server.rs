@@ -165,9 +165,27 @@ impl Server {
             let router = &routers[t.worker];
             let tls = t.tls;
             match transport {
-                TransportConfig::Web { paths, .. } => {
-                    let app =
-                        web::web_app(paths, router, &conns, limits.message_completion_timeout);
+                TransportConfig::Web {
+                    paths,
+                    hsts_max_age,
+                    endpoint,
+                    ..
+                } => {
+                    if hsts_max_age.is_some()
+                        && !matches!(endpoint, Endpoint::Tcp { tls: Some(_), .. })
+                    {
+                        warn!(
+                            "{at}: options.hsts is on, but browsers ignore Strict-Transport-Security \
+                             received over plain HTTP (RFC 6797): give the endpoint \"tls\""
+                        );
+                    }
+                    let app = web::web_app(
+                        paths,
+                        *hsts_max_age,
+                        router,
+                        &conns,
+                        limits.message_completion_timeout,
+                    );
                     spawn_web(&listeners, t.bound, app, stop.clone(), &limits, tls);
                 }
                 TransportConfig::WebSocket { path, service, .. } => {
@@ -260,7 +278,8 @@ fn load_tls(config: &NodeConfig) -> anyhow::Result<HashMap<(usize, usize), Serve
     for (w, worker) in config.workers.iter().enumerate() {
         for (t, transport) in worker.transports.iter().enumerate() {
             if let Endpoint::Tcp { tls: Some(tls), .. } = transport.endpoint() {
-                let server = ServerTls::load(tls).map_err(|e| {
+                let http = !matches!(transport, TransportConfig::RawSocket { .. });
+                let server = ServerTls::load(tls, http).map_err(|e| {
                     anyhow!("{} ({}): {e}", position(w, t, transport), kind(transport))
                 })?;
                 servers.insert((w, t), server);

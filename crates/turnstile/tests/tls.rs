@@ -330,14 +330,15 @@ async fn websocket_over_tls_serves_wss_and_reports_tls_without_a_client_certific
 }
 
 #[tokio::test]
-async fn web_transport_over_tls_serves_static_files() {
+async fn web_transport_over_tls_serves_static_files_with_hsts() {
     let pki = Pki::new();
     std::fs::create_dir(pki.path("www")).unwrap();
     std::fs::write(pki.path("www/index.html"), "hello over tls").unwrap();
     let config = node(json!([{
         "type": "web",
         "endpoint": {"type": "tcp", "port": 1, "tls": tls(json!({}))},
-        "paths": {"/": {"type": "static", "directory": pki.path("www")}, "ws": {"type": "websocket"}}
+        "paths": {"/": {"type": "static", "directory": pki.path("www")}, "ws": {"type": "websocket"}},
+        "options": {"hsts": true, "hsts_max_age": 600}
     }]));
     let (router, pki) = start(pki, config).await;
     let mut s = pki
@@ -350,6 +351,12 @@ async fn web_transport_over_tls_serves_static_files() {
     let response = String::from_utf8_lossy(&read_to_eof(&mut s).await).into_owned();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.ends_with("hello over tls"), "{response}");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\nstrict-transport-security: max-age=600\r\n"),
+        "{response}"
+    );
     router.stop_now().await;
 }
 

@@ -51,14 +51,11 @@ const WEB: Keys = Keys {
 
 const WEB_OPTIONS: Keys = Keys {
     what: "web transport options",
-    allowed: &["access_log", "hsts", "display_tracebacks"],
-    unsupported: &[
-        ("hsts_max_age", "HSTS is not supported yet (it needs TLS)"),
-        (
-            "client_timeout",
-            "this web transport option is not supported yet",
-        ),
-    ],
+    allowed: &["access_log", "hsts", "hsts_max_age", "display_tracebacks"],
+    unsupported: &[(
+        "client_timeout",
+        "this web transport option is not supported yet",
+    )],
 };
 
 const WEB_WEBSOCKET: Keys = Keys {
@@ -181,6 +178,9 @@ const WEBSOCKET_OPTIONS: Keys = Keys {
         ("max_connections", NOT_SUPPORTED),
     ],
 };
+
+/// `hsts_max_age` when `hsts` is on without it: one year (Crossbar's default).
+const DEFAULT_HSTS_MAX_AGE: u64 = 31_536_000;
 
 /// The largest WebSocket message or frame: 64 MiB (as in Crossbar).
 const MAX_WEBSOCKET_SIZE: u64 = 64 << 20;
@@ -383,7 +383,7 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         paths.insert(key.to_owned(), path);
     }
 
-    obj.opt("options", (), |n| {
+    let hsts_max_age = obj.opt("options", None, |n| {
         let o = n.object(&WEB_OPTIONS)?;
         let no = Value::Bool(false);
         o.only_value(
@@ -391,18 +391,28 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
             &no,
             "HTTP access logging is not supported yet",
         )?;
-        o.only_value("hsts", &no, "HSTS is not supported yet (it needs TLS)")?;
         o.only_value(
             "display_tracebacks",
             &no,
             "showing tracebacks is not supported",
-        )
+        )?;
+        let hsts = o.bool_or("hsts", false)?;
+        let max_age = o.opt("hsts_max_age", None, |n| {
+            let age = n.int_in(0, u64::from(u32::MAX), "a number of seconds (HSTS max-age)")?;
+            if !hsts {
+                // Crossbar ignores it then; said here instead of ignored.
+                return Err(n.conflict("has no effect without \"hsts\": true"));
+            }
+            Ok(Some(age))
+        })?;
+        Ok(hsts.then_some(max_age.unwrap_or(DEFAULT_HSTS_MAX_AGE)))
     })?;
 
     Ok(TransportConfig::Web {
         id,
         endpoint,
         paths,
+        hsts_max_age,
     })
 }
 

@@ -113,8 +113,9 @@ pub(crate) struct Secured {
 }
 
 impl ServerTls {
-    /// Reads the files of `config` and builds the server configuration.
-    pub(crate) fn load(config: &TlsConfig) -> Result<ServerTls, TlsError> {
+    /// Reads the files of `config` and builds the server configuration; `http`: the endpoint
+    /// serves HTTP (web, websocket), which it announces in ALPN.
+    pub(crate) fn load(config: &TlsConfig, http: bool) -> Result<ServerTls, TlsError> {
         let provider = Arc::new(provider(config));
         let key = read_key(&config.key)?;
         let mut chain = read_certs("certificate", &config.certificate)?;
@@ -170,8 +171,12 @@ impl ServerTls {
             builder.with_no_client_auth()
         };
         let mut server = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
-        // WebSocket and RawSocket are HTTP/1.1 or not HTTP at all.
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        if http {
+            // HTTP/1.1 only (WebSocket upgrades need it): a client offering h2 and http/1.1
+            // gets http/1.1. RawSocket endpoints announce nothing, so a RawSocket client that
+            // offers some protocol in ALPN is not refused for it.
+            server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        }
         Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             client_certificates: config.client_certificates(),

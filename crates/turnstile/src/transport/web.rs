@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -33,9 +34,11 @@ pub(crate) fn mount_point(key: &str) -> String {
     format!("/{}", key.trim_matches('/'))
 }
 
-/// The app of a `web` transport.
+/// The app of a `web` transport; with `hsts_max_age`, every response says
+/// `Strict-Transport-Security: max-age=N` (as Crossbar's `hsts` option does).
 pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
+    hsts_max_age: Option<u64>,
     router: &Arc<Router>,
     conns: &Conns,
     message_timeout: Duration,
@@ -53,7 +56,23 @@ pub(crate) fn web_app(
             WebPath::Static { directory } => app.nest_service(&at, static_dir(directory)),
         };
     }
-    app
+    match hsts_max_age {
+        Some(age) => {
+            let value = HeaderValue::from_str(&format!("max-age={age}")).expect("ASCII digits");
+            app.layer(axum::middleware::map_response(
+                move |mut response: axum::response::Response| {
+                    let value = value.clone();
+                    async move {
+                        response
+                            .headers_mut()
+                            .insert(header::STRICT_TRANSPORT_SECURITY, value);
+                        response
+                    }
+                },
+            ))
+        }
+        None => app,
+    }
 }
 
 /// The app of a `websocket` transport: the service at `path`, 404 elsewhere.
