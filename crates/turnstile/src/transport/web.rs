@@ -1,5 +1,6 @@
 //! The HTTP side of `web` and `websocket` transports: one axum app per transport, mounting
-//! WebSocket services and static directories on their paths, served on the transport's socket.
+//! WebSocket services and static directories on their paths, served on the transport's socket
+//! (plain, or over TLS after the handshake).
 
 use std::collections::BTreeMap;
 use std::path::Path;
