@@ -266,6 +266,19 @@ fn read(key: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
 /// The private key in `path` (PKCS#8, PKCS#1 or SEC1, PEM).
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     let pem = read("key", path)?;
+    let text = String::from_utf8_lossy(&pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+    {
+        // There is no passphrase setting (nor in Crossbar): say so rather than "no key found".
+        return Err(TlsError::Pem {
+            key: "key".into(),
+            path: path.to_owned(),
+            problem: "the private key is encrypted with a passphrase, which cannot be given: \
+                      store it unencrypted (e.g. `openssl pkey -in KEY -out KEY.plain`)"
+                .into(),
+        });
+    }
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
         key: "key".into(),
         path: path.to_owned(),
