@@ -7,10 +7,13 @@
 #   3. writes equivalent configurations for both routers: realm1, anonymous allowed everything,
 #      the same `stats` section, a WebSocket transport (ws://127.0.0.1:PORT/ws) and a RawSocket
 #      transport;
+#      (Turnstile with statistics also gets a WebSocket transport over TLS, with a CA and
+#      certificate made here with openssl);
 #   4. measures the loopback floor (a bare TCP ping-pong, no router);
 #   5. starts Crossbar, runs every scenario against it, stops it; then starts Turnstile twice, with
 #      statistics on and off (no `stats` section), on different ports, and runs every scenario
-#      against each in turn (scenario by scenario, so that both meet the same conditions);
+#      against each in turn (scenario by scenario, so that both meet the same conditions), and
+#      against the first one's TLS port (wss://, the same router process: the cost of TLS);
 #   6. writes BENCHMARKS.md (bench/report.py) from the JSON results.
 #
 # If Crossbar cannot be installed or started, the script says so, benchmarks Turnstile alone,
@@ -26,11 +29,12 @@
 #                         let the scheduler place them
 #   BENCH_PINNED [1]      also run `rpc` with the router and the tool both on core 0
 #   BENCH_SKIP_CROSSBAR [0]  benchmark Turnstile alone
+#   BENCH_TLS [1]         also measure Turnstile over wss:// (needs openssl)
 #   BENCH_OUT [target/bench-compare]  configs, logs and JSON results
 #   BENCH_REPORT [BENCHMARKS.md]      the report to write
 #   BENCH_PORT_BASE [18080]  Crossbar listens on BASE (ws) and BASE+1 (rawsocket), Turnstile on
-#                            BASE+10/+11 (statistics on) and BASE+20/+21 (off), the baseline on
-#                            BASE+30/+31
+#                            BASE+10/+11 (statistics on, BASE+12 wss) and BASE+20/+21 (off), the
+#                            baseline on BASE+30/+31
 #   BENCH_BASELINE_REV []  a git revision (e.g. the commit before a change): it is built (release,
 #                         in a worktree under target/) and measured in the same run, statistics on,
 #                         scenario by scenario in turn with the current build, so that the report
@@ -52,6 +56,7 @@ SESSIONS="${BENCH_SESSIONS:-10000}"
 PINNED="${BENCH_PINNED:-1}"
 PLACEMENT="${BENCH_PLACEMENT:-split}"
 SKIP_CROSSBAR="${BENCH_SKIP_CROSSBAR:-0}"
+TLS="${BENCH_TLS:-1}"
 OUT="${BENCH_OUT:-$ROOT/target/bench-compare}"
 REPORT="${BENCH_REPORT:-$ROOT/BENCHMARKS.md}"
 PORT_BASE="${BENCH_PORT_BASE:-18080}"
@@ -62,6 +67,7 @@ CB_WS=$PORT_BASE
 CB_RS=$((PORT_BASE + 1))
 TS_WS=$((PORT_BASE + 10))
 TS_RS=$((PORT_BASE + 11))
+TS_WSS=$((PORT_BASE + 12))
 TS2_WS=$((PORT_BASE + 20))
 TS2_RS=$((PORT_BASE + 21))
 TS3_WS=$((PORT_BASE + 30))
@@ -168,6 +174,15 @@ bench() {
     rm -f "$dir/$name.stderr"
 }
 
+# The tool's --url (and --ca-file) for a target: wss:// for labels ending in -tls.
+target_args() {
+    local label="$1" port="$2"
+    case "$label" in
+        *-tls) printf '%s\n' --url "wss://127.0.0.1:$port/ws" --ca-file "$OUT/tls/ca.pem" ;;
+        *) printf '%s\n' --url "ws://127.0.0.1:$port/ws" ;;
+    esac
+}
+
 # run_suite LABEL:WS_PORT ...: every scenario against each router listening on its port, the
 # routers in turn for each scenario (so that Turnstile with and without statistics run under the
 # same conditions). `sessions` comes first, while the routers are fresh, so that their memory
@@ -181,8 +196,9 @@ run_suite() {
         local scenario_name="$1"
         shift
         for t in "${targets[@]}"; do
-            local label="${t%%:*}" ws="ws://127.0.0.1:${t##*:}/ws"
-            bench "$label" "$scenario_name" "${TOOL_CPU[@]}" "$BENCH" "$@" --url "$ws"
+            local label="${t%%:*}" url_args
+            mapfile -t url_args < <(target_args "$label" "${t##*:}")
+            bench "$label" "$scenario_name" "${TOOL_CPU[@]}" "$BENCH" "$@" "${url_args[@]}"
         done
     }
     each "sessions-$FIRST_SERIALIZER" sessions --serializer "$FIRST_SERIALIZER" \
@@ -200,11 +216,12 @@ run_suite() {
         local all="0-$(($(nproc) - 1))"
         for ser in $SERIALIZERS; do
             for t in "${targets[@]}"; do
-                local label="${t%%:*}" port="${t##*:}" pid
+                local label="${t%%:*}" port="${t##*:}" pid url_args
                 pid=$(listener_pid "$port")
                 [ -n "$pid" ] || continue
+                mapfile -t url_args < <(target_args "$label" "$port")
                 taskset -a -p -c 0 "$pid" >/dev/null
-                bench "$label" "rpc-pinned-$ser" taskset -c 0 "$BENCH" rpc --url "ws://127.0.0.1:$port/ws" \
+                bench "$label" "rpc-pinned-$ser" taskset -c 0 "$BENCH" rpc "${url_args[@]}" \
                     --serializer "$ser" "${common[@]}"
                 if [ "$PLACEMENT" = split ]; then
                     taskset -a -p -c 1 "$pid" >/dev/null
@@ -270,10 +287,18 @@ log "open-file limit: $(ulimit -n); placement: $PLACEMENT"
 
 STATS='{"rated_message_size": 512, "trigger_after_rated_messages": 0, "trigger_after_duration": 0, "trigger_on_join": true, "trigger_on_leave": true}'
 
-# node_config WS_PORT RS_PORT STATS_JSON_OR_EMPTY RAWSOCKET_EXTRA
+# node_config WS_PORT RS_PORT STATS_JSON_OR_EMPTY RAWSOCKET_EXTRA [WSS_PORT]
 node_config() {
-    local stats_line=""
+    local stats_line="" wss=""
     [ -n "$3" ] && stats_line=", \"stats\": $3"
+    [ -n "${5:-}" ] && wss=",
+            {
+                \"type\": \"web\",
+                \"endpoint\": {\"type\": \"tcp\", \"interface\": \"127.0.0.1\", \"port\": $5, \"backlog\": 4096,
+                             \"tls\": {\"key\": \"$OUT/tls/server.key\", \"certificate\": \"$OUT/tls/server.crt\"}},
+                \"paths\": {\"ws\": {\"type\": \"websocket\", \"serializers\": [\"json\", \"msgpack\", \"cbor\"],
+                                 \"options\": {\"max_message_size\": 1048576, \"max_frame_size\": 1048576}}}
+            }"
     cat <<EOF
 {
     "version": 2,
@@ -309,16 +334,34 @@ node_config() {
                 "type": "rawsocket",
                 "endpoint": {"type": "tcp", "interface": "127.0.0.1", "port": $2, "backlog": 4096},
                 "serializers": ["json", "msgpack", "cbor"]$4
-            }
+            }$wss
         ]
     }]
 }
 EOF
 }
 
+# A CA and a server certificate for 127.0.0.1, for the wss:// runs.
+TLS_PORT=""
+if [ "$TLS" = 1 ]; then
+    mkdir -p "$OUT/tls"
+    if (cd "$OUT/tls" &&
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout ca.key -out ca.pem -days 2 -subj "/CN=turnstile-bench CA" &&
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+            -keyout server.key -out server.csr -subj "/CN=127.0.0.1" &&
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >server.ext &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.crt -days 2 -extfile server.ext) >"$OUT/logs/tls.log" 2>&1; then
+        TLS_PORT=$TS_WSS
+    else
+        log "no TLS runs: the certificates could not be made (openssl): $(tail -n 2 "$OUT/logs/tls.log")"
+    fi
+fi
+
 mkdir -p "$OUT/crossbar/.crossbar"
 node_config "$CB_WS" "$CB_RS" "$STATS" "" >"$OUT/crossbar/.crossbar/config.json"
-node_config "$TS_WS" "$TS_RS" "$STATS" ', "max_message_size": 1048576' >"$OUT/turnstile-stats.json"
+node_config "$TS_WS" "$TS_RS" "$STATS" ', "max_message_size": 1048576' "$TLS_PORT" >"$OUT/turnstile-stats.json"
 node_config "$TS2_WS" "$TS2_RS" "" ', "max_message_size": 1048576' >"$OUT/turnstile-nostats.json"
 node_config "$TS3_WS" "$TS3_RS" "$STATS" ', "max_message_size": 1048576' >"$OUT/turnstile-baseline.json"
 
@@ -376,6 +419,10 @@ RUST_LOG=warn "${ROUTER_CPU[@]}" "$TURNSTILE" start --config "$OUT/turnstile-nos
     >"$OUT/logs/turnstile-nostats-router.log" 2>&1 &
 ROUTER_PIDS+=($!)
 TARGETS=("turnstile:$TS_WS" "turnstile-nostats:$TS2_WS")
+if [ -n "$TLS_PORT" ]; then
+    # The same process as "turnstile", over its TLS port.
+    TARGETS+=("turnstile-tls:$TLS_PORT")
+fi
 BASELINE_OK=1
 if [ -n "$BASELINE_BIN" ]; then
     log "starting the baseline $BASELINE_DESC (ports $TS3_WS, $TS3_RS)"

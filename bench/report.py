@@ -2,6 +2,7 @@
 """Writes BENCHMARKS.md from the JSON results of bench/compare.sh (turnstile-bench --json).
 
 results/<router>/<name>.json  one tool run (router: crossbar, turnstile, turnstile-nostats,
+                              turnstile-tls (the `turnstile` process over wss://),
                               turnstile-baseline, baseline); <name>.err holds the error of a run
                               that failed.
 Standard library only.
@@ -363,6 +364,39 @@ class Report:
         self.w()
         return costs
 
+    def tls_cost(self, sers, stems):
+        """Turnstile over wss:// against ws://: the same router process, the same run."""
+        if not any(r == "turnstile-tls" for (r, _) in self.data):
+            return
+        self.w("## Cost of TLS (Turnstile, wss:// vs ws://)")
+        self.w()
+        self.w(
+            "The same router process (statistics on) serves a plain WebSocket port and one over TLS "
+            "(rustls, TLS 1.3, ECDSA P-256 certificate); every scenario runs against both in turn. Throughput "
+            "cost = 1 − rate(wss) / rate(ws); CPU cost = router CPU per operation (wss) / (ws) − 1. The tool's "
+            "own TLS work runs on the tool's core, so a scenario the tool limits shows less than the router's cost."
+        )
+        self.w()
+        self.w("| scenario | serializer | rate, ws | rate, wss | throughput cost | CPU µs/op ws | CPU µs/op wss | CPU cost |")
+        self.w("|---|---|---:|---:|---:|---:|---:|---:|")
+        rows = [(f"{stem}-{ser}", label, ser) for stem, label in stems for ser in sers]
+        if sers:
+            rows.insert(0, (f"sessions-{sers[0]}", "sessions (join)", sers[0]))
+        for name, label, ser in rows:
+            ws, wss = self.get("turnstile", name), self.get("turnstile-tls", name)
+            if not ws or not wss:
+                self.w(f"| {label} | {ser} | {rate_cell(ws) if ws else self.missing('turnstile', name)} | "
+                       f"{rate_cell(wss) if wss else self.missing('turnstile-tls', name)} | – | – | – | – |")
+                continue
+            cost = 1 - median(wss, "rate") / median(ws, "rate")
+            cws, cwss = median(ws, "router_cpu_us_per_op"), median(wss, "router_cpu_us_per_op")
+            ccost = (cwss / cws - 1) if cws and cwss else None
+            self.w(f"| {label} | {ser} | {rate_cell(ws)} | {rate_cell(wss)} | {cost * 100:+.1f} % | "
+                   f"{fmt(cws)} | {fmt(cwss)} | {'–' if ccost is None else f'{ccost * 100:+.1f} %'} |")
+        # No memory comparison: the wss sessions run in the same process right after the ws ones
+        # and reuse the memory those freed, so their RSS growth per session reads low.
+        self.w()
+
     def before_after(self, sers, stems):
         """This build against the baseline revision, measured in the same run (statistics on)."""
         if not self.args.baseline:
@@ -517,6 +551,7 @@ class Report:
         stems += [(f"fanout{n}", f"fanout {n}") for n in fanouts]
         stems += [("rpc", "rpc"), ("rpc-par", "rpc-par")]
         costs = self.metering(sers, stems)
+        self.tls_cost(sers, stems)
         self.before_after(sers, stems)
         self.evaluate(sers, res, sessions, costs)
         self.write_targets()

@@ -1,4 +1,5 @@
-//! The benchmark's own thin connection: WebSocket or RawSocket (TCP or Unix), one serializer,
+//! The benchmark's own thin connection: WebSocket (plain or over TLS) or RawSocket (TCP or
+//! Unix), one serializer,
 //! with buffered sending (many messages per system call, written when the buffer fills or
 //! before the connection waits for input) and batched receiving.
 //!
@@ -32,11 +33,13 @@ const WS_READ_BUFFER: usize = 8 << 10;
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    /// `ws://host:port/path`
+    /// `ws://host:port/path`, or `wss://host:port/path` (`tls`: over TLS, trusting the CA given
+    /// to [`set_tls_ca`])
     WebSocket {
         url: String,
         host: String,
         port: u16,
+        tls: bool,
     },
     /// `rs://host:port` or `tcp://host:port`
     RawTcp { host: String, port: u16 },
@@ -47,7 +50,7 @@ pub enum Target {
 impl Target {
     pub fn parse(url: &str) -> Result<Target> {
         let bad = || {
-            anyhow!("invalid router URL {url:?}: expected ws://host:port/path, rs://host:port or unix:///path")
+            anyhow!("invalid router URL {url:?}: expected ws://host:port/path, wss://host:port/path, rs://host:port or unix:///path")
         };
         let host_port = |authority: &str, default: Option<u16>| -> Result<(String, u16)> {
             let (host, port) = match authority.rsplit_once(':') {
@@ -62,13 +65,18 @@ impl Target {
             }
             Ok((host.to_owned(), port))
         };
-        if let Some(rest) = url.strip_prefix("ws://") {
+        let ws = url
+            .strip_prefix("ws://")
+            .map(|rest| (rest, false, 80))
+            .or_else(|| url.strip_prefix("wss://").map(|rest| (rest, true, 443)));
+        if let Some((rest, tls, default_port)) = ws {
             let authority = rest.split('/').next().unwrap_or("");
-            let (host, port) = host_port(authority, Some(80))?;
+            let (host, port) = host_port(authority, Some(default_port))?;
             Ok(Target::WebSocket {
                 url: url.to_owned(),
                 host,
                 port,
+                tls,
             })
         } else if let Some(rest) = url
             .strip_prefix("rs://")
@@ -117,7 +125,35 @@ enum Io {
         write_buf: Vec<u8>,
         max_recv: usize,
     },
-    Ws(Box<WebSocketStream<TcpStream>>),
+    /// Plain TCP or TLS: one indirection per read or write, negligible next to the system call.
+    Ws(Box<WebSocketStream<Box<dyn RawStream>>>),
+}
+
+/// The TLS client of `wss://` targets, set once by [`set_tls_ca`].
+static TLS: std::sync::OnceLock<tokio_rustls::TlsConnector> = std::sync::OnceLock::new();
+
+/// Trusts the CA certificate(s) in the PEM file `path` for `wss://` targets.
+pub fn set_tls_ca(path: &std::path::Path) -> Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+    {
+        let cert = cert.with_context(|| format!("{}: invalid PEM", path.display()))?;
+        roots
+            .add(cert)
+            .with_context(|| format!("{}: not a CA certificate", path.display()))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let _ = TLS.set(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )));
+    Ok(())
 }
 
 /// One connection to the router.
@@ -167,11 +203,33 @@ impl Conn {
 
     async fn connect_inner(target: &Target, serializer: Serializer) -> Result<Conn> {
         let io = match target {
-            Target::WebSocket { url, host, port } => {
+            Target::WebSocket {
+                url,
+                host,
+                port,
+                tls,
+            } => {
                 let stream = TcpStream::connect((host.as_str(), *port))
                     .await
                     .with_context(|| format!("cannot connect to {host}:{port}"))?;
                 stream.set_nodelay(true)?;
+                let stream: Box<dyn RawStream> = if *tls {
+                    let connector = TLS.get().ok_or_else(|| {
+                        anyhow!(
+                            "{url}: wss:// needs --ca-file (the CA of the router's certificate)"
+                        )
+                    })?;
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .with_context(|| format!("{url}: invalid TLS server name {host:?}"))?;
+                    Box::new(
+                        connector
+                            .connect(name, stream)
+                            .await
+                            .with_context(|| format!("{url}: TLS handshake failed"))?,
+                    )
+                } else {
+                    Box::new(stream)
+                };
                 Io::Ws(Box::new(ws_handshake(url, stream, serializer).await?))
             }
             Target::RawTcp { host, port } => {
@@ -484,9 +542,9 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 
 async fn ws_handshake(
     url: &str,
-    stream: TcpStream,
+    stream: Box<dyn RawStream>,
     serializer: Serializer,
-) -> Result<WebSocketStream<TcpStream>> {
+) -> Result<WebSocketStream<Box<dyn RawStream>>> {
     let protocol = serializer.ws_subprotocol();
     let mut request = url
         .into_client_request()
@@ -587,10 +645,24 @@ mod tests {
             Target::WebSocket {
                 url: "ws://127.0.0.1:8080/ws".into(),
                 host: "127.0.0.1".into(),
-                port: 8080
+                port: 8080,
+                tls: false
             }
         );
         assert_eq!(Target::parse("ws://localhost/ws").unwrap().port(), Some(80));
+        assert_eq!(
+            Target::parse("wss://localhost:8443/ws").unwrap(),
+            Target::WebSocket {
+                url: "wss://localhost:8443/ws".into(),
+                host: "localhost".into(),
+                port: 8443,
+                tls: true
+            }
+        );
+        assert_eq!(
+            Target::parse("wss://localhost/ws").unwrap().port(),
+            Some(443)
+        );
         assert_eq!(
             Target::parse("rs://127.0.0.1:8081").unwrap(),
             Target::RawTcp {

@@ -26,7 +26,8 @@ struct Cli {
     /// The scenario to run.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// Router URL: ws://host:port/path, rs://host:port (RawSocket over TCP) or unix:///path.
+    /// Router URL: ws://host:port/path, wss://host:port/path (with --ca-file), rs://host:port
+    /// (RawSocket over TCP) or unix:///path.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
     #[arg(long, default_value = "realm1")]
@@ -63,6 +64,9 @@ struct Cli {
     /// How long `sessions` holds its sessions idle before measuring the router's memory.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     hold: Duration,
+    /// The CA certificate (PEM) that issued the router's certificate, for wss:// URLs.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
     /// The router's process id (default: the process listening on the URL's port).
     #[arg(long)]
     router_pid: Option<u32>,
@@ -85,6 +89,12 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.ca_file {
+        if let Err(e) = turnstile_bench::conn::set_tls_ca(ca) {
+            eprintln!("turnstile-bench: --ca-file: {e:#}");
+            return ExitCode::from(2);
+        }
+    }
     let serializer = Serializer::from_name(&cli.serializer).expect("checked by clap");
     let budget = match (cli.count, cli.duration) {
         (Some(0), _) => {

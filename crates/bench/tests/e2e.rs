@@ -243,3 +243,59 @@ async fn refused_realm_and_serializer_fail_clearly() {
     assert!(err.contains("cbor") && err.contains("wamp.2.cbor"), "{err}");
     router.stop().await;
 }
+
+/// `wss://`: the same run over TLS, trusting the CA given with `--ca-file`
+/// (`conn::set_tls_ca`); the router's certificate is made here (rcgen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rpc_runs_over_wss() {
+    let dir = std::env::temp_dir().join(format!("turnstile-bench-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("server.key"), key.serialize_pem()).unwrap();
+
+    let mut node = node_config(&["json"]);
+    let turnstile_config::TransportConfig::Web { endpoint, .. } =
+        &mut node.workers[0].transports[0]
+    else {
+        panic!("web first")
+    };
+    let turnstile_config::Endpoint::Tcp { tls, .. } = endpoint else {
+        panic!("tcp")
+    };
+    *tls = Some(turnstile_config::TlsConfig {
+        key: dir.join("server.key"),
+        certificate: dir.join("server.crt"),
+        chain_certificates: Vec::new(),
+        ca_certificates: Vec::new(),
+        ciphers: None,
+        dhparam: None,
+    });
+    let server = Server::bind(node).await.expect("bind");
+    let url = format!("wss://{}/ws", server.local_addrs()[0].tcp().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+
+    turnstile_bench::conn::set_tls_ca(&dir.join("ca.pem")).expect("CA loads");
+    let report = turnstile_bench::run(&config(Scenario::Rpc, &url, Serializer::Json, 200))
+        .await
+        .expect("rpc runs over wss");
+    for run in &report.runs {
+        assert_eq!(run.ops, 200);
+    }
+    assert_eq!(report.transport, "websocket");
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

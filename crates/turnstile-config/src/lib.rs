@@ -16,10 +16,12 @@
 //! - [`load`]: [`load_file`], [`load_str`], [`find_in_cbdir`]: read and parse JSON or YAML.
 //! - [`env`]: the pass that reads `"$NAME"` and `"${NAME}"` values from the environment.
 //! - `validate`: the schema, section by section, over a path-tracking cursor (`cursor`).
+//! - [`ciphers`]: `endpoint.tls.ciphers`, an OpenSSL cipher string, read into TLS suites.
 //! - [`default`]: [`default_config`] and the text `turnstile init` writes.
 //! - [`error`]: [`ConfigError`] and [`Problem`].
 //! - [`model`]: the validated configuration.
 
+pub mod ciphers;
 mod cursor;
 pub mod default;
 pub mod env;
@@ -28,6 +30,7 @@ pub mod load;
 pub mod model;
 mod validate;
 
+pub use ciphers::{CipherStringError, TlsCiphers, TlsSuite};
 pub use default::{default_config, DEFAULT_CONFIG_JSON};
 pub use env::EnvLookup;
 pub use error::{ConfigError, Issue, Problem, MAX_SHOWN_ERRORS};

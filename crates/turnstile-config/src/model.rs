@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use wamp_proto::{MatchPolicy, Serializer, UriRules};
 
+use crate::ciphers::TlsCiphers;
+#[cfg(doc)]
+use crate::ciphers::TlsSuite;
+
 /// Default `options.max_message_size` of a transport: 1 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
 
@@ -358,6 +362,9 @@ pub enum TransportConfig {
         max_connections: Option<usize>,
         /// `paths` (required, not empty): the path services by key (`"/"` or one segment).
         paths: BTreeMap<String, WebPath>,
+        /// `options.hsts` (default false) with `options.hsts_max_age` (default 31536000, one
+        /// year): every response carries `Strict-Transport-Security: max-age=N`. `None`: off.
+        hsts_max_age: Option<u64>,
     },
     /// `"type": "rawsocket"`. `max_message_size` is in [512, 16 MiB] (RawSocket lengths are
     /// 2^(9+L) for L in 0..=15).
@@ -432,6 +439,35 @@ pub struct AuthConfig {
     pub wampcra: Option<WampCraAuth>,
     /// `auth.cryptosign`.
     pub cryptosign: Option<CryptosignAuth>,
+    /// `auth.tls`: the client's TLS certificate (only on TLS endpoints with `ca_certificates`).
+    pub tls: Option<TlsAuth>,
+}
+
+/// `auth.tls`: authentication by the client certificate of the TLS connection (verified against
+/// the endpoint's `ca_certificates` in the TLS handshake).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsAuth {
+    /// `"type": "static"`: `principals` by authid, each naming its certificate by SHA-1
+    /// fingerprint (at least one; no two with the same certificate).
+    Static {
+        /// `principals`: the principals by authid.
+        principals: BTreeMap<String, TlsPrincipal>,
+    },
+    /// `"type": "dynamic"`: the authenticator gets the certificate's details in
+    /// `details.transport.peer_cert` and returns the role (and optionally the authid).
+    Dynamic(DynamicAuth),
+}
+
+/// `auth.tls.principals[authid]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPrincipal {
+    /// `certificate-sha1`: the SHA-1 fingerprint of the client certificate, normalized to
+    /// upper-case hex pairs joined by colons (`AB:CD:...`), as Crossbar reports fingerprints.
+    pub certificate_sha1: String,
+    /// `role`: the authrole of the principal's sessions.
+    pub role: String,
+    /// `realm`: if given, the only realm the principal may join.
+    pub realm: Option<String>,
 }
 
 /// `auth.anonymous` with `"type": "static"`.
@@ -609,6 +645,8 @@ pub enum Endpoint {
         version: u8,
         /// `backlog`, default 1024.
         backlog: u32,
+        /// `tls`: serve TLS on this endpoint (`None`: plain TCP).
+        tls: Option<TlsConfig>,
     },
     /// `path` resolved against the configuration file's directory.
     Unix {
@@ -617,6 +655,36 @@ pub enum Endpoint {
         /// `backlog`, default 1024.
         backlog: u32,
     },
+}
+
+/// `tls` of a TCP endpoint (Crossbar's keys). Paths are resolved against the configuration
+/// file's directory (Crossbar's node directory); the files are read when the router starts,
+/// before anything listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// `key` (required): the server's private key (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub key: PathBuf,
+    /// `certificate` (required): the server's certificate (PEM; the first certificate in the
+    /// file is the server's, any further ones are sent as its chain).
+    pub certificate: PathBuf,
+    /// `chain_certificates`: intermediate certificates sent after the server's (PEM files).
+    pub chain_certificates: Vec<PathBuf>,
+    /// `ca_certificates`: when given (not empty), clients must present a certificate issued by
+    /// one of these CAs (as Crossbar: verification on, a certificate required).
+    pub ca_certificates: Vec<PathBuf>,
+    /// `ciphers`: an OpenSSL cipher string, read into rustls' suites; `None`: rustls' defaults
+    /// (every suite of [`TlsSuite::ALL`]).
+    pub ciphers: Option<TlsCiphers>,
+    /// `dhparam`: accepted for Crossbar configurations, without effect (rustls has only
+    /// ephemeral elliptic-curve key exchange, which takes no DH parameters); logged at start.
+    pub dhparam: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// Whether clients must present a certificate (`ca_certificates` given).
+    pub fn client_certificates(&self) -> bool {
+        !self.ca_certificates.is_empty()
+    }
 }
 
 /// A WebSocket service (`websocket` transport, or a `web` path of type `websocket`).
@@ -704,6 +772,7 @@ mod tests {
             interface: Some("127.0.0.1".into()),
             version: 4,
             backlog,
+            tls: None,
         };
         assert_eq!(
             endpoints,

@@ -172,6 +172,7 @@ fn every_method_loads() {
                 },
             )]),
         }),
+        tls: None,
     };
     assert_eq!(auth, expected);
 }
@@ -196,6 +197,7 @@ fn dynamic_methods_load() {
             ))),
             wampcra: Some(WampCraAuth::Dynamic(dynamic("com.example.cra", None))),
             cryptosign: Some(CryptosignAuth::Dynamic(dynamic("com.example.cs", None))),
+            tls: None,
         }
     );
 }
@@ -226,9 +228,9 @@ fn secrets_are_redacted_in_debug() {
 #[test]
 fn wrong_sections_name_their_path() {
     let cases: Vec<(Value, String)> = vec![
-        (json!({}), format!("{AT}: found {{}}, expected at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\" or \"cryptosign\")")),
+        (json!({}), format!("{AT}: found {{}}, expected at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\", \"cryptosign\" or \"tls\")")),
         (json!("x"), format!("{AT}: found a string (not shown), expected an object (authentication methods)")),
-        (json!({"password": {}}), format!("{AT}.password: unknown key, allowed keys here: anonymous, ticket, wampcra, cryptosign")),
+        (json!({"password": {}}), format!("{AT}.password: unknown key, allowed keys here: anonymous, ticket, wampcra, cryptosign, tls")),
         (json!({"ticket": {"principals": {}}}), format!("{AT}.ticket.type: missing required key, expected the type of ticket authentication")),
         (json!({"ticket": {"type": "ldap"}}), format!("{AT}.ticket.type: found \"ldap\", expected one of \"static\" or \"dynamic\"")),
         (json!({"ticket": "secret"}), format!("{AT}.ticket: found a string (not shown), expected an object (ticket authentication)")),

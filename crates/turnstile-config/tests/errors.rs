@@ -155,7 +155,7 @@ fn unknown_keys_at_several_depths() {
     assert_eq!(
         at(&set("/workers/0/transports/1/endpoint/prot", json!(1))),
         "workers[0].transports[1].endpoint.prot: unknown key, did you mean `port`? allowed keys \
-         here: type, port, interface, version, backlog, shared"
+         here: type, port, interface, version, backlog, shared, tls"
     );
     assert_eq!(
         at(&set(
@@ -277,8 +277,12 @@ fn unsupported_features() {
         "secrets must not be shown: {message}"
     );
     assert_eq!(
-        at(&set("/workers/0/transports/1/endpoint/tls", json!({"key": "k.pem"}))),
-        "workers[0].transports[1].endpoint.tls: found {\"key\":\"k.pem\"}: TLS is not supported yet"
+        at(&set(
+            "/workers/0/transports/1/endpoint/tls",
+            json!({"key": "k.pem"})
+        )),
+        "workers[0].transports[1].endpoint.tls.certificate: missing required key, expected the \
+         server's certificate file (PEM)"
     );
     assert_eq!(
         at(&set("/workers/0/type", json!("container"))),
@@ -326,14 +330,6 @@ fn unsupported_features() {
         )),
         "workers[0].components[0]: found {\"classname\":\"x.Y\",\"type\":\"class\"}: router \
          components are not supported yet"
-    );
-    assert_eq!(
-        at(&set(
-            "/workers/0/transports/1/auth",
-            json!({"anonymous": {"type": "static"}, "tls": {"type": "static"}})
-        )),
-        "workers[0].transports[1].auth.tls: found {\"type\": ...}: TLS client certificate \
-         authentication is not supported yet (it needs TLS)"
     );
     assert_eq!(
         at(&set("/workers/0/transports/1/debug", json!(true))),
@@ -509,11 +505,11 @@ fn other_value_rules() {
          path segment of letters, digits, \"_\" and \"-\" (such as \"ws\")"
     );
     let ws = json!({"type": "websocket", "endpoint": {"type": "tcp", "port": 9000},
-                    "url": "wss://example.com/ws"});
+                    "url": "https://example.com/ws"});
     assert_eq!(
         at(&set("/workers/0/transports/1", ws)),
-        "workers[0].transports[1].url: found \"wss://example.com/ws\": WebSocket over TLS \
-         (wss://) is not supported yet"
+        "workers[0].transports[1].url: found \"https://example.com/ws\", expected a WebSocket \
+         URL such as \"ws://127.0.0.1:8080/ws\""
     );
     assert_eq!(
         at(&set(

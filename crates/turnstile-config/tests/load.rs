@@ -25,6 +25,7 @@ fn tcp(port: u16) -> Endpoint {
         interface: Some("127.0.0.1".into()),
         version: 4,
         backlog: 1024,
+        tls: None,
     }
 }
 
@@ -87,6 +88,7 @@ fn expected_example() -> NodeConfig {
                     endpoint: tcp(8080),
                     max_connections: None,
                     paths,
+                    hsts_max_age: None,
                 },
                 TransportConfig::RawSocket {
                     id: None,
@@ -463,7 +465,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 port: 9000,
                 interface: Some("::1".into()),
                 version: 6,
-                backlog: 1024
+                backlog: 1024,
+                tls: None
             },
             max_connections: None,
             path: "/wamp".into(),
@@ -493,7 +496,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
                 port: 9000,
                 interface: None,
                 version: 4,
-                backlog: 1024
+                backlog: 1024,
+                tls: None
             },
             max_connections: None,
             serializers: Serializer::ALL.to_vec(),
@@ -517,7 +521,8 @@ fn websocket_transport_and_anonymous_auth_are_stored() {
             port: 9001,
             interface: None,
             version: 6,
-            backlog: 1024
+            backlog: 1024,
+            tls: None
         }
     );
 }

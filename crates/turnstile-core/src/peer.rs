@@ -8,7 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use wamp_proto::Serializer;
+use wamp_proto::{dict, Dict, Serializer, Value};
 
 /// A connection's key inside the router: unique for the router's lifetime, never sent on the wire
 /// (WAMP session ids are separate, random, and change when a connection re-joins).
@@ -109,6 +109,73 @@ pub struct TransportInfo {
     /// The transport's `auth` configuration; `None` is Crossbar's default: anonymous access
     /// with role `anonymous` and a random authid.
     pub auth: Option<Arc<turnstile_config::AuthConfig>>,
+    /// The client's TLS certificate, verified in the handshake (TLS endpoints with
+    /// `ca_certificates` only): `transport.peer_cert` and the `tls` authentication method.
+    pub peer_cert: Option<Arc<PeerCert>>,
+}
+
+/// A client's TLS certificate as a session sees it (`transport.peer_cert`), with the fields
+/// Crossbar (Autobahn's `peer_certificate_details`) reports. Read by the transport, which has
+/// the clock for `expired` and the X.509 parser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCert {
+    /// SHA-1 fingerprint, upper-case hex pairs joined by colons (what `auth.tls` principals
+    /// name in `certificate-sha1`).
+    pub sha1: String,
+    /// SHA-256 fingerprint, same format.
+    pub sha256: String,
+    /// MD5 fingerprint, same format (an identifier, as in Crossbar, not for security).
+    pub md5: String,
+    /// The subject's attributes by OpenSSL short name in lower case (`cn`, `o`, ...).
+    pub subject: BTreeMap<String, String>,
+    /// The issuer's attributes, as `subject`.
+    pub issuer: BTreeMap<String, String>,
+    /// The serial number in decimal.
+    pub serial: String,
+    /// `notBefore` as `YYYYMMDDhhmmssZ`.
+    pub not_before: String,
+    /// `notAfter` as `YYYYMMDDhhmmssZ`.
+    pub not_after: String,
+    /// Whether `notAfter` had passed when the connection was opened.
+    pub expired: bool,
+    /// The X.509 version as Crossbar gives it (0 for v1, 2 for v3).
+    pub version: u32,
+    /// The signature algorithm's name (e.g. `ecdsa-with-SHA256`), or its OID.
+    pub signature_algorithm: String,
+}
+
+impl PeerCert {
+    /// The subject's common name, if it has one.
+    pub fn common_name(&self) -> Option<&str> {
+        self.subject.get("cn").map(String::as_str)
+    }
+
+    /// As a session details value.
+    pub(crate) fn to_dict(&self) -> Dict {
+        let names = |m: &BTreeMap<String, String>| -> Dict {
+            m.iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect()
+        };
+        // An integer where it fits, as Crossbar's; else the decimal digits.
+        let serial = self
+            .serial
+            .parse::<u64>()
+            .map_or_else(|_| Value::from(self.serial.as_str()), Value::from);
+        dict! {
+            "md5" => self.md5.as_str(),
+            "sha1" => self.sha1.as_str(),
+            "sha256" => self.sha256.as_str(),
+            "expired" => self.expired,
+            "serial" => serial,
+            "signature_algorithm" => self.signature_algorithm.as_str(),
+            "version" => u64::from(self.version),
+            "not_before" => self.not_before.as_str(),
+            "not_after" => self.not_after.as_str(),
+            "subject" => Value::Dict(names(&self.subject)),
+            "issuer" => Value::Dict(names(&self.issuer)),
+        }
+    }
 }
 
 impl TransportInfo {

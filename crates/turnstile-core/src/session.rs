@@ -193,6 +193,14 @@ impl Session {
                 .collect();
             transport.insert("http_headers_received".into(), Value::Dict(headers));
         }
+        if info.channel_type == ChannelType::Tls {
+            // As Crossbar: the client certificate's details, or null without one.
+            let cert = info
+                .peer_cert
+                .as_deref()
+                .map_or(Value::Null, |c| Value::Dict(c.to_dict()));
+            transport.insert("peer_cert".into(), cert);
+        }
         transport
     }
 

@@ -232,6 +232,7 @@ impl Harness {
             peer: "tcp4:127.0.0.1:1".into(),
             http_headers: None,
             auth: None,
+            peer_cert: None,
         })
     }
 
@@ -1475,6 +1476,7 @@ mod authentication {
             peer: "tcp4:127.0.0.1:2".into(),
             http_headers: None,
             auth: Some(Arc::new(auth)),
+            peer_cert: None,
         })
     }
 

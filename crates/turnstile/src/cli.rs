@@ -304,6 +304,10 @@ fn check(source: &ConfigSource) -> ExitCode {
     };
     match turnstile_config::load_file(&file) {
         Ok(config) => {
+            if let Err(e) = turnstile::server::check_tls(&config) {
+                eprintln!("{e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
             let realms: usize = config.workers.iter().map(|w| w.realms.len()).sum();
             let transports: usize = config.workers.iter().map(|w| w.transports.len()).sum();
             println!(

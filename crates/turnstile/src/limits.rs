@@ -63,7 +63,9 @@ pub const RAWSOCKET_READ_BUFFER_SIZE: usize = 4 << 10;
 
 /// How long a RawSocket client may take, from connecting, to send its 4 handshake octets. A
 /// connection that has not sent them by then is closed without a reply (logged at debug level).
-/// The WAMP HELLO deadline ([`HANDSHAKE_TIMEOUT`]) counts from the same moment.
+/// The WAMP HELLO deadline ([`HANDSHAKE_TIMEOUT`]) counts from the same moment. On a TLS
+/// endpoint the TLS handshake counts against it too: TLS and RawSocket handshakes together must
+/// be done this long after the accept.
 pub const RAWSOCKET_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a RawSocket frame may take to arrive completely once its 4-octet header has been
@@ -113,7 +115,8 @@ pub const ROUTER_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long an HTTP connection (on a `web` or `websocket` transport) may take to send a complete
 /// request head: its first request (for a WebSocket, the upgrade request) counting from the
-/// accept, and each later request on a kept-alive connection counting from the end of the
+/// accept (on a TLS endpoint: the TLS handshake must be done this long after the accept, and the
+/// first request head this long after the handshake), and each later request on a kept-alive connection counting from the end of the
 /// previous response, so it is also the keep-alive idle timeout. At the deadline the connection
 /// is closed without a response. This is what frees the file descriptors of connections that
 /// never upgrade: idle ones, slowloris ones sending a byte now and then, and kept-alive ones

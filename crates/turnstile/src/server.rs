@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use anyhow::bail;
+use std::collections::HashMap;
+
+use anyhow::{anyhow, bail};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
-use turnstile_config::{NodeConfig, TransportConfig, WebPath};
+use turnstile_config::{Endpoint, NodeConfig, TlsConfig, TlsSuite, TransportConfig, WebPath};
 use wamp_proto::Serializer;
 
 use crate::limits::{self, ConnectionLimits};
@@ -21,6 +23,7 @@ use crate::runtime::router::Router;
 use crate::transport::admission::{Admission, Gate, RefusalKind};
 use crate::transport::listener::{self, Bound, SocketFile};
 use crate::transport::rawsocket::{self, RawSocketService};
+use crate::transport::tls::ServerTls;
 use crate::transport::{web, AuthSlot, Conns, LocalAddr};
 
 /// A node whose transports are bound (listening), ready to [`Server::run`].
@@ -63,13 +66,17 @@ struct BoundTransport {
     index: usize,
     bound: Bound,
     local: LocalAddr,
+    /// The TLS server of a TLS endpoint.
+    tls: Option<ServerTls>,
 }
 
 impl Server {
     /// Binds every transport of every router worker. Fails, with nothing left listening, on the
     /// first transport that cannot listen (the error names it, e.g. `workers[0].transports[1]`,
-    /// and its address). Must be called inside a Tokio runtime.
+    /// and its address). The TLS files of every TLS endpoint are read first, so that a broken
+    /// one stops the start before any port is bound. Must be called inside a Tokio runtime.
     pub async fn bind(config: NodeConfig) -> anyhow::Result<Server> {
+        let mut tls = load_tls(&config)?;
         let mut transports = Vec::new();
         let mut socket_files = Vec::new();
         for (w, worker) in config.workers.iter().enumerate() {
@@ -88,6 +95,7 @@ impl Server {
                     index: t,
                     bound,
                     local,
+                    tls: tls.remove(&(w, t)),
                 });
             }
         }
@@ -202,20 +210,37 @@ impl Server {
             ));
             let at = position(t.worker, t.index, transport);
             info!("listening: {} [{at}]", describe(transport, &t.local));
+            if let Endpoint::Tcp { tls: Some(tls), .. } = transport.endpoint() {
+                log_tls(&at, tls);
+            }
             let router = &routers[t.worker];
+            let tls = t.tls;
             match transport {
-                TransportConfig::Web { paths, .. } => {
-                    let (app, slots) = web::web_app(paths, router, &conns, &limits);
+                TransportConfig::Web {
+                    paths,
+                    hsts_max_age,
+                    endpoint,
+                    ..
+                } => {
+                    if hsts_max_age.is_some()
+                        && !matches!(endpoint, Endpoint::Tcp { tls: Some(_), .. })
+                    {
+                        warn!(
+                            "{at}: options.hsts is on, but browsers ignore Strict-Transport-Security \
+                             received over plain HTTP (RFC 6797): give the endpoint \"tls\""
+                        );
+                    }
+                    let (app, slots) = web::web_app(paths, *hsts_max_age, router, &conns, &limits);
                     for (key, slot) in slots {
                         auth_slots.insert((t.worker, t.index, Some(key)), slot);
                     }
-                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
+                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits, tls);
                 }
                 TransportConfig::WebSocket { path, service, .. } => {
                     let auth = AuthSlot::new(service.auth.as_ref());
                     auth_slots.insert((t.worker, t.index, None), auth.clone());
                     let app = web::websocket_app(path, service, auth, router, &conns, &limits);
-                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits);
+                    spawn_web(&listeners, t.bound, app, stop.clone(), &limits, tls);
                 }
                 TransportConfig::RawSocket {
                     serializers,
@@ -236,10 +261,10 @@ impl Server {
                     let (router, conns, stop) = (router.clone(), conns.clone(), stop.clone());
                     match t.bound {
                         Bound::Tcp(l) => {
-                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop))
+                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop, tls))
                         }
                         Bound::Unix(l) => {
-                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop))
+                            listeners.spawn(rawsocket::serve(l, router, service, conns, stop, tls))
                         }
                     };
                 }
@@ -354,12 +379,77 @@ fn spawn_web(
     app: axum::Router,
     stop: CancellationToken,
     limits: &ConnectionLimits,
+    tls: Option<ServerTls>,
 ) {
     let timeout = limits.http_request_header_timeout;
     match bound {
-        Bound::Tcp(l) => listeners.spawn(web::serve(l, app, stop, timeout)),
-        Bound::Unix(l) => listeners.spawn(web::serve(l, app, stop, timeout)),
+        Bound::Tcp(l) => listeners.spawn(web::serve(l, app, stop, timeout, tls)),
+        Bound::Unix(l) => listeners.spawn(web::serve(l, app, stop, timeout, tls)),
     };
+}
+
+/// Reads the TLS files of every TLS endpoint of `config` (what [`Server::bind`] does first), for
+/// `turnstile check`: the error names the transport, the key and the file.
+pub fn check_tls(config: &NodeConfig) -> anyhow::Result<()> {
+    load_tls(config).map(drop)
+}
+
+/// The TLS servers of every TLS endpoint, by (worker, transport): all files read, or the first
+/// error, naming the transport, the key and the file.
+fn load_tls(config: &NodeConfig) -> anyhow::Result<HashMap<(usize, usize), ServerTls>> {
+    let mut servers = HashMap::new();
+    for (w, worker) in config.workers.iter().enumerate() {
+        for (t, transport) in worker.transports.iter().enumerate() {
+            if let Endpoint::Tcp { tls: Some(tls), .. } = transport.endpoint() {
+                let http = !matches!(transport, TransportConfig::RawSocket { .. });
+                let server = ServerTls::load(tls, http).map_err(|e| {
+                    anyhow!("{} ({}): {e}", position(w, t, transport), kind(transport))
+                })?;
+                servers.insert((w, t), server);
+            }
+        }
+    }
+    Ok(servers)
+}
+
+/// Says at start what a TLS endpoint's settings amount to, and which of them have no effect.
+fn log_tls(at: &str, tls: &TlsConfig) {
+    let suites: Vec<String> = match &tls.ciphers {
+        Some(c) => c
+            .suites
+            .iter()
+            .map(|s| s.openssl_name().to_owned())
+            .collect(),
+        None => TlsSuite::ALL
+            .iter()
+            .map(|s| s.openssl_name().to_owned())
+            .collect(),
+    };
+    info!(
+        "{at}: TLS with cipher suites {}; client certificates {}",
+        suites.join(", "),
+        if tls.client_certificates() {
+            "required (ca_certificates)"
+        } else {
+            "not requested"
+        }
+    );
+    if let Some(ciphers) = &tls.ciphers {
+        if !ciphers.unmatched.is_empty() {
+            warn!(
+                "{at}: endpoint.tls.ciphers: left out, as they match no cipher suite rustls \
+                 implements (it has ECDHE with AES-GCM or ChaCha20-Poly1305 only): {}",
+                ciphers.unmatched.join(", ")
+            );
+        }
+    }
+    if let Some(dhparam) = &tls.dhparam {
+        info!(
+            "{at}: endpoint.tls.dhparam ({}) has no effect: rustls offers only elliptic-curve \
+             Diffie-Hellman key exchange (ECDHE), which takes no DH parameters",
+            dhparam.display()
+        );
+    }
 }
 
 /// `workers[0].transports[1]`, with the transport's `id` if it has one: how a transport is
@@ -389,6 +479,12 @@ fn serializer_names(serializers: &[Serializer]) -> String {
 
 /// `web on 127.0.0.1:8080 (ws at /ws: json, msgpack, cbor)` and the like.
 fn describe(transport: &TransportConfig, local: &LocalAddr) -> String {
+    let secure = matches!(transport.endpoint(), Endpoint::Tcp { tls: Some(_), .. });
+    let local = if secure {
+        format!("{local} (TLS)")
+    } else {
+        local.to_string()
+    };
     match transport {
         TransportConfig::Web { paths, .. } => {
             let services: Vec<String> = paths

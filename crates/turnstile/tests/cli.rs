@@ -107,6 +107,37 @@ fn config_errors_exit_with_code_2() {
 }
 
 #[test]
+fn check_and_start_read_the_tls_files() {
+    let dir = TempDir::new(DIR_PREFIX);
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"version": 2, "workers": [{"type": "router", "realms": [],
+            "transports": [{"type": "rawsocket", "endpoint": {"type": "tcp", "port": 1,
+                "interface": "127.0.0.1",
+                "tls": {"key": "missing.key", "certificate": "missing.crt"}}}]}]}"#,
+    )
+    .unwrap();
+    let config_s = config.to_str().unwrap();
+    let missing = dir.path().join("missing.key");
+    let expected = format!(
+        "workers[0].transports[0] (rawsocket): endpoint.tls.key: cannot read {}: ",
+        missing.display()
+    );
+    // `check` exits as for any configuration error; `start` fails before listening.
+    for (args, code) in [
+        (["check", "--config", config_s], 2),
+        (["start", "--config", config_s], 1),
+    ] {
+        let out = turnstile(&args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("listening"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn start_serves_until_sigterm_then_exits_cleanly() {
     let dir = TempDir::new(DIR_PREFIX);
     let config = dir.path().join("config.json");

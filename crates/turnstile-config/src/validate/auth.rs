@@ -1,6 +1,6 @@
 //! A transport's `auth` section (on `websocket` and `rawsocket` transports and on `websocket`
 //! path services of `web` transports), as Crossbar configures it: `anonymous`, `ticket`,
-//! `wampcra` and `cryptosign`, each `static` or `dynamic`.
+//! `wampcra`, `cryptosign` and `tls`, each `static` or `dynamic`.
 //!
 //! These sections hold secrets, so their messages never show a ticket or a WAMP-CRA secret: a
 //! value that could be one is described by its type or its keys (`{"ticket": ..., "role": ...}`),
@@ -17,22 +17,18 @@ use crate::cursor::{shorten, Keys, Node, Obj, VResult};
 use crate::error::Problem;
 use crate::model::{
     AnonymousAuth, AuthConfig, CraSalt, CryptosignAuth, CryptosignPrincipal, DynamicAuth, Secret,
-    TicketAuth, TicketPrincipal, WampCraAuth, WampCraUser,
+    TicketAuth, TicketPrincipal, TlsAuth, TlsPrincipal, WampCraAuth, WampCraUser,
 };
 
 const AUTH: Keys = Keys {
     what: "authentication methods",
-    allowed: &["anonymous", "ticket", "wampcra", "cryptosign"],
+    allowed: &["anonymous", "ticket", "wampcra", "cryptosign", "tls"],
     unsupported: &[],
 };
 
 /// Crossbar methods Turnstile does not offer; refused with their keys only (they hold secrets).
 const AUTH_UNSUPPORTED: &[(&str, &str)] = &[
     ("scram", "WAMP-SCRAM authentication is not supported yet"),
-    (
-        "tls",
-        "TLS client certificate authentication is not supported yet (it needs TLS)",
-    ),
     ("cookie", "cookie authentication is not supported yet"),
     (
         "cryptosign-proxy",
@@ -101,6 +97,18 @@ const CRYPTOSIGN_STATIC: Keys = Keys {
     unsupported: &[],
 };
 
+const TLS_STATIC: Keys = Keys {
+    what: "static TLS client certificate authentication",
+    allowed: &["type", "principals"],
+    unsupported: &[],
+};
+
+const TLS_PRINCIPAL: Keys = Keys {
+    what: "a TLS client certificate principal",
+    allowed: &["certificate-sha1", "role", "realm"],
+    unsupported: &[],
+};
+
 const CRYPTOSIGN_PRINCIPAL: Keys = Keys {
     what: "a WAMP-Cryptosign principal",
     allowed: &["authorized_keys", "role", "realm"],
@@ -133,11 +141,14 @@ pub(super) fn auth(node: &Node) -> VResult<AuthConfig> {
     if let Some(n) = obj.get("cryptosign") {
         config.cryptosign = collect.keep(cryptosign(&n));
     }
+    if let Some(n) = obj.get("tls") {
+        config.tls = collect.keep(tls(&n));
+    }
     collect.finish()?;
     if config == AuthConfig::default() {
         return Err(node.invalid(
-            "at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\" or \
-             \"cryptosign\")",
+            "at least one authentication method (\"anonymous\", \"ticket\", \"wampcra\", \
+             \"cryptosign\" or \"tls\")",
         ));
     }
     Ok(config)
@@ -190,6 +201,40 @@ fn wampcra(n: &Node) -> VResult<WampCraAuth> {
         },
         Kind::Dynamic => WampCraAuth::Dynamic(dynamic(n)?),
     })
+}
+
+/// `auth.tls`: client certificate authentication, static (by certificate fingerprint) or
+/// dynamic.
+fn tls(n: &Node) -> VResult<TlsAuth> {
+    Ok(
+        match method_type(n, "TLS client certificate authentication")? {
+            Kind::Static => {
+                let principals = principals(
+                    &n.object(&TLS_STATIC)?,
+                    "principals",
+                    "TLS principals by authid, such as {\"client_0\": {\"certificate-sha1\": \
+                     \"B6:E5:...\", \"role\": ...}}",
+                    tls_principal,
+                )?;
+                let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+                for (authid, p) in &principals {
+                    if let Some(other) = seen.insert(&p.certificate_sha1, authid) {
+                        let at = n
+                            .get("principals")
+                            .and_then(|ps| ps.get(authid))
+                            .and_then(|p| p.get("certificate-sha1"))
+                            .unwrap_or(n.clone());
+                        return Err(at.conflict(format!(
+                            "the principal \"{other}\" has the same certificate; a certificate \
+                             identifies one principal"
+                        )));
+                    }
+                }
+                TlsAuth::Static { principals }
+            }
+            Kind::Dynamic => TlsAuth::Dynamic(dynamic(n)?),
+        },
+    )
 }
 
 fn cryptosign(n: &Node) -> VResult<CryptosignAuth> {
@@ -381,6 +426,42 @@ fn cryptosign_principal(node: &Node) -> VResult<CryptosignPrincipal> {
     })
 }
 
+fn tls_principal(node: &Node) -> VResult<TlsPrincipal> {
+    let obj = node.object(&TLS_PRINCIPAL)?;
+    let fp = obj.required(
+        "certificate-sha1",
+        "the SHA-1 fingerprint of the client certificate (40 hex digits, colons optional)",
+    )?;
+    let certificate_sha1 = fp
+        .str("a SHA-1 fingerprint")
+        .ok()
+        .and_then(normalize_sha1)
+        .ok_or_else(|| {
+            fp.invalid(
+                "a SHA-1 fingerprint: 20 bytes as hex digits, in pairs optionally separated by \
+                 colons (such as \"B6:E5:4D:...\", as `openssl x509 -fingerprint -sha1` prints it)",
+            )
+        })?;
+    Ok(TlsPrincipal {
+        certificate_sha1,
+        role: role(&obj)?,
+        realm: realm(&obj)?,
+    })
+}
+
+/// A SHA-1 fingerprint as Crossbar reports one (`AB:CD:...`, upper case), from hex digits with
+/// or without colons between the pairs.
+fn normalize_sha1(text: &str) -> Option<String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    let pairs_ok = !text.contains(':') || text.split(':').all(|pair| pair.len() == 2);
+    if hex.len() != 40 || !pairs_ok || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let upper = hex.to_ascii_uppercase();
+    let pairs: Vec<&str> = (0..20).map(|i| &upper[2 * i..2 * i + 2]).collect();
+    Some(pairs.join(":"))
+}
+
 /// The required `role` of a principal.
 fn role(obj: &Obj) -> VResult<String> {
     role_name(&obj.required("role", "the role of the principal's sessions")?)
@@ -456,6 +537,20 @@ fn hidden(value: &Value) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn sha1_fingerprints_are_normalized_as_crossbar_prints_them() {
+        let colons = "b6:e5:4d:3a:1f:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee";
+        let want = "B6:E5:4D:3A:1F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE";
+        assert_eq!(normalize_sha1(colons).as_deref(), Some(want));
+        assert_eq!(
+            normalize_sha1(&colons.replace(':', "")).as_deref(),
+            Some(want)
+        );
+        assert_eq!(normalize_sha1("b6:e5"), None);
+        assert_eq!(normalize_sha1(&colons.replace("ee", "eg")), None);
+        assert_eq!(normalize_sha1(&format!("{}:", &colons[..58])), None);
+    }
 
     #[test]
     fn hidden_shows_no_content() {

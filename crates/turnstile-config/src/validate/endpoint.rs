@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::tls::tls;
 use super::Ctx;
 use crate::cursor::{one_of, Keys, Node, VResult};
 use crate::load::resolve;
@@ -13,9 +14,16 @@ use crate::model::Endpoint;
 
 const TCP: Keys = Keys {
     what: "a TCP endpoint",
-    allowed: &["type", "port", "interface", "version", "backlog", "shared"],
+    allowed: &[
+        "type",
+        "port",
+        "interface",
+        "version",
+        "backlog",
+        "shared",
+        "tls",
+    ],
     unsupported: &[
-        ("tls", "TLS is not supported yet"),
         (
             "portrange",
             "listening on a range of ports is not supported yet (give \"port\")",
@@ -30,7 +38,11 @@ const TCP: Keys = Keys {
 const UNIX: Keys = Keys {
     what: "a unix socket endpoint",
     allowed: &["type", "path", "backlog"],
-    unsupported: &[],
+    unsupported: &[(
+        "tls",
+        "TLS is offered on TCP endpoints only (Crossbar does not allow it on unix sockets \
+         either)",
+    )],
 };
 
 /// The listen backlog of an endpoint without `backlog`.
@@ -134,7 +146,7 @@ impl Listener {
 pub(super) fn endpoint(node: &Node, ctx: &mut Ctx) -> VResult<Endpoint> {
     let (type_node, ty) = node.tagged("an endpoint")?;
     let (endpoint, listener, key_node) = match ty {
-        "tcp" => tcp(node)?,
+        "tcp" => tcp(node, ctx)?,
         "unix" => {
             let obj = node.object(&UNIX)?;
             let path_node = obj.required("path", "the path of the unix socket")?;
@@ -168,7 +180,7 @@ pub(super) fn endpoint(node: &Node, ctx: &mut Ctx) -> VResult<Endpoint> {
 }
 
 /// A TCP endpoint, what it occupies, and its `port` node (where a conflict is reported).
-fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
+fn tcp<'v>(node: &Node<'v>, ctx: &Ctx) -> VResult<(Endpoint, Listener, Node<'v>)> {
     let obj = node.object(&TCP)?;
 
     let port_node = obj.required("port", "the TCP port to listen on, 1 to 65535")?;
@@ -213,6 +225,8 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
         "sharing a port between workers (\"shared\")",
     )?;
 
+    let tls = obj.opt("tls", None, |n| tls(n, ctx.base_dir).map(Some))?;
+
     // An unspecified address (0.0.0.0, ::) binds all interfaces, like no address.
     let bound = ip.filter(|ip| !ip.is_unspecified());
     let listener = match &interface {
@@ -235,6 +249,7 @@ fn tcp<'v>(node: &Node<'v>) -> VResult<(Endpoint, Listener, Node<'v>)> {
         }),
         version,
         backlog,
+        tls,
     };
     Ok((endpoint, listener, port_node))
 }

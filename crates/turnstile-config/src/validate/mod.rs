@@ -13,6 +13,7 @@ mod auth;
 mod endpoint;
 mod limits;
 mod realm;
+mod tls;
 mod transport;
 
 use std::path::Path;

@@ -9,12 +9,14 @@ use wamp_proto::Serializer;
 use super::auth::auth;
 use super::endpoint::endpoint;
 use super::limits::transport_max_connections;
+use super::tls::check_tls_auth;
 use super::{Collect, Ctx};
 use crate::cursor::{one_of, Keys, Node, Obj, VResult};
 use crate::error::Problem;
 use crate::load::resolve;
 use crate::model::{
-    TransportConfig, WebPath, WebSocketOptions, WebSocketService, DEFAULT_MAX_MESSAGE_SIZE,
+    Endpoint, TransportConfig, WebPath, WebSocketOptions, WebSocketService,
+    DEFAULT_MAX_MESSAGE_SIZE,
 };
 
 const SUPPORTED: &[&str] = &["websocket", "web", "rawsocket"];
@@ -59,14 +61,11 @@ const WEB: Keys = Keys {
 
 const WEB_OPTIONS: Keys = Keys {
     what: "web transport options",
-    allowed: &["access_log", "hsts", "display_tracebacks"],
-    unsupported: &[
-        ("hsts_max_age", "HSTS is not supported yet (it needs TLS)"),
-        (
-            "client_timeout",
-            "this web transport option is not supported yet",
-        ),
-    ],
+    allowed: &["access_log", "hsts", "hsts_max_age", "display_tracebacks"],
+    unsupported: &[(
+        "client_timeout",
+        "this web transport option is not supported yet",
+    )],
 };
 
 /// Keys of path services that Crossbar accepts and Turnstile has no use for.
@@ -211,6 +210,9 @@ const WEBSOCKET_OPTIONS: Keys = Keys {
     ],
 };
 
+/// `hsts_max_age` when `hsts` is on without it: one year (Crossbar's default).
+const DEFAULT_HSTS_MAX_AGE: u64 = 31_536_000;
+
 /// The largest WebSocket message or frame: 64 MiB (as in Crossbar).
 const MAX_WEBSOCKET_SIZE: u64 = 64 << 20;
 /// RawSocket message lengths are 2^(9+L), L in 0..=15: 512 bytes to 16 MiB.
@@ -245,23 +247,30 @@ fn websocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     let service = collect.keep(websocket_service(&obj));
     let max_connections = collect.keep(transport_max_connections(&obj));
     collect.finish()?;
+    let (endpoint, service) = (
+        endpoint.expect("no error was kept"),
+        service.expect("no error was kept"),
+    );
+    check_tls_auth(service.auth.as_ref(), obj.get("auth"), &endpoint)?;
     Ok(TransportConfig::WebSocket {
         id,
-        endpoint: endpoint.expect("no error was kept"),
+        endpoint,
         max_connections: max_connections.expect("no error was kept"),
         path: path.expect("no error was kept"),
-        service: service.expect("no error was kept"),
+        service,
     })
 }
 
-/// The path of a WebSocket transport's `url` (`ws://host[:port][/path]`), default `/`.
+/// The path of a WebSocket transport's `url` (`ws://host[:port][/path]`, or `wss://` for a TLS
+/// endpoint), default `/`. As in Crossbar, the scheme is not checked against the endpoint: the
+/// URL is what clients are told, the endpoint's `tls` what is served.
 fn url_path(node: &Node) -> VResult<String> {
     let url = node.str("a WebSocket URL")?;
     let expected = "a WebSocket URL such as \"ws://127.0.0.1:8080/ws\"";
-    if url.starts_with("wss://") {
-        return Err(node.unsupported("WebSocket over TLS (wss://) is not supported yet"));
-    }
-    let Some(rest) = url.strip_prefix("ws://") else {
+    let Some(rest) = url
+        .strip_prefix("ws://")
+        .or_else(|| url.strip_prefix("wss://"))
+    else {
         return Err(node.invalid(expected));
     };
     let (authority, path) = match rest.find('/') {
@@ -391,8 +400,8 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         obj.required("endpoint", "the endpoint to listen on")
             .and_then(|n| endpoint(&n, ctx)),
     );
-    let paths = collect.keep(web_paths(&obj, ctx));
-    collect.keep(obj.opt("options", (), web_options));
+    let paths = collect.keep(web_paths(&obj, ctx, endpoint.as_ref()));
+    let hsts_max_age = collect.keep(obj.opt("options", None, web_options));
     let max_connections = collect.keep(transport_max_connections(&obj));
     collect.finish()?;
 
@@ -401,11 +410,17 @@ fn web_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
         endpoint: endpoint.expect("no error was kept"),
         max_connections: max_connections.expect("no error was kept"),
         paths: paths.expect("no error was kept"),
+        hsts_max_age: hsts_max_age.expect("no error was kept"),
     })
 }
 
-/// The `paths` of a web transport: every path service, each one's errors reported.
-fn web_paths(obj: &Obj, ctx: &Ctx) -> VResult<BTreeMap<String, WebPath>> {
+/// The `paths` of a web transport: every path service, each one's errors reported. A
+/// WebSocket path's `tls` authentication is checked against `endpoint` (when it is valid).
+fn web_paths(
+    obj: &Obj,
+    ctx: &Ctx,
+    endpoint: Option<&Endpoint>,
+) -> VResult<BTreeMap<String, WebPath>> {
     let paths_node = obj.required(
         "paths",
         "an object of path services, such as {\"ws\": {...}}",
@@ -431,7 +446,13 @@ fn web_paths(obj: &Obj, ctx: &Ctx) -> VResult<BTreeMap<String, WebPath>> {
             })));
             continue;
         }
-        if let Some(path) = collect.keep(web_path(key, &service, ctx)) {
+        let path = web_path(key, &service, ctx).and_then(|path| {
+            if let (WebPath::WebSocket(ws), Some(endpoint)) = (&path, endpoint) {
+                check_tls_auth(ws.auth.as_ref(), service.get("auth"), endpoint)?;
+            }
+            Ok(path)
+        });
+        if let Some(path) = collect.keep(path) {
             paths.insert(key.to_owned(), path);
         }
     }
@@ -439,7 +460,8 @@ fn web_paths(obj: &Obj, ctx: &Ctx) -> VResult<BTreeMap<String, WebPath>> {
     Ok(paths)
 }
 
-fn web_options(n: &Node) -> VResult<()> {
+/// A web transport's `options`: the HSTS max-age to send, if HSTS is on.
+fn web_options(n: &Node) -> VResult<Option<u64>> {
     let o = n.object(&WEB_OPTIONS)?;
     let no = Value::Bool(false);
     o.only_value(
@@ -447,12 +469,21 @@ fn web_options(n: &Node) -> VResult<()> {
         &no,
         "HTTP access logging is not supported yet",
     )?;
-    o.only_value("hsts", &no, "HSTS is not supported yet (it needs TLS)")?;
     o.only_value(
         "display_tracebacks",
         &no,
         "showing tracebacks is not supported",
-    )
+    )?;
+    let hsts = o.bool_or("hsts", false)?;
+    let max_age = o.opt("hsts_max_age", None, |n| {
+        let age = n.int_in(0, u64::from(u32::MAX), "a number of seconds (HSTS max-age)")?;
+        if !hsts {
+            // Crossbar ignores it then; said here instead of ignored.
+            return Err(n.conflict("has no effect without \"hsts\": true"));
+        }
+        Ok(Some(age))
+    })?;
+    Ok(hsts.then_some(max_age.unwrap_or(DEFAULT_HSTS_MAX_AGE)))
 }
 
 fn web_path(key: &str, node: &Node, ctx: &Ctx) -> VResult<WebPath> {
@@ -502,13 +533,18 @@ fn rawsocket_transport(node: &Node, ctx: &mut Ctx) -> VResult<TransportConfig> {
     collect.keep(debug(&obj));
     let max_connections = collect.keep(transport_max_connections(&obj));
     collect.finish()?;
+    let (endpoint, auth) = (
+        endpoint.expect("no error was kept"),
+        auth.expect("no error was kept"),
+    );
+    check_tls_auth(auth.as_ref(), obj.get("auth"), &endpoint)?;
     Ok(TransportConfig::RawSocket {
         id,
-        endpoint: endpoint.expect("no error was kept"),
+        endpoint,
         max_connections: max_connections.expect("no error was kept"),
         serializers: serializers.expect("no error was kept"),
         max_message_size: max_message_size.expect("no error was kept"),
-        auth: auth.expect("no error was kept"),
+        auth,
     })
 }
 

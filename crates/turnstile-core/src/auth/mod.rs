@@ -1,5 +1,5 @@
-//! Authentication of a joining session, as Crossbar.io does it: `anonymous`, `ticket`, `wampcra`
-//! and `cryptosign`, each `static` (principals from the transport's `auth` configuration) or
+//! Authentication of a joining session, as Crossbar.io does it: `anonymous`, `ticket`, `wampcra`,
+//! `cryptosign` and `tls` (the client certificate the transport verified), each `static` (principals from the transport's `auth` configuration) or
 //! `dynamic` (a WAMP procedure, the authenticator, decides).
 //!
 //! This is a pure state machine, one [`AuthFlow`] per HELLO: no I/O, no clock, no logging. The
@@ -46,9 +46,10 @@ use subtle::ConstantTimeEq;
 use wamp_proto::{dict, uris, Dict, Id, List, Value};
 
 pub(crate) use turnstile_config::{
-    AuthConfig, CraSalt, CryptosignAuth, DynamicAuth, Secret, TicketAuth, WampCraAuth,
+    AuthConfig, CraSalt, CryptosignAuth, DynamicAuth, Secret, TicketAuth, TlsAuth, WampCraAuth,
 };
 
+use crate::peer::PeerCert;
 use crate::session::{random_authid, Identity};
 
 /// The reason of every refusal of wrong credentials.
@@ -63,14 +64,16 @@ pub(crate) enum Method {
     Ticket,
     WampCra,
     Cryptosign,
+    Tls,
 }
 
 impl Method {
-    pub(crate) const ALL: [Method; 4] = [
+    pub(crate) const ALL: [Method; 5] = [
         Method::Anonymous,
         Method::Ticket,
         Method::WampCra,
         Method::Cryptosign,
+        Method::Tls,
     ];
 
     /// The name in HELLO `authmethods`, CHALLENGE and WELCOME.
@@ -80,6 +83,7 @@ impl Method {
             Method::Ticket => "ticket",
             Method::WampCra => "wampcra",
             Method::Cryptosign => "cryptosign",
+            Method::Tls => "tls",
         }
     }
 
@@ -93,6 +97,7 @@ impl Method {
             Method::Ticket => config.ticket.is_some(),
             Method::WampCra => config.wampcra.is_some(),
             Method::Cryptosign => config.cryptosign.is_some(),
+            Method::Tls => config.tls.is_some(),
         }
     }
 }
@@ -110,6 +115,8 @@ pub(crate) struct AuthRequest<'a> {
     pub transport: &'a Dict,
     /// The current time (the WAMP-CRA challenge's timestamp).
     pub now_unix_ns: u64,
+    /// The client's TLS certificate, verified by the transport (for the `tls` method).
+    pub peer_cert: Option<&'a PeerCert>,
 }
 
 /// What the realm does next.
@@ -149,6 +156,8 @@ pub(crate) struct AuthFlow {
     challenge: [u8; cryptosign::CHALLENGE_BYTES],
     /// HELLO.Details.authextra.pubkey, when it is a valid key.
     hello_pubkey: Option<VerifyingKey>,
+    /// The client's TLS certificate, if the connection has one.
+    peer_cert: Option<PeerCert>,
     state: State,
 }
 
@@ -234,6 +243,7 @@ impl AuthFlow {
             nonce: [0; wampcra::NONCE_BYTES],
             challenge: [0; cryptosign::CHALLENGE_BYTES],
             hello_pubkey: None,
+            peer_cert: request.peer_cert.cloned(),
             state: State::Finished,
         };
         let action = match flow.begin(config, request.hello, rng) {
@@ -417,6 +427,47 @@ impl AuthFlow {
                 rng.fill_bytes(&mut self.challenge);
                 self.begin_cryptosign(config.cryptosign.as_ref().expect("offered"))
             }
+            Method::Tls => self.begin_tls(config.tls.as_ref().expect("offered")),
+        }
+    }
+
+    /// WAMP-TLS (Crossbar's `PendingAuthTLS`): the certificate was verified in the TLS
+    /// handshake; a static principal is found by its SHA-1 fingerprint (its authid is the
+    /// principal's key, whatever HELLO said), a dynamic authenticator gets the certificate in
+    /// `details.transport.peer_cert`. No CHALLENGE is sent.
+    fn begin_tls(&mut self, config: &TlsAuth) -> Result<AuthAction, AuthAction> {
+        let Some(cert) = &self.peer_cert else {
+            return Err(AuthAction::Refuse {
+                reason: CREDENTIALS_REFUSED,
+                message: "client did not send a TLS client certificate".into(),
+            });
+        };
+        match config {
+            TlsAuth::Static { principals } => {
+                let Some((authid, principal)) = principals
+                    .iter()
+                    .find(|(_, p)| p.certificate_sha1 == cert.sha1)
+                else {
+                    return Err(AuthAction::Refuse {
+                        reason: CREDENTIALS_REFUSED,
+                        message: format!(
+                            "no principal with the certificate SHA-1 fingerprint {}",
+                            cert.sha1
+                        ),
+                    });
+                };
+                Ok(self.grant(Grant {
+                    authid: authid.clone(),
+                    authrole: principal.role.clone(),
+                    provider: "static",
+                    authextra: Dict::new(),
+                    realm: principal.realm.clone(),
+                }))
+            }
+            TlsAuth::Dynamic(dynamic) => {
+                self.state = State::Authenticator(Method::Tls);
+                Ok(self.call(dynamic, self.authenticator_details(Method::Tls)))
+            }
         }
     }
 
@@ -591,6 +642,11 @@ impl AuthFlow {
         let authid = match (method, authid) {
             (_, Some(authid)) => authid,
             (Method::Anonymous, None) => random_authid(),
+            // A certificate names its holder: its common name is the authid when neither the
+            // authenticator nor HELLO gave one (Crossbar refuses with no_such_principal).
+            (Method::Tls, None) if self.cert_cn().is_some() => {
+                self.cert_cn().expect("checked").to_owned()
+            }
             (_, None) => {
                 return Err(AuthAction::Refuse {
                     reason: NO_SUCH_PRINCIPAL,
@@ -606,7 +662,7 @@ impl AuthFlow {
             realm: principal.realm,
         };
         match method {
-            Method::Anonymous | Method::Ticket => Ok(self.grant(grant)),
+            Method::Anonymous | Method::Ticket | Method::Tls => Ok(self.grant(grant)),
             Method::WampCra => {
                 let Some(secret) = principal.secret else {
                     return Err(AuthAction::Refuse {
@@ -711,6 +767,11 @@ impl AuthFlow {
                 method.as_str()
             ),
         })
+    }
+
+    /// The common name of the client certificate's subject, if any.
+    fn cert_cn(&self) -> Option<&str> {
+        self.peer_cert.as_ref().and_then(PeerCert::common_name)
     }
 
     /// The `details` argument of an authenticator call.

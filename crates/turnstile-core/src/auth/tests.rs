@@ -85,8 +85,59 @@ fn start(config: Option<&AuthConfig>, hello: &Dict) -> (AuthFlow, AuthAction) {
         session_id: SESSION,
         transport: &transport,
         now_unix_ns: NOW_UNIX_NS,
+        peer_cert: None,
     };
     AuthFlow::start(config, &request, &mut PatternRng(RNG_START))
+}
+
+/// [`start`] on a TLS connection with client certificate `cert`.
+fn start_tls(config: &AuthConfig, hello: &Dict, cert: Option<&PeerCert>) -> (AuthFlow, AuthAction) {
+    let transport = transport();
+    let request = AuthRequest {
+        realm: "realm1",
+        hello,
+        session_id: SESSION,
+        transport: &transport,
+        now_unix_ns: NOW_UNIX_NS,
+        peer_cert: cert,
+    };
+    AuthFlow::start(Some(config), &request, &mut PatternRng(RNG_START))
+}
+
+const CERT_SHA1: &str = "B6:E5:4D:3A:1F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE";
+
+fn peer_cert(sha1: &str, cn: Option<&str>) -> PeerCert {
+    PeerCert {
+        sha1: sha1.into(),
+        sha256: "00".into(),
+        md5: "00".into(),
+        subject: cn
+            .map(|cn| BTreeMap::from([("cn".to_owned(), cn.to_owned())]))
+            .unwrap_or_default(),
+        issuer: BTreeMap::new(),
+        serial: "1".into(),
+        not_before: "20260101000000Z".into(),
+        not_after: "20270101000000Z".into(),
+        expired: false,
+        version: 2,
+        signature_algorithm: "ecdsa-with-SHA256".into(),
+    }
+}
+
+fn static_tls() -> AuthConfig {
+    AuthConfig {
+        tls: Some(TlsAuth::Static {
+            principals: BTreeMap::from([(
+                "client_0".to_owned(),
+                turnstile_config::TlsPrincipal {
+                    certificate_sha1: CERT_SHA1.into(),
+                    role: "backend".into(),
+                    realm: None,
+                },
+            )]),
+        }),
+        ..AuthConfig::default()
+    }
 }
 
 #[track_caller]
@@ -1052,4 +1103,86 @@ fn decision_cache_keeps_cacheable_decisions_per_uri_and_action() {
     assert!(cache.len() <= DecisionCache::CAPACITY);
     cache.clear();
     assert!(cache.is_empty());
+}
+
+#[test]
+fn static_tls_finds_the_principal_by_certificate_fingerprint() {
+    let config = static_tls();
+    // HELLO's authid does not matter: the certificate names the principal (as in Crossbar).
+    let cert = peer_cert(CERT_SHA1, Some("someone"));
+    let (flow, action) = start_tls(
+        &config,
+        &hello(&["tls"], Some("mallory"), None),
+        Some(&cert),
+    );
+    let id = welcome(action);
+    assert_eq!(
+        (
+            id.authid.as_str(),
+            id.authrole.as_str(),
+            id.authmethod.as_str()
+        ),
+        ("client_0", "backend", "tls")
+    );
+    assert_eq!(id.authprovider, "static");
+    assert!(flow.is_finished());
+
+    let other = peer_cert(&CERT_SHA1.replace("EE", "EF"), Some("client_0"));
+    let (reason, message) =
+        refuse(start_tls(&config, &hello(&["tls"], None, None), Some(&other)).1);
+    assert_eq!(reason, CREDENTIALS_REFUSED);
+    assert!(message.contains("no principal"), "{message}");
+
+    let (reason, message) = refuse(start_tls(&config, &hello(&["tls"], None, None), None).1);
+    assert_eq!(reason, CREDENTIALS_REFUSED);
+    assert_eq!(message, "client did not send a TLS client certificate");
+}
+
+#[test]
+fn tls_is_chosen_only_when_offered_by_both() {
+    let config = static_tls();
+    let cert = peer_cert(CERT_SHA1, None);
+    let (reason, _) = refuse(start_tls(&config, &hello(&["anonymous"], None, None), Some(&cert)).1);
+    assert_eq!(reason, uris::NO_MATCHING_AUTH_METHOD);
+    let (_, action) = start_tls(&config, &hello(&["ticket", "tls"], None, None), Some(&cert));
+    assert_eq!(welcome(action).authmethod, "tls");
+}
+
+#[test]
+fn dynamic_tls_calls_the_authenticator_and_falls_back_to_the_common_name() {
+    let config = AuthConfig {
+        tls: Some(TlsAuth::Dynamic(dynamic("com.example.auth"))),
+        ..AuthConfig::default()
+    };
+    let cert = peer_cert(CERT_SHA1, Some("device-7"));
+    let (mut flow, action) = start_tls(&config, &hello(&["tls"], None, None), Some(&cert));
+    let (procedure, realm, args) = call(action);
+    assert_eq!(
+        (procedure.as_str(), realm.as_str()),
+        ("com.example.auth", "realm1")
+    );
+    assert_eq!(args[1], Value::Null);
+    let details = args[2].as_dict().expect("details");
+    assert_eq!(details.get("authmethod"), Some(&Value::from("tls")));
+    // The authenticator gave a role only, HELLO no authid: the certificate's CN is the authid.
+    let id = welcome(flow.handle_authenticator_result(Ok(Value::from("device"))));
+    assert_eq!(
+        (id.authid.as_str(), id.authrole.as_str()),
+        ("device-7", "device")
+    );
+    assert_eq!(id.authprovider, "dynamic");
+
+    // An authid from the authenticator wins.
+    let (mut flow, _) = start_tls(&config, &hello(&["tls"], None, None), Some(&cert));
+    let answer = Value::Dict(dict! {"role" => "device", "authid" => "d7"});
+    assert_eq!(
+        welcome(flow.handle_authenticator_result(Ok(answer))).authid,
+        "d7"
+    );
+
+    // Without a CN and without an authid from anywhere: refused.
+    let nameless = peer_cert(CERT_SHA1, None);
+    let (mut flow, _) = start_tls(&config, &hello(&["tls"], None, None), Some(&nameless));
+    let (reason, _) = refuse(flow.handle_authenticator_result(Ok(Value::from("device"))));
+    assert_eq!(reason, NO_SUCH_PRINCIPAL);
 }

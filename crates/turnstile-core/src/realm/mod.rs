@@ -378,6 +378,7 @@ impl Realm {
             session_id: id,
             transport: &transport,
             now_unix_ns: self.clock.unix_ns(now),
+            peer_cert: info.peer_cert.as_deref(),
         };
         let (flow, action) = AuthFlow::start(info.auth.as_deref(), &request, &mut rand::rng());
         let pending = Identity {

@@ -112,6 +112,7 @@ pub(crate) async fn bind(endpoint: &Endpoint) -> Result<(Bound, Option<SocketFil
             interface,
             version,
             backlog,
+            ..
         } => {
             let addr = resolve(interface.as_deref(), *version, *port).await?;
             let listener =

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::serve::Listener;
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 use wamp_proto::rawsocket::{
@@ -20,7 +20,8 @@ use crate::limits;
 use crate::runtime::router::Router;
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::{PeerAddr, SplitStream};
-use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
+use crate::transport::tls::{Secured, ServerTls};
+use turnstile_core::peer::{ChannelType, CloseReason, Framing, TransportInfo};
 
 /// What a `rawsocket` transport accepts.
 #[derive(Debug, Clone)]
@@ -44,16 +45,19 @@ impl RawSocketService {
     }
 }
 
-/// Accepts connections until `stop` is cancelled, serving each in its own task.
+/// Accepts connections until `stop` is cancelled, serving each in its own task. With `tls`,
+/// each connection first completes a TLS handshake; its deadline is the RawSocket handshake's,
+/// counted from the accept (a client that does not speak TLS is closed).
 pub(crate) async fn serve<L>(
     mut listener: L,
     router: Arc<Router>,
     service: Arc<RawSocketService>,
     conns: Conns,
     stop: tokio_util::sync::CancellationToken,
+    tls: Option<ServerTls>,
 ) where
     L: Listener<Addr = PeerAddr>,
-    L::Io: SplitStream,
+    L::Io: SplitStream + AsyncRead + AsyncWrite + Unpin,
     <L::Io as SplitStream>::Read: WaitReadable,
 {
     loop {
@@ -61,13 +65,60 @@ pub(crate) async fn serve<L>(
             _ = stop.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
+        let opened = Instant::now();
         let router = router.clone();
         let service = service.clone();
         let closing = conns.closing.clone();
+        let tls = tls.clone();
         conns.tracker.spawn(async move {
-            let (read, write) = io.split_halves();
-            serve_connection(read, write, peer, router, &service, closing).await;
+            let Some(tls) = tls else {
+                let (read, write) = io.split_halves();
+                let conn = Accepted { peer, opened, secured: None };
+                return serve_connection(read, write, conn, router, &service, closing).await;
+            };
+            let handshake = tokio::select! {
+                r = tls.accept(io, opened + service.timeouts.handshake) => r,
+                _ = closing.cancelled() => return,
+            };
+            match handshake {
+                Ok((stream, secured)) => {
+                    let (read, write) = tokio::io::split(stream);
+                    let conn = Accepted { peer, opened, secured: Some(secured) };
+                    serve_connection(TlsRead(read), write, conn, router, &service, closing).await;
+                }
+                Err(why) => debug!(conn = %peer.peer_string(), reason = %why, "rawsocket: tls: connection closed"),
+            }
         });
+    }
+}
+
+/// An accepted connection: who, since when, and over TLS or not.
+pub(crate) struct Accepted {
+    pub peer: PeerAddr,
+    /// When the connection was accepted: the handshake deadlines count from here.
+    pub opened: Instant,
+    /// The TLS session, on a TLS endpoint.
+    pub secured: Option<Secured>,
+}
+
+/// The read half of a TLS connection. rustls may hold decrypted input the socket no longer
+/// shows, so readiness cannot be asked of the socket: such a connection always has a read
+/// buffer ([`limits::RAWSOCKET_READ_BUFFER_SIZE`]) while it waits, besides rustls' own.
+pub(crate) struct TlsRead<S>(tokio::io::ReadHalf<tokio_rustls::server::TlsStream<S>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsRead<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> WaitReadable for TlsRead<S> {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send + '_ {
+        std::future::ready(Ok(()))
     }
 }
 
@@ -101,7 +152,7 @@ impl<S: WaitReadable + Sync> WaitReadable for crate::transport::admission::Admit
 pub(crate) async fn serve_connection<R, W>(
     mut read: R,
     mut write: W,
-    peer: PeerAddr,
+    accepted: Accepted,
     router: Arc<Router>,
     service: &RawSocketService,
     closing: tokio_util::sync::CancellationToken,
@@ -109,7 +160,11 @@ pub(crate) async fn serve_connection<R, W>(
     R: WaitReadable,
     W: AsyncWrite + Unpin + Send,
 {
-    let opened = Instant::now();
+    let Accepted {
+        peer,
+        opened,
+        secured,
+    } = accepted;
     let label = peer.peer_string();
     let mut hello = [0u8; 4];
     let handshake_timeout = service.timeouts.handshake;
@@ -153,12 +208,16 @@ pub(crate) async fn serve_connection<R, W>(
     debug!(conn = %label, serializer = serializer.name(), client_max_len, "rawsocket: connection open");
 
     let info = TransportInfo {
-        channel_type: peer.channel_type(),
+        channel_type: match secured {
+            Some(_) => ChannelType::Tls,
+            None => peer.channel_type(),
+        },
         framing: Framing::RawSocket,
         serializer,
         peer: label.clone(),
         http_headers: None,
         auth: service.auth.current(),
+        peer_cert: secured.and_then(|s| s.peer_cert),
     };
     let (conn, rx) = router.connect(info, service.max_outgoing_queue_bytes, service.auth.clone());
     let sock = RawSocket {

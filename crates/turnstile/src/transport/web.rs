@@ -1,5 +1,6 @@
 //! The HTTP side of `web` and `websocket` transports: one axum app per transport, mounting
-//! WebSocket services and static directories on their paths, served on the transport's socket.
+//! WebSocket services and static directories on their paths, served on the transport's socket
+//! (plain, or over TLS after the handshake).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,6 +12,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,9 +25,10 @@ use turnstile_config::{WebPath, WebSocketService};
 
 use crate::limits::ConnectionLimits;
 use crate::runtime::router::Router;
-use crate::transport::admission::Admitted;
+use crate::transport::admission::{Admitted, SocketControl};
 use crate::transport::driver::Conns;
 use crate::transport::listener::PeerAddr;
+use crate::transport::tls::{Secured, ServerTls};
 use crate::transport::websocket::WsEndpoint;
 use crate::transport::AuthSlot;
 
@@ -35,9 +38,11 @@ pub(crate) fn mount_point(key: &str) -> String {
 }
 
 /// The app of a `web` transport, and the `auth` slot of each of its WebSocket paths (by key),
-/// which a configuration reload replaces.
+/// which a configuration reload replaces. With `hsts_max_age`, every response says
+/// `Strict-Transport-Security: max-age=N` (as Crossbar's `hsts` option does).
 pub(crate) fn web_app(
     paths: &BTreeMap<String, WebPath>,
+    hsts_max_age: Option<u64>,
     router: &Arc<Router>,
     conns: &Conns,
     limits: &ConnectionLimits,
@@ -58,6 +63,23 @@ pub(crate) fn web_app(
             WebPath::Static { directory } => app.nest_service(&at, static_dir(directory)),
         };
     }
+    let app = match hsts_max_age {
+        Some(age) => {
+            let value = HeaderValue::from_str(&format!("max-age={age}")).expect("ASCII digits");
+            app.layer(axum::middleware::map_response(
+                move |mut response: axum::response::Response| {
+                    let value = value.clone();
+                    async move {
+                        response
+                            .headers_mut()
+                            .insert(header::STRICT_TRANSPORT_SECURITY, value);
+                        response
+                    }
+                },
+            ))
+        }
+        None => app,
+    };
     (app, slots)
 }
 
@@ -103,7 +125,9 @@ fn static_dir(directory: &Path) -> ServeDir {
 }
 
 /// Serves `app` on `listener` until `stop` is cancelled, then lets open HTTP requests finish.
-/// Upgraded WebSocket connections are not waited for here (they are in `Conns`).
+/// Upgraded WebSocket connections are not waited for here (they are in `Conns`). With `tls`,
+/// each connection first completes a TLS handshake, within `header_timeout` of the accept (the
+/// same deadline as the request head); a client that does not speak TLS is closed.
 ///
 /// Connections are served with hyper's HTTP/1 server directly rather than `axum::serve`, which
 /// gives hyper no timer and so no request-head deadline
@@ -114,6 +138,7 @@ pub(crate) async fn serve<L, S>(
     app: axum::Router,
     stop: CancellationToken,
     header_timeout: Duration,
+    tls: Option<ServerTls>,
 ) where
     L: Listener<Io = Admitted<S>, Addr = PeerAddr>,
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -126,38 +151,92 @@ pub(crate) async fn serve<L, S>(
         };
         // As axum::serve logged it before this loop replaced it.
         trace!(peer = %peer.peer_string(), "http connection accepted");
-        let control = io.control();
+        let accepted_at = tokio::time::Instant::now();
         let app = app.clone();
-        // What the handlers learn about the connection: the peer (axum's `ConnectInfo`
-        // extractor reads it from here) and the socket's switches.
-        let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(control.clone());
-            app.clone().oneshot(req.map(Body::new))
-        });
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = http
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
+            let control = io.control();
+            let Some(tls) = tls else {
+                let service = http_service(app, peer, control, None);
+                return serve_http(io, service, &stop, header_timeout, peer).await;
             };
-            if let Err(e) = result {
-                // Also how a connection past its request-head deadline ends.
-                debug!(peer = %peer.peer_string(), error = %e, "http connection ended with an error");
+            let handshake = tokio::select! {
+                r = tls.accept(io, accepted_at + header_timeout) => r,
+                _ = stop.cancelled() => return,
+            };
+            match handshake {
+                Ok((stream, secured)) => {
+                    let service = http_service(app, peer, control, Some(Arc::new(secured)));
+                    serve_http(stream, service, &stop, header_timeout, peer).await;
+                }
+                Err(why) => {
+                    debug!(peer = %peer.peer_string(), reason = %why, "tls: connection closed")
+                }
             }
         });
     }
     drop(listener);
     connections.close();
     connections.wait().await;
+}
+
+/// What the handlers learn about the connection: the peer (axum's `ConnectInfo` extractor reads
+/// it from here), the socket's switches and, on a TLS endpoint, the TLS session.
+fn http_service(
+    app: axum::Router,
+    peer: PeerAddr,
+    control: Arc<SocketControl>,
+    secured: Option<Arc<Secured>>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = axum::response::Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone {
+    hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(control.clone());
+        if let Some(secured) = &secured {
+            req.extensions_mut().insert(secured.clone());
+        }
+        app.clone().oneshot(req.map(Body::new))
+    })
+}
+
+/// Serves one HTTP/1 connection (with upgrades) until it ends or `stop` asks it to finish.
+async fn serve_http<I, Svc>(
+    io: I,
+    service: Svc,
+    stop: &CancellationToken,
+    header_timeout: Duration,
+    peer: PeerAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    Svc: hyper::service::Service<
+            Request<Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = http
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        // Also how a connection past its request-head deadline ends.
+        debug!(peer = %peer.peer_string(), error = %e, "http connection ended with an error");
+    }
 }

@@ -25,8 +25,9 @@ use crate::runtime::router::Router;
 use crate::transport::admission::{MessageTimeout, SocketControl};
 use crate::transport::driver::{drive, Conns, Incoming, WampSocket, WriteError};
 use crate::transport::listener::PeerAddr;
+use crate::transport::tls::Secured;
 use crate::transport::AuthSlot;
-use turnstile_core::peer::{CloseReason, Framing, TransportInfo};
+use turnstile_core::peer::{ChannelType, CloseReason, Framing, TransportInfo};
 
 /// A WebSocket service ready to be mounted on a path.
 #[derive(Debug)]
@@ -52,11 +53,13 @@ impl WsEndpoint {
         any(
             move |ConnectInfo(peer): ConnectInfo<PeerAddr>,
                   control: Option<Extension<Arc<SocketControl>>>,
+                  secured: Option<Extension<Arc<Secured>>>,
                   headers: HeaderMap,
                   ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>| {
                 let endpoint = self.clone();
                 let control = control.map(|Extension(c)| c);
-                async move { endpoint.upgrade(peer, control, headers, ws) }
+                let secured = secured.map(|Extension(s)| s);
+                async move { endpoint.upgrade(peer, control, secured, headers, ws) }
             },
         )
     }
@@ -76,6 +79,7 @@ impl WsEndpoint {
         self: Arc<Self>,
         peer: PeerAddr,
         control: Option<Arc<SocketControl>>,
+        secured: Option<Arc<Secured>>,
         headers: HeaderMap,
         ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     ) -> Response {
@@ -116,12 +120,13 @@ impl WsEndpoint {
             })
             .on_upgrade(move |socket| async move {
                 let info = TransportInfo {
-                    channel_type: peer.channel_type(),
+                    channel_type: if secured.is_some() { ChannelType::Tls } else { peer.channel_type() },
                     framing: Framing::WebSocket,
                     serializer,
                     peer: label.clone(),
                     http_headers: Some(http_headers),
                     auth: self.auth.current(),
+                    peer_cert: secured.and_then(|s| s.peer_cert.clone()),
                 };
                 debug!(conn = %label, protocol = serializer.ws_subprotocol(), "websocket: connection open");
                 if let Some(control) = &control {
