@@ -34,6 +34,15 @@ pub const MAX_REGISTRATIONS_PER_SESSION: usize = 10_000;
 /// a callee; the session goes on, and may call again once a call has finished.
 pub const MAX_CALLS_IN_FLIGHT_PER_SESSION: usize = 10_000;
 
+/// Subscriptions and registrations of sessions that left that a realm removes in one step. A
+/// leaving session is detached from all of them at once (nothing is routed to it any more); the
+/// removal itself, and its `on_unsubscribe`/`on_unregister`/`on_delete` meta events, follow in
+/// steps of this many, one when the session leaves and then one per
+/// `Realm::handle_timeout`, which the realm asks for at once (`Realm::poll_timeout`) while any
+/// are left. Other inputs are handled between the steps, so a session leaving with 100,000
+/// subscriptions no longer stalls its realm for the whole removal.
+pub const CLEANUP_BATCH: usize = 1024;
+
 /// The error URI of a request refused because its session reached one of its per-session
 /// limits. The WAMP spec defines no error for resource limits and reserves the `wamp.`
 /// namespace for the URIs it defines, so this one is the router's own.

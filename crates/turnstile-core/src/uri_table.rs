@@ -134,12 +134,49 @@ impl<T: UriPattern> UriTable<T> {
         self.entries.values()
     }
 
-    /// Whether some entry matches `uri` (allocates nothing).
+    /// Whether some entry matches `uri`. With many patterns it looks up the patterns that could
+    /// match `uri` instead of trying each one: every prefix of `uri`, and every wildcard of its
+    /// shape (each component fixed or empty) when there are fewer such shapes than wildcards.
+    /// Meta events are tested this way before they are built, one per removed entry while a
+    /// large session leaves, so this must not cost a scan of a large table each time.
     pub(crate) fn has_match(&self, uri: &str) -> bool {
-        self.by_uri[0].contains_key(uri)
-            || self
-                .patterns()
-                .any(|(_, e)| e.policy().matches(e.uri(), uri))
+        if self.by_uri[0].contains_key(uri) {
+            return true;
+        }
+        let prefixes = &self.by_uri[policy_index(MatchPolicy::Prefix)];
+        let prefix_match = if prefixes.len() > uri.len() {
+            (0..=uri.len())
+                .filter(|&i| uri.is_char_boundary(i))
+                .any(|i| prefixes.contains_key(&uri[..i]))
+        } else {
+            prefixes.keys().any(|p| uri.starts_with(p.as_str()))
+        };
+        if prefix_match {
+            return true;
+        }
+        let wildcards = &self.by_uri[policy_index(MatchPolicy::Wildcard)];
+        if wildcards.is_empty() {
+            return false;
+        }
+        let parts: Vec<&str> = uri.split('.').collect();
+        if parts.len() >= usize::BITS as usize - 1 || (1usize << parts.len()) >= wildcards.len() {
+            return wildcards
+                .keys()
+                .any(|p| MatchPolicy::Wildcard.matches(p, uri));
+        }
+        let mut pattern = String::with_capacity(uri.len());
+        (0..1usize << parts.len()).any(|fixed| {
+            pattern.clear();
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    pattern.push('.');
+                }
+                if fixed & (1 << i) != 0 {
+                    pattern.push_str(part);
+                }
+            }
+            wildcards.contains_key(pattern.as_str())
+        })
     }
 
     /// Ids of every entry that matches `uri` (the pub/sub rule: all of them receive): the exact
@@ -158,16 +195,19 @@ impl<T: UriPattern> UriTable<T> {
     }
 
     /// The one entry that `uri` goes to (the RPC rule): the exact one, else the longest matching
-    /// prefix, else the matching wildcard whose fixed components reach furthest.
-    pub(crate) fn best_match(&self, uri: &str) -> Option<Id> {
+    /// prefix, else the matching wildcard whose fixed components reach furthest; only entries
+    /// that `keep` accepts count.
+    pub(crate) fn best_match(&self, uri: &str, keep: impl Fn(&T) -> bool) -> Option<Id> {
         if let Some(&id) = self.by_uri[0].get(uri) {
-            return Some(id);
+            if self.entries.get(&id).is_some_and(&keep) {
+                return Some(id);
+            }
         }
         let mut best_prefix: Option<(Id, usize)> = None;
         let mut best_wildcard: Option<(Id, &str)> = None;
         for (id, entry) in self.patterns() {
             let pattern = entry.uri();
-            if !entry.policy().matches(pattern, uri) {
+            if !entry.policy().matches(pattern, uri) || !keep(entry) {
                 continue;
             }
             if entry.policy() == MatchPolicy::Prefix {
@@ -252,18 +292,51 @@ mod tests {
     }
 
     #[test]
+    fn has_match_agrees_with_matching() {
+        let mut t = UriTable::default();
+        let uris = ["a.b.c", "a.bc", "x..z", "a..c", ".b.", "a.b.c.d", "é.ü"];
+        for n_filler in [0, 40] {
+            for i in 0..n_filler {
+                add(&mut t, &format!("f{i}."), MatchPolicy::Prefix);
+                add(&mut t, &format!("f{i}..g"), MatchPolicy::Wildcard);
+            }
+            for pattern in ["a.b", "é", "zz"] {
+                if t.find(pattern, MatchPolicy::Prefix).is_none() {
+                    add(&mut t, pattern, MatchPolicy::Prefix);
+                }
+            }
+            for pattern in ["x..z", ".q."] {
+                if t.find(pattern, MatchPolicy::Wildcard).is_none() {
+                    add(&mut t, pattern, MatchPolicy::Wildcard);
+                }
+            }
+            for uri in uris
+                .iter()
+                .chain(&["x.y.z", "a.q.b", "f3.x.g", "f3.x", "q"])
+            {
+                assert_eq!(t.has_match(uri), !t.matching(uri).is_empty(), "{uri}");
+            }
+        }
+    }
+
+    #[test]
     fn best_match_is_exact_then_longest_prefix_then_wildcard() {
         let mut t = UriTable::default();
         let w = add(&mut t, "a..c", MatchPolicy::Wildcard);
         let p1 = add(&mut t, "a.", MatchPolicy::Prefix);
         let p2 = add(&mut t, "a.b", MatchPolicy::Prefix);
         let e = add(&mut t, "a.b.c", MatchPolicy::Exact);
-        assert_eq!(t.best_match("a.b.c"), Some(e));
-        assert_eq!(t.best_match("a.b.x"), Some(p2));
-        assert_eq!(t.best_match("a.x.c"), Some(p1));
-        assert_eq!(t.best_match("z.x.c"), None);
+        assert_eq!(t.best_match("a.b.c", |_| true), Some(e));
+        assert_eq!(t.best_match("a.b.x", |_| true), Some(p2));
+        assert_eq!(t.best_match("a.x.c", |_| true), Some(p1));
+        assert_eq!(t.best_match("z.x.c", |_| true), None);
         t.remove(p1);
-        assert_eq!(t.best_match("a.x.c"), Some(w));
+        assert_eq!(t.best_match("a.x.c", |_| true), Some(w));
+        // Entries `keep` refuses are passed over.
+        assert_eq!(
+            t.best_match("a.b.c", |e| e.1 != MatchPolicy::Exact),
+            Some(p2)
+        );
     }
 
     #[test]
@@ -272,11 +345,11 @@ mod tests {
         let later = add(&mut t, "a.b..d.e", MatchPolicy::Wildcard);
         let earlier_fixed = add(&mut t, "a.b.c..e", MatchPolicy::Wildcard);
         add(&mut t, "...d.e", MatchPolicy::Wildcard);
-        assert_eq!(t.best_match("a.b.c.d.e"), Some(earlier_fixed));
+        assert_eq!(t.best_match("a.b.c.d.e", |_| true), Some(earlier_fixed));
         t.remove(earlier_fixed);
-        assert_eq!(t.best_match("a.b.c.d.e"), Some(later));
+        assert_eq!(t.best_match("a.b.c.d.e", |_| true), Some(later));
         // Wildcards only match URIs with as many components as they have.
-        assert_eq!(t.best_match("a.b.c.d.e.f"), None);
+        assert_eq!(t.best_match("a.b.c.d.e.f", |_| true), None);
     }
 
     #[test]
@@ -291,11 +364,11 @@ mod tests {
             assert!(t.remove(id).is_some());
         }
         assert_eq!(t.matching("a.8"), vec![ids[8], all]);
-        assert_eq!(t.best_match("a.9"), Some(ids[9]));
+        assert_eq!(t.best_match("a.9", |_| true), Some(ids[9]));
         let later = add(&mut t, "a.9", MatchPolicy::Wildcard);
         t.remove(ids[9]);
         assert_eq!(t.matching("a.9"), vec![all, later]);
-        assert_eq!(t.best_match("a.9"), Some(all));
+        assert_eq!(t.best_match("a.9", |_| true), Some(all));
         t.remove(all);
         t.remove(ids[8]);
         assert_eq!(t.matching("a.9"), vec![later]);
