@@ -22,6 +22,7 @@
 #                                    memory is read
 #   SCALE_SERIALIZER [json]          serializer of every session
 #   SOAK_ARGS []                     more turnstile-bench soak options (--churn, --rate, ...)
+#   SCALE_BUILD [1]                  0: use the release binaries as they are
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -68,10 +69,12 @@ trap 'stop_router; exit 130' INT TERM
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 mkdir -p "$OUT"
-log "building turnstile and turnstile-bench (release)"
-if ! cargo build --release -p turnstile -p turnstile-bench >"$OUT/build.log" 2>&1; then
-    tail -n 30 "$OUT/build.log"
-    exit 1
+if [ "${SCALE_BUILD:-1}" = 1 ]; then
+    log "building turnstile and turnstile-bench (release)"
+    if ! cargo build --release -p turnstile -p turnstile-bench >"$OUT/build.log" 2>&1; then
+        tail -n 30 "$OUT/build.log"
+        exit 1
+    fi
 fi
 
 # One descriptor per session in the router and in the tool, and room for the rest.
@@ -81,6 +84,14 @@ if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NEEDED_FDS" ]; th
 fi
 ulimit -n "$(ulimit -Hn)"
 log "open-file limit: soft $(ulimit -n), hard $(ulimit -Hn)"
+ROUTER_ARGS=()
+if [ "$MODE" = idle ] && [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((SESSIONS + 1000)) ]; then
+    # Every session is a descriptor in the router: no more than the limit can be held. Run as
+    # many as fit, and let the router admit that many (its default keeps an eighth in reserve).
+    SESSIONS=$(( $(ulimit -n) - 1000 ))
+    ROUTER_ARGS=(--max-connections $(( SESSIONS + 100 )))
+    log "the open-file limit holds only $SESSIONS sessions: running that many"
+fi
 
 cat >"$OUT/turnstile.json" <<EOF
 {
@@ -130,7 +141,7 @@ EOF
 # start_router NAME: a fresh router, logging to $OUT/NAME-router.log.
 start_router() {
     stop_router
-    RUST_LOG=warn "$TURNSTILE" start --config "$OUT/turnstile.json" >"$OUT/$1-router.log" 2>&1 &
+    RUST_LOG=warn "$TURNSTILE" start --config "$OUT/turnstile.json" "${ROUTER_ARGS[@]}" >"$OUT/$1-router.log" 2>&1 &
     ROUTER_PID=$!
     for _ in $(seq 1 80); do
         port_open "$WS_PORT" && port_open "$RS_PORT" && break

@@ -39,8 +39,8 @@ use crate::{fresh_uri, Config};
 pub const READERS: usize = 3;
 /// The RSS growth (end of warm-up to end) at which the run fails.
 pub const MAX_GROWTH_PERCENT: f64 = 5.0;
-/// The shortest window (seconds) of RSS samples that one RSS figure is taken from (see
-/// [`rss_floor`]).
+/// The shortest window (seconds) of RSS samples that one RSS figure is taken from, when the
+/// run is long enough (see [`rss_floor`]).
 const RSS_WINDOW: f64 = 10.0;
 /// Topics subscribed to and procedures registered by each churning session.
 const OWN_ENTRIES: usize = 5;
@@ -93,6 +93,8 @@ pub struct SoakReport {
     /// RSS at the end of the run, the same way, KiB.
     pub rss_end_kib: Option<u64>,
     pub rss_growth_percent: Option<f64>,
+    /// The window each of the two figures above is the lowest sample of, seconds.
+    pub rss_window_s: f64,
     pub rss_min_after_warmup_kib: Option<u64>,
     pub rss_max_after_warmup_kib: Option<u64>,
     /// (seconds since the start, RSS KiB), one per second.
@@ -317,15 +319,22 @@ fn report(
     events_received: Vec<u64>,
     tally: &Tally,
 ) -> SoakReport {
-    let w = warmup.as_secs_f64();
-    let window = cfg.slow_every.as_secs_f64().max(RSS_WINDOW);
+    let (w, d) = (warmup.as_secs_f64(), duration.as_secs_f64());
+    // A whole slow-consumer period, but within the warm-up and within the rest of the run (the
+    // first samples are from before the load started).
+    let window = cfg
+        .slow_every
+        .as_secs_f64()
+        .max(RSS_WINDOW)
+        .min(w / 2.0)
+        .min((d - w) / 2.0);
     let after: Vec<u64> = samples
         .iter()
         .filter(|(s, _)| *s > w)
         .map(|s| s.1)
         .collect();
     let rss_warm = rss_floor(&samples, w, window);
-    let rss_end = rss_floor(&samples, duration.as_secs_f64(), window);
+    let rss_end = rss_floor(&samples, d, window);
     let growth = match (rss_warm, rss_end) {
         (Some(a), Some(b)) if a > 0 => Some((b as f64 - a as f64) * 100.0 / a as f64),
         _ => None,
@@ -360,6 +369,7 @@ fn report(
         rss_after_warmup_kib: rss_warm,
         rss_end_kib: rss_end,
         rss_growth_percent: growth,
+        rss_window_s: window,
         rss_min_after_warmup_kib: after.iter().min().copied(),
         rss_max_after_warmup_kib: after.iter().max().copied(),
         rss_samples: samples,
@@ -393,8 +403,9 @@ impl SoakReport {
             self.url, self.serializer, self.duration_s, self.warmup_s
         );
         s += &format!(
-            "  router RSS (lowest of the last slow-consumer period): {} after the warm-up, {} at \
-             the end: growth {}; min {} / max {} of all samples after the warm-up\n",
+            "  router RSS (lowest sample of the last {:.0} s): {} after the warm-up, {} at the end: \
+             growth {}; min {} / max {} of all samples after the warm-up\n",
+            self.rss_window_s,
             kib(self.rss_after_warmup_kib),
             kib(self.rss_end_kib),
             self.rss_growth_percent
@@ -440,7 +451,8 @@ impl SoakReport {
 }
 
 /// The router's RSS at second `at` of the run: the lowest sample of the `window` seconds before
-/// it, the window being at least one slow-consumer period. Each slow consumer makes the router
+/// it, the window being one slow-consumer period (at least [`RSS_WINDOW`], at most half the
+/// warm-up and half the rest of the run). Each slow consumer makes the router
 /// hold up to its outgoing queue limit (16 MiB) for a few seconds, and the allocator keeps some
 /// of it a little longer; a figure read at one second would depend on where that second falls in
 /// the cycle. The floor of a whole cycle does not, and a leak raises it.
