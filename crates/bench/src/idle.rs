@@ -33,9 +33,10 @@ use crate::scenarios::{open_session, payload, payload_seq, SETUP_TIMEOUT};
 use crate::stats::Latency;
 use crate::{fresh_uri, Config};
 
-/// Idle sessions per loopback source address by default: below the ~28k ephemeral ports each
-/// address has (`net.ipv4.ip_local_port_range`), with room for other users of the range.
-pub const SESSIONS_PER_SOURCE: usize = 20_000;
+/// Idle sessions per loopback source address by default: well below the ~28k ephemeral ports
+/// each address has (`net.ipv4.ip_local_port_range`), leaving room for ports still in TIME_WAIT
+/// from an earlier run (a run that fails half-way leaves its connections there for a minute).
+pub const SESSIONS_PER_SOURCE: usize = 10_000;
 
 /// What an `idle` run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -207,7 +208,14 @@ pub async fn run(cfg: &Config, sources: Option<usize>) -> Result<IdleReport> {
             .buffer_unordered(concurrency);
         let mut last_report = Instant::now();
         while let Some(c) = opening.next().await {
-            conns.push(c?);
+            let c = match c {
+                Ok(c) => c,
+                Err(e) => {
+                    reset_all(conns);
+                    return Err(e);
+                }
+            };
+            conns.push(c);
             let d = done.fetch_add(1, Relaxed) + 1;
             if cfg.progress && last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
@@ -234,11 +242,7 @@ pub async fn run(cfg: &Config, sources: Option<usize>) -> Result<IdleReport> {
         }
         Err(e) => bail!("the callee panicked: {e}"),
     }
-    // Reset, not closed: no TIME_WAIT left on the source ports for the next run.
-    for c in &conns {
-        crate::conn::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(c));
-    }
-    drop(conns);
+    reset_all(conns);
 
     let (mut joining, mut holding_samples) =
         std::mem::take(&mut *samples.lock().expect("not poisoned"));
@@ -268,6 +272,14 @@ pub async fn run(cfg: &Config, sources: Option<usize>) -> Result<IdleReport> {
         active_while_holding: Latency::from_nanos(&mut holding_samples),
         active_failures: failures.load(Relaxed),
     })
+}
+
+/// Closes the idle connections with a reset: no TIME_WAIT is left on the source ports for the
+/// next run.
+fn reset_all(conns: Vec<TcpStream>) {
+    for c in &conns {
+        crate::conn::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(c));
+    }
 }
 
 /// The bytes every idle connection sends, built once.
@@ -342,6 +354,21 @@ fn ws_client_frame(text: bool, payload: &[u8]) -> Vec<u8> {
 async fn open_idle(plan: &Plan, i: usize) -> Result<TcpStream> {
     let source = plan.sources[i % plan.sources.len()];
     let socket = TcpSocket::new_v4()?;
+    // The port is picked at connect time, for the whole 4-tuple: without this, bind() picks it
+    // alone and, from about half of the ephemeral range on (the kernel keeps the other half for
+    // connect()), each bind searches long and the joins stall.
+    let no_port: libc::c_int = 1;
+    // SAFETY: setsockopt reads an int of the size given from a valid pointer; the socket is
+    // open (owned by `socket`).
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            (&no_port as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     socket
         .bind(SocketAddr::new(IpAddr::V4(source), 0))
         .with_context(|| format!("cannot bind to {source}"))?;

@@ -62,7 +62,7 @@ struct Cli {
     #[arg(long, default_value_t = 100)]
     connect_batch: usize,
     /// `idle`: loopback source addresses to spread the sessions over, from 127.0.0.2 (default:
-    /// one per 20,000 sessions).
+    /// one per 10,000 sessions).
     #[arg(long)]
     sources: Option<usize>,
     /// `soak`: churning sessions at a time.
