@@ -5,7 +5,7 @@
 //! exists per (URI, policy). Looking up an exact URI is one hash lookup that allocates nothing;
 //! prefix and wildcard entries are kept in a separate list, checked against every URI matched.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use wamp_proto::{random_id, Id, MatchPolicy};
 
@@ -23,15 +23,15 @@ pub(crate) struct UriTable<T> {
     /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
     by_uri: [HashMap<String, Id>; 3],
     entries: HashMap<Id, T>,
-    /// Prefix and wildcard entries, in creation order: checked against every URI matched. A
-    /// removed entry leaves a hole (`None`) until holes are half the list, which is then
-    /// compacted: removing is O(1) amortized, so a session leaving with many patterns does not
-    /// cost the square of their number.
-    patterns: Vec<Option<Id>>,
-    /// Per pattern entry: its place in `patterns`.
-    pattern_slots: HashMap<Id, usize>,
-    /// The holes in `patterns`.
-    pattern_holes: usize,
+    /// Prefix and wildcard entries by creation number, so in creation order: checked against
+    /// every URI matched. Removing one is O(log n) and never moves the others: no removal
+    /// costs the square of their number (a linear list), or a renumbering of all of them (a
+    /// list compacted now and then, which took over 10 ms in one step of a large leave).
+    patterns: BTreeMap<u64, Id>,
+    /// Per pattern entry: its creation number, its key in `patterns`.
+    pattern_numbers: HashMap<Id, u64>,
+    /// The creation number of the next pattern entry.
+    next_number: u64,
 }
 
 impl<T> Default for UriTable<T> {
@@ -39,9 +39,9 @@ impl<T> Default for UriTable<T> {
         Self {
             by_uri: Default::default(),
             entries: HashMap::new(),
-            patterns: Vec::new(),
-            pattern_slots: HashMap::new(),
-            pattern_holes: 0,
+            patterns: BTreeMap::new(),
+            pattern_numbers: HashMap::new(),
+            next_number: 0,
         }
     }
 }
@@ -88,8 +88,9 @@ impl<T: UriPattern> UriTable<T> {
         debug_assert!(entry.uri() == uri && entry.policy() == policy);
         self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
         if policy != MatchPolicy::Exact {
-            self.pattern_slots.insert(id, self.patterns.len());
-            self.patterns.push(Some(id));
+            self.pattern_numbers.insert(id, self.next_number);
+            self.patterns.insert(self.next_number, id);
+            self.next_number += 1;
         }
         self.entries.insert(id, entry);
         id
@@ -99,34 +100,16 @@ impl<T: UriPattern> UriTable<T> {
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         let entry = self.entries.remove(&id)?;
         self.by_uri[policy_index(entry.policy())].remove(entry.uri());
-        if let Some(slot) = self.pattern_slots.remove(&id) {
-            if let Some(p) = self.patterns.get_mut(slot) {
-                *p = None;
-                self.pattern_holes += 1;
-            }
-            if self.pattern_holes * 2 > self.patterns.len() {
-                self.compact_patterns();
-            }
+        if let Some(number) = self.pattern_numbers.remove(&id) {
+            self.patterns.remove(&number);
         }
         Some(entry)
-    }
-
-    /// Drops the holes of `patterns`, keeping the order, and renumbers the slots.
-    fn compact_patterns(&mut self) {
-        self.patterns.retain(Option::is_some);
-        for (slot, id) in self.patterns.iter().enumerate() {
-            if let Some(id) = id {
-                self.pattern_slots.insert(*id, slot);
-            }
-        }
-        self.pattern_holes = 0;
     }
 
     /// The prefix and wildcard entries in creation order, with their ids.
     fn patterns(&self) -> impl Iterator<Item = (Id, &T)> {
         self.patterns
-            .iter()
-            .flatten()
+            .values()
             .filter_map(|&id| self.entries.get(&id).map(|e| (id, e)))
     }
 
@@ -359,7 +342,6 @@ mod tests {
             .map(|i| add(&mut t, &format!("a.{i}"), MatchPolicy::Prefix))
             .collect();
         let all = add(&mut t, "a", MatchPolicy::Prefix);
-        // Removing most of them compacts the list on the way.
         for &id in &ids[..8] {
             assert!(t.remove(id).is_some());
         }
