@@ -559,6 +559,11 @@ class Report:
         if notes.exists():
             self.w(notes.read_text().rstrip())
             self.w()
+        # The scale and endurance runs of bench/scale.sh, written by hand.
+        scale = Path(self.args.scale_notes)
+        if scale.exists():
+            self.w(scale.read_text().rstrip())
+            self.w()
         failures = sorted(self.errors.items())
         if failures:
             self.w("## Failed runs")
@@ -580,6 +585,7 @@ def main():
     p.add_argument("--settings", default="")
     p.add_argument("--elapsed", type=int, default=0)
     p.add_argument("--notes", default="bench/notes.md")
+    p.add_argument("--scale-notes", default="bench/scale.md")
     p.add_argument("--git", default="", help="the revision the binaries were built from")
     p.add_argument("--baseline", default="", help="the baseline revision measured in the same run, if any")
     args = p.parse_args()

@@ -163,6 +163,8 @@ pub struct Conn {
     /// Messages were queued since the last flush.
     dirty: bool,
     encode_buf: Vec<u8>,
+    /// The TCP socket, for [`Conn::reset`] (none over a Unix socket).
+    tcp_fd: Option<std::os::fd::RawFd>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -202,6 +204,8 @@ impl Conn {
     }
 
     async fn connect_inner(target: &Target, serializer: Serializer) -> Result<Conn> {
+        use std::os::fd::AsRawFd;
+        let mut tcp_fd = None;
         let io = match target {
             Target::WebSocket {
                 url,
@@ -213,6 +217,7 @@ impl Conn {
                     .await
                     .with_context(|| format!("cannot connect to {host}:{port}"))?;
                 stream.set_nodelay(true)?;
+                tcp_fd = Some(stream.as_raw_fd());
                 let stream: Box<dyn RawStream> = if *tls {
                     let connector = TLS.get().ok_or_else(|| {
                         anyhow!(
@@ -237,6 +242,7 @@ impl Conn {
                     .await
                     .with_context(|| format!("cannot connect to {host}:{port}"))?;
                 stream.set_nodelay(true)?;
+                tcp_fd = Some(stream.as_raw_fd());
                 raw_handshake(Box::new(stream), serializer).await?
             }
             Target::RawUnix(path) => {
@@ -251,6 +257,7 @@ impl Conn {
             serializer,
             dirty: false,
             encode_buf: Vec::with_capacity(256),
+            tcp_fd,
         })
     }
 
@@ -525,6 +532,38 @@ impl Conn {
             }
         }
         Ok(())
+    }
+}
+
+impl Conn {
+    /// Drops the connection abruptly: no GOODBYE, no WebSocket close, and a TCP reset instead of
+    /// an orderly close (`SO_LINGER` 0), as a crashed client or a broken network would.
+    pub fn reset(self) {
+        if let Some(fd) = self.tcp_fd {
+            // The socket is still open: `self.io` owns it until the drop below.
+            reset_on_close(fd);
+        }
+        drop(self);
+    }
+}
+
+/// Makes closing TCP socket `fd` send a reset (`SO_LINGER` with a zero timeout), which also
+/// leaves no TIME_WAIT behind. Closing does not block with a zero timeout.
+pub fn reset_on_close(fd: std::os::fd::RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from a valid `linger`; on a bad or
+    // closed descriptor it fails with EBADF and changes nothing.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 

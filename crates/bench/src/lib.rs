@@ -12,14 +12,20 @@
 //! # Layout
 //! - [`conn`]: the benchmark's thin connection (buffered, batched), HELLO/SUBSCRIBE/REGISTER.
 //! - [`scenarios`]: `pubsub`, `pubsub-ack`, `fanout`, `rpc`, `rpc-par`, `sessions`.
+//! - [`idle`]: `idle`, many bare idle sessions from several source addresses while an active
+//!   client keeps routing (its own report).
+//! - [`soak`]: `soak`, a long mixed run that fails on memory growth, loss or errors (its own
+//!   report).
 //! - [`procfs`]: the router's CPU time, memory and PID from `/proc`.
 //! - [`stats`]: sequence checking, percentiles, median and spread, duration parsing.
 //! - [`report`]: the result types, the table and the JSON.
 
 pub mod conn;
+pub mod idle;
 pub mod procfs;
 pub mod report;
 pub mod scenarios;
+pub mod soak;
 pub mod stats;
 
 use std::io::{IsTerminal, Write};
@@ -53,6 +59,13 @@ pub enum Scenario {
     Sessions,
     /// No router: a TCP ping-pong between two threads on loopback, the floor of a round trip.
     TcpBaseline,
+    /// `--sessions` bare idle sessions (WebSocket or RawSocket) from several loopback source
+    /// addresses, while an active client calls and publishes: joins/s, router memory per
+    /// session, the active client's latency.
+    Idle,
+    /// `--duration` of joining and leaving sessions, pub/sub, RPC, slow consumers and abrupt
+    /// disconnects: router RSS growth, lost messages, errors.
+    Soak,
 }
 
 impl Scenario {
@@ -65,6 +78,8 @@ impl Scenario {
             Scenario::RpcPar => "rpc-par",
             Scenario::Sessions => "sessions",
             Scenario::TcpBaseline => "tcp-baseline",
+            Scenario::Idle => "idle",
+            Scenario::Soak => "soak",
         }
     }
 }
@@ -117,6 +132,12 @@ pub struct Config {
     pub topic: Option<String>,
     /// Per-run lines (and a live counter on a terminal) on stderr.
     pub progress: bool,
+    /// `soak`: churning sessions at a time.
+    pub churn: usize,
+    /// `soak`: events published per second (and half as many calls).
+    pub rate: u64,
+    /// `soak`: a new slow consumer this often.
+    pub slow_every: Duration,
 }
 
 impl Config {
@@ -140,6 +161,9 @@ impl Config {
             stall_timeout: Duration::from_secs(10),
             topic: None,
             progress: false,
+            churn: 20,
+            rate: 1000,
+            slow_every: Duration::from_secs(20),
         }
     }
 }
@@ -278,6 +302,9 @@ pub async fn run(cfg: &Config) -> Result<ScenarioReport> {
             drive(cfg, rig, probe.as_ref()).await?
         }
         Scenario::TcpBaseline => drive(cfg, baseline::BaselineRig::setup()?, None).await?,
+        Scenario::Idle | Scenario::Soak => {
+            anyhow::bail!("{} has its own runner and report", cfg.scenario.name())
+        }
     };
     Ok(report::build(cfg, &target, router, runs))
 }

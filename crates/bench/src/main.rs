@@ -40,9 +40,10 @@ struct Cli {
     /// Operations per measured run instead of a duration (events published, calls made).
     #[arg(long)]
     count: Option<u64>,
-    /// Warm-up before the measured runs (0s for none).
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    warmup: Duration,
+    /// Warm-up before the measured runs (0s for none). `soak`: the first part of the run, after
+    /// which the router's RSS is the reference (default: a tenth of the run, 30 s to 5 min).
+    #[arg(long, value_parser = parse_duration)]
+    warmup: Option<Duration>,
     /// Measured runs.
     #[arg(long, default_value_t = 5)]
     repeats: usize,
@@ -55,12 +56,25 @@ struct Cli {
     /// How far (in events) the publisher may run ahead of its slowest subscriber.
     #[arg(long, default_value_t = 2000)]
     backlog: u64,
-    /// Sessions of `sessions`.
+    /// Sessions of `sessions` and `idle`.
     #[arg(long, default_value_t = 1000)]
     sessions: usize,
-    /// Connections opened concurrently (subscribers of fanout, sessions).
+    /// Connections opened concurrently (subscribers of fanout, sessions, idle).
     #[arg(long, default_value_t = 100)]
     connect_batch: usize,
+    /// `idle`: loopback source addresses to spread the sessions over, from 127.0.0.2 (default:
+    /// one per 10,000 sessions).
+    #[arg(long)]
+    sources: Option<usize>,
+    /// `soak`: churning sessions at a time.
+    #[arg(long, default_value_t = 20)]
+    churn: usize,
+    /// `soak`: events published per second (calls: half as many).
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// `soak`: how often a new slow consumer starts.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    slow_every: Duration,
     /// How long `sessions` holds its sessions idle before measuring the router's memory.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     hold: Duration,
@@ -109,13 +123,19 @@ fn main() -> ExitCode {
         (None, Some(d)) => Budget::Time(d),
         (None, None) => Budget::Time(Duration::from_secs(5)),
     };
+    let soak_warmup = match budget {
+        Budget::Time(d) => cli
+            .warmup
+            .unwrap_or((d / 10).clamp(Duration::from_secs(30), Duration::from_secs(300))),
+        Budget::Count(_) => Duration::ZERO,
+    };
     let cfg = Config {
         scenario: cli.scenario,
         url: cli.url,
         realm: cli.realm,
         serializer,
         budget,
-        warmup: cli.warmup,
+        warmup: cli.warmup.unwrap_or(Duration::from_secs(1)),
         repeats: cli.repeats,
         subscribers: cli.subscribers,
         window: cli.window,
@@ -127,7 +147,20 @@ fn main() -> ExitCode {
         stall_timeout: cli.stall_timeout,
         topic: cli.topic,
         progress: !cli.quiet,
+        churn: cli.churn,
+        rate: cli.rate,
+        slow_every: cli.slow_every,
     };
+    if cfg.scenario == Scenario::Soak {
+        let Budget::Time(duration) = cfg.budget else {
+            eprintln!("turnstile-bench: soak runs for a --duration, not a --count");
+            return ExitCode::from(2);
+        };
+        if soak_warmup >= duration {
+            eprintln!("turnstile-bench: the soak's --warmup must be shorter than its --duration");
+            return ExitCode::from(2);
+        }
+    }
     if let Err(e) = raise_fd_limit(needed_fds(&cfg)) {
         eprintln!("turnstile-bench: warning: {e}");
     }
@@ -142,6 +175,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if matches!(cfg.scenario, Scenario::Idle | Scenario::Soak) {
+        return run_own(
+            &runtime,
+            &cfg,
+            cli.sources,
+            soak_warmup,
+            cli.json.as_deref(),
+        );
+    }
     if !cli.quiet {
         eprintln!(
             "turnstile-bench: {} against {} (realm {}, {}), {}, warm-up {:.1} s, {} repeats",
@@ -192,10 +234,72 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs `idle` or `soak`, which report on their own: the text on stdout, the JSON to `json`.
+/// Exit code 1 if the soak failed a check or either could not run.
+fn run_own(
+    runtime: &tokio::runtime::Runtime,
+    cfg: &Config,
+    sources: Option<usize>,
+    soak_warmup: Duration,
+    json: Option<&std::path::Path>,
+) -> ExitCode {
+    let c = cfg.clone();
+    let result = runtime.block_on(async move {
+        tokio::spawn(async move {
+            match (c.scenario, c.budget) {
+                (Scenario::Soak, Budget::Time(d)) => {
+                    if c.progress {
+                        eprintln!(
+                            "turnstile-bench: soak against {} for {:.0} s (warm-up {:.0} s)",
+                            c.url,
+                            d.as_secs_f64(),
+                            soak_warmup.as_secs_f64()
+                        );
+                    }
+                    let r = turnstile_bench::soak::run(&c, d, soak_warmup).await?;
+                    Ok((r.text(), serde_json::to_string_pretty(&r)?, r.passed))
+                }
+                _ => {
+                    let r = turnstile_bench::idle::run(&c, sources).await?;
+                    let ok = r.active_failures == 0;
+                    Ok::<_, anyhow::Error>((r.text(), serde_json::to_string_pretty(&r)?, ok))
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the benchmark task panicked: {e}")))
+    });
+    match result {
+        Ok((text, report, passed)) => {
+            print!("{text}");
+            if let Some(path) = json {
+                if let Err(e) = std::fs::write(path, report + "\n") {
+                    eprintln!("turnstile-bench: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "turnstile-bench: FAILED: {} ({}): {e:#}",
+                cfg.scenario.name(),
+                cfg.url
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// File descriptors the scenario needs, with room to spare.
 fn needed_fds(cfg: &Config) -> u64 {
     let conns = match cfg.scenario {
-        Scenario::Sessions => cfg.sessions,
+        Scenario::Sessions | Scenario::Idle => cfg.sessions,
+        Scenario::Soak => cfg.churn + 64,
         Scenario::Fanout => cfg.subscribers + 1,
         _ => 2,
     };

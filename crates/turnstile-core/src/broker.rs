@@ -1,5 +1,9 @@
 //! The broker's state: subscriptions (exact, prefix and wildcard) and their subscribers. Pure
 //! data: the realm decides what to send.
+//!
+//! The subscribers of a session that left are detached at once and removed in batches
+//! ([`crate::departures`]); meanwhile every reader here skips them, and a subscription only they
+//! hold is not shown.
 
 use std::collections::{HashMap, HashSet};
 
@@ -7,6 +11,7 @@ use std::collections::VecDeque;
 
 use wamp_proto::{Dict, Id, List, MatchPolicy};
 
+use crate::departures::{Departures, Removal};
 use crate::limits;
 use crate::peer::ConnId;
 use crate::uri_table::{UriPattern, UriTable};
@@ -110,8 +115,10 @@ pub(crate) struct Broker {
     histories: Vec<History>,
     subscriptions: UriTable<Subscription>,
     /// Per subscriber: its subscriptions. An index of the subscriber lists, changed only with
-    /// them.
+    /// them (a detached subscriber has left the index, not yet the lists).
     by_subscriber: HashMap<ConnId, HashSet<Id>>,
+    /// Subscribers of sessions that left, still in some subscriber lists.
+    departures: Departures,
 }
 
 impl UriPattern for Subscription {
@@ -171,14 +178,20 @@ impl Broker {
             .any(|h| h.policy.matches(&h.uri, topic))
     }
 
-    /// Adds `conn` to the subscription of (`uri`, `policy`), creating it if needed.
+    /// Adds `conn` to the subscription of (`uri`, `policy`), creating it if needed. Detached
+    /// subscribers of that subscription are removed first, into `removed`: when only they held
+    /// it, it is deleted and a new one created, as if they had been removed already.
     pub(crate) fn subscribe(
         &mut self,
         conn: ConnId,
         uri: &str,
         policy: MatchPolicy,
         created_at: impl FnOnce() -> String,
+        removed: &mut Vec<Removal>,
     ) -> Subscribed {
+        if let Some(id) = self.subscriptions.find(uri, policy) {
+            self.remove_detached(id, removed);
+        }
         if let Some(sub) = self.subscriptions.find_mut(uri, policy) {
             let id = sub.id;
             let added = !sub.subscribers.contains(&conn);
@@ -207,6 +220,78 @@ impl Broker {
             created: true,
             added: true,
         }
+    }
+
+    /// Detaches `conn` (session `session`), which is leaving: it receives nothing more and no
+    /// longer shows as a subscriber; [`Broker::clean_up`] removes it from its subscriptions.
+    pub(crate) fn detach(&mut self, conn: ConnId, session: Id) {
+        if let Some(mine) = self.by_subscriber.remove(&conn) {
+            self.departures
+                .detach(conn, session, mine.into_iter().collect());
+        }
+    }
+
+    /// Whether `conn` is detached, its subscriptions not all cleaned up yet.
+    pub(crate) fn is_detached(&self, conn: ConnId) -> bool {
+        self.departures.is_detached(conn)
+    }
+
+    /// Whether detached subscribers wait for [`Broker::clean_up`].
+    pub(crate) fn has_departures(&self) -> bool {
+        self.departures.is_pending()
+    }
+
+    /// Removes detached subscribers from up to `budget` subscriptions, into `removed`; returns
+    /// how many it looked at (each costs about the same, removed or not).
+    pub(crate) fn clean_up(&mut self, budget: usize, removed: &mut Vec<Removal>) -> usize {
+        let batch = self.departures.take(budget);
+        for &(conn, session, id) in &batch {
+            let reserved = self.is_reserved(id);
+            if let Some(u) = self.unsubscribe(conn, id) {
+                removed.push(Removal {
+                    session,
+                    entry: id,
+                    deleted: u.deleted,
+                    reserved,
+                });
+            }
+        }
+        batch.len()
+    }
+
+    /// Removes the detached subscribers of subscription `id` at once, into `removed`.
+    fn remove_detached(&mut self, id: Id, removed: &mut Vec<Removal>) {
+        let Some(sub) = self.subscriptions.get(id) else {
+            return;
+        };
+        if !self.departures.has_any() {
+            return;
+        }
+        let gone: Vec<ConnId> = sub
+            .subscribers
+            .iter()
+            .copied()
+            .filter(|&c| self.departures.is_detached(c))
+            .collect();
+        let reserved = self.is_reserved(id);
+        for conn in gone {
+            let session = self.departures.session_of(conn).unwrap_or_default();
+            if let Some(u) = self.unsubscribe(conn, id) {
+                removed.push(Removal {
+                    session,
+                    entry: id,
+                    deleted: u.deleted,
+                    reserved,
+                });
+            }
+        }
+    }
+
+    /// Whether subscription `id` is to a `wamp.` topic (no meta events about those).
+    fn is_reserved(&self, id: Id) -> bool {
+        self.subscriptions
+            .get(id)
+            .is_some_and(|s| s.uri.starts_with("wamp."))
     }
 
     /// Removes `conn` from subscription `id`. `None` if it was not a subscriber.
@@ -245,38 +330,39 @@ impl Broker {
             .filter_map(|id| self.subscriptions.get(*id))
     }
 
-    /// Forgets `conn` as a subscriber (it is leaving) and returns the subscriptions it had, for
-    /// the caller to [`Broker::unsubscribe`] it from.
-    pub(crate) fn take_subscriptions(&mut self, conn: ConnId) -> Vec<Id> {
-        self.by_subscriber
-            .remove(&conn)
-            .map(|mine| mine.into_iter().collect())
-            .unwrap_or_default()
-    }
-
+    /// Subscription `id`, unless only detached subscribers hold it.
     pub(crate) fn get(&self, id: Id) -> Option<&Subscription> {
-        self.subscriptions.get(id)
+        self.subscriptions
+            .get(id)
+            .filter(|s| self.departures.is_live(&s.subscribers))
     }
 
     /// The subscription of exactly (`uri`, `policy`), if any.
     pub(crate) fn lookup(&self, uri: &str, policy: MatchPolicy) -> Option<&Subscription> {
         self.subscriptions
             .find(uri, policy)
-            .and_then(|id| self.subscriptions.get(id))
+            .and_then(|id| self.get(id))
     }
 
-    /// Whether some subscription matches `topic`.
+    /// Whether some subscription matches `topic` (detached subscribers included: a quick test
+    /// before building a meta event, which is then delivered to live subscribers only).
     pub(crate) fn has_match(&self, topic: &str) -> bool {
         self.subscriptions.has_match(topic)
     }
 
     /// Ids of every subscription that matches `topic`: the exact one first, then patterns.
     pub(crate) fn matching(&self, topic: &str) -> Vec<Id> {
-        self.subscriptions.matching(topic)
+        let mut ids = self.subscriptions.matching(topic);
+        if self.departures.has_any() {
+            ids.retain(|&id| self.get(id).is_some());
+        }
+        ids
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Subscription> {
-        self.subscriptions.iter()
+        self.subscriptions
+            .iter()
+            .filter(|s| self.departures.is_live(&s.subscribers))
     }
 
     /// Keeps `event` as the retained event of `topic`, evicting the oldest topic's beyond
@@ -341,23 +427,68 @@ mod tests {
     fn subscriptions_are_indexed_by_subscriber() {
         let mut b = Broker::default();
         let t = || "t".to_owned();
-        let x = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        let x = b.subscribe(1, "x", MatchPolicy::Exact, t, &mut vec![]);
         assert!(x.created && x.added);
-        let again = b.subscribe(1, "x", MatchPolicy::Exact, t);
+        let again = b.subscribe(1, "x", MatchPolicy::Exact, t, &mut vec![]);
         assert!(!again.created && !again.added);
-        b.subscribe(2, "x", MatchPolicy::Exact, t);
-        let y = b.subscribe(1, "y.", MatchPolicy::Prefix, t);
+        b.subscribe(2, "x", MatchPolicy::Exact, t, &mut vec![]);
+        let y = b.subscribe(1, "y.", MatchPolicy::Prefix, t, &mut vec![]);
         assert!(b.is_subscriber(2, x.id) && !b.is_subscriber(2, y.id));
         assert_eq!(b.subscriptions_of(1).count(), 2);
         assert_eq!(b.unsubscribe(2, x.id).map(|u| u.deleted), Some(false));
         assert!(!b.is_subscriber(2, x.id));
         assert_eq!(b.matching("y.z"), vec![y.id]);
-        let mine = b.take_subscriptions(1);
-        assert_eq!(mine.len(), 2);
+        b.detach(1, 100);
         assert_eq!(b.subscriptions_of(1).count(), 0);
-        for id in mine {
-            assert_eq!(b.unsubscribe(1, id).map(|u| u.deleted), Some(true));
-        }
+        // Detached, 1 is hidden at once, and with it x and y, which only 1 holds now.
         assert_eq!(b.iter().count(), 0);
+        assert!(b.matching("y.z").is_empty() && b.get(x.id).is_none());
+        let mut removed = Vec::new();
+        assert_eq!(b.clean_up(1, &mut removed), 1);
+        assert!(b.has_departures() && b.is_detached(1));
+        assert_eq!(b.clean_up(10, &mut removed), 1);
+        assert!(!b.has_departures() && !b.is_detached(1));
+        removed.sort_by_key(|r| r.entry);
+        let mut want = vec![x.id, y.id];
+        want.sort();
+        assert_eq!(removed.iter().map(|r| r.entry).collect::<Vec<_>>(), want);
+        assert!(removed
+            .iter()
+            .all(|r| r.deleted && r.session == 100 && !r.reserved));
+        assert_eq!(b.subscriptions.iter().count(), 0);
+    }
+
+    /// Subscribing to a subscription that only detached subscribers hold removes them first: the
+    /// old subscription is deleted, a new one created.
+    #[test]
+    fn subscribing_removes_detached_subscribers_first() {
+        let mut b = Broker::default();
+        let t = || "t".to_owned();
+        let mut removed = Vec::new();
+        let old = b.subscribe(1, "x", MatchPolicy::Exact, t, &mut removed);
+        b.subscribe(
+            1,
+            "wamp.session.on_join",
+            MatchPolicy::Exact,
+            t,
+            &mut removed,
+        );
+        b.detach(1, 100);
+        let new = b.subscribe(2, "x", MatchPolicy::Exact, t, &mut removed);
+        assert!(new.created && new.id != old.id);
+        assert_eq!(
+            removed,
+            vec![Removal {
+                session: 100,
+                entry: old.id,
+                deleted: true,
+                reserved: false
+            }]
+        );
+        removed.clear();
+        b.clean_up(10, &mut removed);
+        assert_eq!(removed.len(), 1, "only the wamp. subscription was left");
+        assert!(removed[0].reserved && removed[0].deleted);
+        assert_eq!(b.get(new.id).map(|s| s.subscribers.clone()), Some(vec![2]));
     }
 }

@@ -28,7 +28,8 @@
 //! - `calls`: the calls in flight, by invocation, by caller and by callee, and each callee's
 //!   INVOCATION request ids.
 //! - `broker`: subscriptions; it and the dealer keep theirs in a `uri_table::UriTable` (exact,
-//!   prefix and wildcard URIs with WAMP's matching rules).
+//!   prefix and wildcard URIs with WAMP's matching rules), and remove those of sessions that
+//!   left in bounded batches (`departures`).
 //! - `permissions`: static roles and their permissions (which role may do what on which URI).
 //! - `auth`: authentication methods and flows; `auth::dynamic_authorizer`: the arguments,
 //!   answers and per-session cache of dynamic authorizers (procedures deciding for a role).
@@ -45,6 +46,7 @@ pub(crate) mod broker;
 pub(crate) mod calls;
 pub(crate) mod clock;
 pub mod dealer;
+pub(crate) mod departures;
 pub mod limits;
 pub(crate) mod meter;
 pub mod peer;

@@ -5,7 +5,7 @@
 //! exists per (URI, policy). Looking up an exact URI is one hash lookup that allocates nothing;
 //! prefix and wildcard entries are kept in a separate list, checked against every URI matched.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use wamp_proto::{random_id, Id, MatchPolicy};
 
@@ -23,15 +23,15 @@ pub(crate) struct UriTable<T> {
     /// Per match policy (see [`policy_index`]): URI to id; lookups by `&str` allocate nothing.
     by_uri: [HashMap<String, Id>; 3],
     entries: HashMap<Id, T>,
-    /// Prefix and wildcard entries, in creation order: checked against every URI matched. A
-    /// removed entry leaves a hole (`None`) until holes are half the list, which is then
-    /// compacted: removing is O(1) amortized, so a session leaving with many patterns does not
-    /// cost the square of their number.
-    patterns: Vec<Option<Id>>,
-    /// Per pattern entry: its place in `patterns`.
-    pattern_slots: HashMap<Id, usize>,
-    /// The holes in `patterns`.
-    pattern_holes: usize,
+    /// Prefix and wildcard entries by creation number, so in creation order: checked against
+    /// every URI matched. Removing one is O(log n) and never moves the others: no removal
+    /// costs the square of their number (a linear list), or a renumbering of all of them (a
+    /// list compacted now and then, which took over 10 ms in one step of a large leave).
+    patterns: BTreeMap<u64, Id>,
+    /// Per pattern entry: its creation number, its key in `patterns`.
+    pattern_numbers: HashMap<Id, u64>,
+    /// The creation number of the next pattern entry.
+    next_number: u64,
 }
 
 impl<T> Default for UriTable<T> {
@@ -39,9 +39,9 @@ impl<T> Default for UriTable<T> {
         Self {
             by_uri: Default::default(),
             entries: HashMap::new(),
-            patterns: Vec::new(),
-            pattern_slots: HashMap::new(),
-            pattern_holes: 0,
+            patterns: BTreeMap::new(),
+            pattern_numbers: HashMap::new(),
+            next_number: 0,
         }
     }
 }
@@ -88,8 +88,9 @@ impl<T: UriPattern> UriTable<T> {
         debug_assert!(entry.uri() == uri && entry.policy() == policy);
         self.by_uri[policy_index(policy)].insert(uri.to_owned(), id);
         if policy != MatchPolicy::Exact {
-            self.pattern_slots.insert(id, self.patterns.len());
-            self.patterns.push(Some(id));
+            self.pattern_numbers.insert(id, self.next_number);
+            self.patterns.insert(self.next_number, id);
+            self.next_number += 1;
         }
         self.entries.insert(id, entry);
         id
@@ -99,34 +100,16 @@ impl<T: UriPattern> UriTable<T> {
     pub(crate) fn remove(&mut self, id: Id) -> Option<T> {
         let entry = self.entries.remove(&id)?;
         self.by_uri[policy_index(entry.policy())].remove(entry.uri());
-        if let Some(slot) = self.pattern_slots.remove(&id) {
-            if let Some(p) = self.patterns.get_mut(slot) {
-                *p = None;
-                self.pattern_holes += 1;
-            }
-            if self.pattern_holes * 2 > self.patterns.len() {
-                self.compact_patterns();
-            }
+        if let Some(number) = self.pattern_numbers.remove(&id) {
+            self.patterns.remove(&number);
         }
         Some(entry)
-    }
-
-    /// Drops the holes of `patterns`, keeping the order, and renumbers the slots.
-    fn compact_patterns(&mut self) {
-        self.patterns.retain(Option::is_some);
-        for (slot, id) in self.patterns.iter().enumerate() {
-            if let Some(id) = id {
-                self.pattern_slots.insert(*id, slot);
-            }
-        }
-        self.pattern_holes = 0;
     }
 
     /// The prefix and wildcard entries in creation order, with their ids.
     fn patterns(&self) -> impl Iterator<Item = (Id, &T)> {
         self.patterns
-            .iter()
-            .flatten()
+            .values()
             .filter_map(|&id| self.entries.get(&id).map(|e| (id, e)))
     }
 
@@ -134,12 +117,49 @@ impl<T: UriPattern> UriTable<T> {
         self.entries.values()
     }
 
-    /// Whether some entry matches `uri` (allocates nothing).
+    /// Whether some entry matches `uri`. With many patterns it looks up the patterns that could
+    /// match `uri` instead of trying each one: every prefix of `uri`, and every wildcard of its
+    /// shape (each component fixed or empty) when there are fewer such shapes than wildcards.
+    /// Meta events are tested this way before they are built, one per removed entry while a
+    /// large session leaves, so this must not cost a scan of a large table each time.
     pub(crate) fn has_match(&self, uri: &str) -> bool {
-        self.by_uri[0].contains_key(uri)
-            || self
-                .patterns()
-                .any(|(_, e)| e.policy().matches(e.uri(), uri))
+        if self.by_uri[0].contains_key(uri) {
+            return true;
+        }
+        let prefixes = &self.by_uri[policy_index(MatchPolicy::Prefix)];
+        let prefix_match = if prefixes.len() > uri.len() {
+            (0..=uri.len())
+                .filter(|&i| uri.is_char_boundary(i))
+                .any(|i| prefixes.contains_key(&uri[..i]))
+        } else {
+            prefixes.keys().any(|p| uri.starts_with(p.as_str()))
+        };
+        if prefix_match {
+            return true;
+        }
+        let wildcards = &self.by_uri[policy_index(MatchPolicy::Wildcard)];
+        if wildcards.is_empty() {
+            return false;
+        }
+        let parts: Vec<&str> = uri.split('.').collect();
+        if parts.len() >= usize::BITS as usize - 1 || (1usize << parts.len()) >= wildcards.len() {
+            return wildcards
+                .keys()
+                .any(|p| MatchPolicy::Wildcard.matches(p, uri));
+        }
+        let mut pattern = String::with_capacity(uri.len());
+        (0..1usize << parts.len()).any(|fixed| {
+            pattern.clear();
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    pattern.push('.');
+                }
+                if fixed & (1 << i) != 0 {
+                    pattern.push_str(part);
+                }
+            }
+            wildcards.contains_key(pattern.as_str())
+        })
     }
 
     /// Ids of every entry that matches `uri` (the pub/sub rule: all of them receive): the exact
@@ -158,16 +178,19 @@ impl<T: UriPattern> UriTable<T> {
     }
 
     /// The one entry that `uri` goes to (the RPC rule): the exact one, else the longest matching
-    /// prefix, else the matching wildcard whose fixed components reach furthest.
-    pub(crate) fn best_match(&self, uri: &str) -> Option<Id> {
+    /// prefix, else the matching wildcard whose fixed components reach furthest; only entries
+    /// that `keep` accepts count.
+    pub(crate) fn best_match(&self, uri: &str, keep: impl Fn(&T) -> bool) -> Option<Id> {
         if let Some(&id) = self.by_uri[0].get(uri) {
-            return Some(id);
+            if self.entries.get(&id).is_some_and(&keep) {
+                return Some(id);
+            }
         }
         let mut best_prefix: Option<(Id, usize)> = None;
         let mut best_wildcard: Option<(Id, &str)> = None;
         for (id, entry) in self.patterns() {
             let pattern = entry.uri();
-            if !entry.policy().matches(pattern, uri) {
+            if !entry.policy().matches(pattern, uri) || !keep(entry) {
                 continue;
             }
             if entry.policy() == MatchPolicy::Prefix {
@@ -252,18 +275,51 @@ mod tests {
     }
 
     #[test]
+    fn has_match_agrees_with_matching() {
+        let mut t = UriTable::default();
+        let uris = ["a.b.c", "a.bc", "x..z", "a..c", ".b.", "a.b.c.d", "é.ü"];
+        for n_filler in [0, 40] {
+            for i in 0..n_filler {
+                add(&mut t, &format!("f{i}."), MatchPolicy::Prefix);
+                add(&mut t, &format!("f{i}..g"), MatchPolicy::Wildcard);
+            }
+            for pattern in ["a.b", "é", "zz"] {
+                if t.find(pattern, MatchPolicy::Prefix).is_none() {
+                    add(&mut t, pattern, MatchPolicy::Prefix);
+                }
+            }
+            for pattern in ["x..z", ".q."] {
+                if t.find(pattern, MatchPolicy::Wildcard).is_none() {
+                    add(&mut t, pattern, MatchPolicy::Wildcard);
+                }
+            }
+            for uri in uris
+                .iter()
+                .chain(&["x.y.z", "a.q.b", "f3.x.g", "f3.x", "q"])
+            {
+                assert_eq!(t.has_match(uri), !t.matching(uri).is_empty(), "{uri}");
+            }
+        }
+    }
+
+    #[test]
     fn best_match_is_exact_then_longest_prefix_then_wildcard() {
         let mut t = UriTable::default();
         let w = add(&mut t, "a..c", MatchPolicy::Wildcard);
         let p1 = add(&mut t, "a.", MatchPolicy::Prefix);
         let p2 = add(&mut t, "a.b", MatchPolicy::Prefix);
         let e = add(&mut t, "a.b.c", MatchPolicy::Exact);
-        assert_eq!(t.best_match("a.b.c"), Some(e));
-        assert_eq!(t.best_match("a.b.x"), Some(p2));
-        assert_eq!(t.best_match("a.x.c"), Some(p1));
-        assert_eq!(t.best_match("z.x.c"), None);
+        assert_eq!(t.best_match("a.b.c", |_| true), Some(e));
+        assert_eq!(t.best_match("a.b.x", |_| true), Some(p2));
+        assert_eq!(t.best_match("a.x.c", |_| true), Some(p1));
+        assert_eq!(t.best_match("z.x.c", |_| true), None);
         t.remove(p1);
-        assert_eq!(t.best_match("a.x.c"), Some(w));
+        assert_eq!(t.best_match("a.x.c", |_| true), Some(w));
+        // Entries `keep` refuses are passed over.
+        assert_eq!(
+            t.best_match("a.b.c", |e| e.1 != MatchPolicy::Exact),
+            Some(p2)
+        );
     }
 
     #[test]
@@ -272,11 +328,11 @@ mod tests {
         let later = add(&mut t, "a.b..d.e", MatchPolicy::Wildcard);
         let earlier_fixed = add(&mut t, "a.b.c..e", MatchPolicy::Wildcard);
         add(&mut t, "...d.e", MatchPolicy::Wildcard);
-        assert_eq!(t.best_match("a.b.c.d.e"), Some(earlier_fixed));
+        assert_eq!(t.best_match("a.b.c.d.e", |_| true), Some(earlier_fixed));
         t.remove(earlier_fixed);
-        assert_eq!(t.best_match("a.b.c.d.e"), Some(later));
+        assert_eq!(t.best_match("a.b.c.d.e", |_| true), Some(later));
         // Wildcards only match URIs with as many components as they have.
-        assert_eq!(t.best_match("a.b.c.d.e.f"), None);
+        assert_eq!(t.best_match("a.b.c.d.e.f", |_| true), None);
     }
 
     #[test]
@@ -286,16 +342,15 @@ mod tests {
             .map(|i| add(&mut t, &format!("a.{i}"), MatchPolicy::Prefix))
             .collect();
         let all = add(&mut t, "a", MatchPolicy::Prefix);
-        // Removing most of them compacts the list on the way.
         for &id in &ids[..8] {
             assert!(t.remove(id).is_some());
         }
         assert_eq!(t.matching("a.8"), vec![ids[8], all]);
-        assert_eq!(t.best_match("a.9"), Some(ids[9]));
+        assert_eq!(t.best_match("a.9", |_| true), Some(ids[9]));
         let later = add(&mut t, "a.9", MatchPolicy::Wildcard);
         t.remove(ids[9]);
         assert_eq!(t.matching("a.9"), vec![all, later]);
-        assert_eq!(t.best_match("a.9"), Some(all));
+        assert_eq!(t.best_match("a.9", |_| true), Some(all));
         t.remove(all);
         t.remove(ids[8]);
         assert_eq!(t.matching("a.9"), vec![later]);

@@ -198,7 +198,7 @@ impl Rig for RpcRig {
 
 /// Answers every INVOCATION with a YIELD of its arguments until told to stop; then leaves.
 /// Returns the number of invocations.
-async fn echo_callee(
+pub(crate) async fn echo_callee(
     mut conn: Conn,
     registration: u64,
     count: &AtomicU64,

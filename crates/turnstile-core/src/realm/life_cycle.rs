@@ -203,20 +203,110 @@ impl Realm {
         self.end_session(conn, EndCause::ProtocolViolation, Some(reason));
     }
 
-    /// Removes the session from every part, each part doing its share: subscriptions and
-    /// registrations go, calls it is serving fail with `wamp.error.canceled`, calls it made are
-    /// forgotten. The removal meta events wait in the session until it has left (`on_leave`
-    /// first). Detaching twice does nothing more.
+    /// Removes the session from every part, each part doing its share: it is detached from its
+    /// subscriptions and registrations at once (nothing is routed to it any more), which are
+    /// then removed a step at a time (the first step now, see [`limits::CLEANUP_BATCH`]); calls
+    /// it is serving fail with `wamp.error.canceled`, calls it made are forgotten. Detaching
+    /// twice does nothing more.
     pub(super) fn detach(&mut self, conn: ConnId) {
         let Some(s) = self.sessions.get(&conn) else {
             return;
         };
         let session_id = s.id;
-        let mut removal_events = self.leave_broker(conn, session_id);
-        removal_events.extend(self.leave_dealer(conn, session_id));
+        self.broker.detach(conn, session_id);
+        self.rpc.dealer.detach(conn, session_id);
         self.end_calls_of(conn);
-        if let Some(s) = self.sessions.get_mut(&conn) {
-            s.removal_events.extend(removal_events);
+        self.clean_up(limits::CLEANUP_BATCH);
+    }
+
+    /// One step of the cleanup of sessions that left: removes them from up to `budget`
+    /// subscriptions and registrations and announces each removal.
+    pub(super) fn clean_up(&mut self, budget: usize) {
+        let mut subscriptions = Vec::new();
+        let used = self.broker.clean_up(budget, &mut subscriptions);
+        let mut registrations = Vec::new();
+        self.rpc
+            .dealer
+            .clean_up(budget.saturating_sub(used), &mut registrations);
+        self.announce_removals(&subscriptions, &registrations);
+    }
+
+    /// The meta events of removed subscribers (`on_unsubscribe`, `on_delete`; none for `wamp.`
+    /// topics) and callees (`on_unregister`, `on_delete`): published at once for a session that
+    /// has ended, kept in the session to follow its `on_leave` otherwise. Only events somebody
+    /// subscribes to are built, so removing many entries costs no event nobody wants.
+    pub(super) fn announce_removals(
+        &mut self,
+        subscriptions: &[Removal],
+        registrations: &[Removal],
+    ) {
+        if subscriptions.is_empty() && registrations.is_empty() {
+            return;
+        }
+        let listened =
+            |realm: &Self, t: &str| realm.options.enable_meta_api && realm.broker.has_match(t);
+        let kinds = [
+            (
+                topic::SUB_ON_UNSUBSCRIBE,
+                topic::SUB_ON_DELETE,
+                subscriptions,
+            ),
+            (
+                topic::REG_ON_UNREGISTER,
+                topic::REG_ON_DELETE,
+                registrations,
+            ),
+        ];
+        for (removed_topic, deleted_topic, removals) in kinds {
+            let (removed_wanted, deleted_wanted) =
+                (listened(self, removed_topic), listened(self, deleted_topic));
+            if !removed_wanted && !deleted_wanted {
+                continue;
+            }
+            for r in removals.iter().filter(|r| !r.reserved) {
+                let args = vec![Value::from(r.session), Value::from(r.entry)];
+                let mut events = Vec::with_capacity(2);
+                if removed_wanted {
+                    events.push((removed_topic, args.clone()));
+                }
+                if r.deleted && deleted_wanted {
+                    events.push((deleted_topic, args));
+                }
+                let session = self.sessions.conn_of(r.session);
+                if let Some(s) = session.and_then(|c| self.sessions.get_mut(&c)) {
+                    s.removal_events.extend(events);
+                } else {
+                    for (t, args) in events {
+                        self.publish_meta(t, args, CountKind::Checked);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles the HELLOs that waited for their connection's previous session to be cleaned up,
+    /// once it is.
+    pub(super) fn start_deferred_hellos(&mut self) {
+        if self.deferred_hellos.is_empty() {
+            return;
+        }
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred_hellos)
+            .into_iter()
+            .partition(|h| {
+                !self.broker.is_detached(h.conn) && !self.rpc.dealer.is_detached(h.conn)
+            });
+        self.deferred_hellos = waiting;
+        for h in ready {
+            let now = self.now;
+            self.handle_hello(
+                h.conn,
+                h.peer,
+                h.info,
+                h.details,
+                h.len,
+                h.handshake_deadline,
+                now,
+            );
         }
     }
 

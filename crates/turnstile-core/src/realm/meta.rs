@@ -332,10 +332,13 @@ impl Realm {
             })
     }
 
+    /// The ids of the joined sessions among `conns` (subscribers or callees): a session that is
+    /// leaving is detached from its subscriptions and registrations and not listed.
     fn session_ids(&self, conns: &[ConnId]) -> Vec<Id> {
         conns
             .iter()
             .filter_map(|c| self.sessions.get(c))
+            .filter(|s| s.state == SessionState::Joined)
             .map(|s| s.id)
             .collect()
     }

@@ -20,8 +20,9 @@
 //! - a new configuration while running (`handle_config`, `handle_removed`): `reload.rs`.
 //!
 //! A request's session is resolved once when it is dispatched (`Origin`); a session that
-//! leaves is removed from each part by that part (`leave_broker`, `leave_dealer`,
-//! `end_calls_of`).
+//! leaves is removed from each part by that part (`Broker::detach`, `Dealer::detach`,
+//! `end_calls_of`): detached at once, its subscriptions and registrations are then removed in
+//! bounded steps driven by `poll_timeout`/`handle_timeout` (`life_cycle.rs`, `clean_up`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -39,6 +40,7 @@ use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::dealer::InternalCallOutcome;
 use crate::dealer::{InvokePolicy, RegisterError};
+use crate::departures::Removal;
 use crate::limits;
 use crate::meter::{CountKind, Meter};
 use crate::peer::ConnId;
@@ -258,6 +260,21 @@ pub struct Realm {
     effects: VecDeque<Effect>,
     /// The per-session limits (subscriptions, registrations, calls in flight).
     session_limits: limits::SessionLimits,
+    /// HELLOs of connections whose previous session is still being cleaned up: subscriber and
+    /// callee lists hold connections, so a connection's next session starts once its previous
+    /// one is out of them (`start_deferred_hellos`).
+    deferred_hellos: Vec<DeferredHello>,
+}
+
+/// A HELLO waiting for its connection's previous session to be cleaned up.
+#[derive(Debug)]
+struct DeferredHello {
+    conn: ConnId,
+    peer: PeerSender,
+    info: Arc<TransportInfo>,
+    details: Dict,
+    len: usize,
+    handshake_deadline: Instant,
 }
 
 impl Realm {
@@ -297,6 +314,7 @@ impl Realm {
             welcome_roles,
             effects: VecDeque::new(),
             session_limits: limits::SessionLimits::from_config(&config.limits),
+            deferred_hellos: Vec::new(),
         }
     }
 
@@ -340,6 +358,21 @@ impl Realm {
         if self.sessions.contains_key(&conn) {
             self.protocol_violation(conn, "received HELLO while a session is open");
             self.reap();
+            return;
+        }
+        if self.broker.is_detached(conn) || self.rpc.dealer.is_detached(conn) {
+            debug!(
+                conn,
+                "HELLO waits until the connection's previous session is cleaned up"
+            );
+            self.deferred_hellos.push(DeferredHello {
+                conn,
+                peer,
+                info,
+                details,
+                len,
+                handshake_deadline,
+            });
             return;
         }
         // The session's accounting starts with its HELLO: cycle 1 starts now.
@@ -511,6 +544,7 @@ impl Realm {
     /// The connection is gone.
     pub fn handle_disconnected(&mut self, conn: ConnId, now: Instant) {
         self.now = now;
+        self.deferred_hellos.retain(|h| h.conn != conn);
         if self.sessions.contains_key(&conn) {
             self.end_session(conn, EndCause::ConnectionLost, None);
         }
@@ -545,12 +579,22 @@ impl Realm {
         }
     }
 
-    /// The earliest timer deadline, for the shell's sleep.
+    /// The earliest timer deadline, for the shell's sleep; the time of the last input (that is,
+    /// at once) while sessions that left are being cleaned up.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.timers.next_deadline()
+        let timer = self.timers.next_deadline();
+        let cleanup = (self.broker.has_departures()
+            || self.rpc.dealer.has_departures()
+            || !self.deferred_hellos.is_empty())
+        .then_some(self.now);
+        match (timer, cleanup) {
+            (Some(t), Some(c)) => Some(t.min(c)),
+            (t, c) => t.or(c),
+        }
     }
 
-    /// Fires every timer due at `now`.
+    /// Fires every timer due at `now`, and takes one step ([`limits::CLEANUP_BATCH`] entries)
+    /// of the cleanup of sessions that left.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = now;
         while let Some(timer) = self.timers.pop_due(now) {
@@ -583,6 +627,9 @@ impl Realm {
             }
             self.reap();
         }
+        self.clean_up(limits::CLEANUP_BATCH);
+        self.start_deferred_hellos();
+        self.reap();
     }
 
     // ===== sending =====

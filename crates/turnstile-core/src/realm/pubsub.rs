@@ -69,32 +69,6 @@ impl Realm {
         );
     }
 
-    /// Removes a leaving session from its subscriptions; returns the meta events to publish
-    /// once it has left (none for `wamp.` topics).
-    pub(super) fn leave_broker(
-        &mut self,
-        conn: ConnId,
-        session_id: Id,
-    ) -> Vec<(&'static str, List)> {
-        let mut removal_events = Vec::new();
-        for sub in self.broker.take_subscriptions(conn) {
-            let meta = self
-                .broker
-                .get(sub)
-                .is_some_and(|s| !s.uri.starts_with("wamp."));
-            if let Some(u) = self.broker.unsubscribe(conn, sub) {
-                if meta {
-                    let args = vec![Value::from(session_id), Value::from(sub)];
-                    removal_events.push((topic::SUB_ON_UNSUBSCRIBE, args.clone()));
-                    if u.deleted {
-                        removal_events.push((topic::SUB_ON_DELETE, args));
-                    }
-                }
-            }
-        }
-        removal_events
-    }
-
     /// Sends `conn` the retained events matching its new subscription `sub` (`get_retained`).
     fn send_retained(&mut self, conn: ConnId, sub: Id) {
         let Some(subscription) = self.broker.get(sub) else {
@@ -366,9 +340,11 @@ impl Realm {
             ));
         }
         let (clock, now) = (self.clock, self.now);
-        let outcome = self
-            .broker
-            .subscribe(conn, topic, policy, || clock.iso8601(now));
+        let mut removed = Vec::new();
+        let outcome =
+            self.broker
+                .subscribe(conn, topic, policy, || clock.iso8601(now), &mut removed);
+        self.announce_removals(&removed, &[]);
         Ok(outcome)
     }
 

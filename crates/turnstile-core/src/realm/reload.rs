@@ -53,6 +53,8 @@ impl Realm {
             closing: _,
             doomed: _,
             effects: _,
+            // HELLOs waiting for their connection's previous session to be cleaned up.
+            deferred_hellos: _,
             // What the configuration decides.
             options,
             stats,

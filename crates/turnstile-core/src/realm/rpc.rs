@@ -127,9 +127,17 @@ impl Realm {
             ));
         }
         let (clock, now) = (self.clock, self.now);
-        let outcome = self
-            .rpc.dealer
-            .register(conn, procedure, policy, invoke, || clock.iso8601(now))
+        let mut removed = Vec::new();
+        let outcome = self.rpc.dealer.register(
+            conn,
+            procedure,
+            policy,
+            invoke,
+            || clock.iso8601(now),
+            &mut removed,
+        );
+        self.announce_removals(&[], &removed);
+        let outcome = outcome
             .map_err(|e| match e {
                 RegisterError::AlreadyExists => RequestError::new(
                     uris::PROCEDURE_ALREADY_EXISTS,
@@ -464,26 +472,6 @@ impl Realm {
             self.rpc.calls.remove(key);
             self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
         }
-    }
-
-    /// Removes a leaving session from its registrations; returns the meta events to publish
-    /// once it has left.
-    pub(super) fn leave_dealer(
-        &mut self,
-        conn: ConnId,
-        session_id: Id,
-    ) -> Vec<(&'static str, List)> {
-        let mut removal_events = Vec::new();
-        for reg in self.rpc.dealer.take_registrations(conn) {
-            if let Some(deleted) = self.rpc.dealer.unregister(conn, reg) {
-                let args = vec![Value::from(session_id), Value::from(reg)];
-                removal_events.push((topic::REG_ON_UNREGISTER, args.clone()));
-                if deleted {
-                    removal_events.push((topic::REG_ON_DELETE, args));
-                }
-            }
-        }
-        removal_events
     }
 
     /// Ends the calls of a leaving session: those it serves fail with `wamp.error.canceled`;
