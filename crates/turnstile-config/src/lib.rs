@@ -23,7 +23,7 @@ pub mod load;
 pub mod model;
 mod validate;
 
-pub use default::{default_config, DEFAULT_CONFIG_JSON};
+pub use default::{default_config, DEFAULT_CONFIG_JSON, INIT_CONFIG_JSON};
 pub use error::{ConfigError, Problem};
 pub use load::{find_in_cbdir, load_file, load_str, Format};
 pub use model::*;

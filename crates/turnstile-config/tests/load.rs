@@ -107,6 +107,7 @@ fn expected_example() -> NodeConfig {
                 },
             ],
             limits: WorkerLimits::default(),
+            ledger: None,
         }],
     }
 }

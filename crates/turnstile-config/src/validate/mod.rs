@@ -6,6 +6,7 @@
 
 mod auth;
 mod endpoint;
+mod ledger;
 mod limits;
 mod realm;
 mod transport;
@@ -27,6 +28,8 @@ pub(super) struct Ctx<'a> {
     pub listeners: Vec<(endpoint::Listener, String)>,
     /// The path of the first worker `limits` with node-wide keys (they may be given once).
     pub node_limits: Option<String>,
+    /// The path of the first worker `ledger` (the ledger is node-wide: one per node).
+    pub node_ledger: Option<String>,
 }
 
 const TOP: Keys = Keys {
@@ -81,6 +84,7 @@ const WORKER: Keys = Keys {
         "transports",
         "components",
         "limits",
+        "ledger",
     ],
     unsupported: &[
         ("manhole", "worker manholes are not supported yet"),
@@ -130,6 +134,7 @@ pub(crate) fn node_config(doc: &Value, base_dir: &Path) -> VResult<NodeConfig> {
         realms: Vec::new(),
         listeners: Vec::new(),
         node_limits: None,
+        node_ledger: None,
     };
     let workers = items
         .iter()
@@ -178,6 +183,17 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         }
         Ok(limits)
     })?;
+    let ledger = obj.opt("ledger", None, |n| {
+        let ledger = ledger::ledger(n, ctx.base_dir)?;
+        if let Some(first) = &ctx.node_ledger {
+            return Err(n.conflict(format!(
+                "the usage ledger is node-wide (it records every realm of the node) and may be \
+                 given in one router worker only; also given at {first}"
+            )));
+        }
+        ctx.node_ledger = Some(n.path());
+        Ok(Some(ledger))
+    })?;
     let realms = obj.opt("realms", Vec::new(), |n| {
         n.list("realms")?
             .iter()
@@ -201,5 +217,6 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<RouterWorker> {
         realms,
         transports,
         limits,
+        ledger,
     })
 }

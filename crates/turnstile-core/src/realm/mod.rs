@@ -57,6 +57,8 @@ pub(crate) mod rate_limit;
 mod reload;
 mod rpc;
 
+pub use metering::UsageRow;
+
 /// Topics of the session meta events.
 pub(crate) mod topic {
     pub(crate) const ON_JOIN: &str = "wamp.session.on_join";
@@ -131,6 +133,19 @@ impl EndCause {
             EndCause::SlowConsumer => "slow consumer",
             EndCause::GoodbyeTimeout => "no reply to GOODBYE",
             EndCause::ClientAbort => "client sent ABORT",
+        }
+    }
+
+    /// How the session ended, as its final [`UsageRow`] records it (one of
+    /// [`UsageRow::ENDINGS`]).
+    fn ledger_name(self) -> &'static str {
+        match self {
+            EndCause::Goodbye => "goodbye",
+            EndCause::ConnectionLost => "connection_lost",
+            EndCause::ProtocolViolation => "protocol_violation",
+            EndCause::SlowConsumer => "slow_consumer",
+            EndCause::GoodbyeTimeout => "goodbye_timeout",
+            EndCause::ClientAbort => "client_abort",
         }
     }
 }
@@ -258,6 +273,9 @@ pub struct Realm {
     effects: VecDeque<Effect>,
     /// The per-session limits (subscriptions, registrations, calls in flight).
     session_limits: limits::SessionLimits,
+    /// Closed statistics cycles for the shell's usage ledger, oldest first; `None` while the
+    /// shell does not record usage ([`Realm::record_usage`]).
+    usage: Option<VecDeque<UsageRow>>,
 }
 
 impl Realm {
@@ -297,6 +315,7 @@ impl Realm {
             welcome_roles,
             effects: VecDeque::new(),
             session_limits: limits::SessionLimits::from_config(&config.limits),
+            usage: None,
         }
     }
 
@@ -481,7 +500,7 @@ impl Realm {
             .is_some_and(|m| m.count(len, CountKind::Checked));
         let state = session.state;
         if due && state == SessionState::Joined {
-            self.take_snapshot(conn, false);
+            self.take_snapshot(conn);
         }
         match state {
             SessionState::Authenticating => self.on_handshake_message(conn, msg),
@@ -563,7 +582,7 @@ impl Realm {
             match timer.kind {
                 TimerKind::StatsDuration => {
                     if s.stats_timer == timer.generation && s.state == SessionState::Joined {
-                        self.take_snapshot(timer.conn, false);
+                        self.take_snapshot(timer.conn);
                     }
                 }
                 TimerKind::GoodbyeReply => {
@@ -621,7 +640,7 @@ impl Realm {
         }
         let due = s.meter.as_mut().is_some_and(|m| m.count(len, kind));
         if due && s.state == SessionState::Joined {
-            self.take_snapshot(conn, false);
+            self.take_snapshot(conn);
         }
     }
 
