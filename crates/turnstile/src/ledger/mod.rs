@@ -249,13 +249,14 @@ enum Origin {
     Spill(u64),
 }
 
-/// What a write task hands back: the store, the batch, how many sessions it closed as unclean
-/// (on the first connection), and the outcome.
+/// What a write task hands back: the store, the batch, how many sessions the recovery closed as
+/// unclean (if it ran and succeeded, whatever the write's outcome), and the write's outcome.
 type Written = (
     Store,
     Arc<Vec<LedgerRow>>,
     Origin,
-    Result<Option<u64>, LedgerError>,
+    Option<u64>,
+    Result<(), LedgerError>,
 );
 
 /// The ledger's task state.
@@ -419,22 +420,19 @@ impl Writer {
         self.in_flight_since = Instant::now();
         self.in_flight_rows = Some((rows.clone(), origin));
         self.in_flight = Some(tokio::spawn(async move {
-            let result = async {
-                let closed = store.ready(&node, recover).await?;
-                if !rows.is_empty() {
-                    store.write(rows.clone()).await?;
-                }
-                Ok(recover.then_some(closed))
-            }
-            .await;
-            (store, rows, origin, result)
+            let (recovered, result) = match store.ready(&node, recover).await {
+                Err(e) => (None, Err(e)),
+                Ok(closed) if rows.is_empty() => (recover.then_some(closed), Ok(())),
+                Ok(closed) => (recover.then_some(closed), store.write(rows.clone()).await),
+            };
+            (store, rows, origin, recovered, result)
         }));
     }
 
     /// A write has ended.
     fn finished(&mut self, written: Result<Written, tokio::task::JoinError>) {
         self.in_flight_rows = None;
-        let (store, rows, origin, result) = match written {
+        let (store, rows, origin, recovered, result) = match written {
             Ok(w) => w,
             Err(e) => {
                 // The task panicked: its rows are gone with it, which must not happen silently.
@@ -443,17 +441,18 @@ impl Writer {
             }
         };
         self.store = Some(store);
+        if let Some(closed) = recovered {
+            self.recovered = true;
+            if closed > 0 {
+                warn!(
+                    sessions = closed,
+                    "usage ledger: sessions open when this node last stopped without a clean \
+                     shutdown are closed as ended uncleanly"
+                );
+            }
+        }
         match result {
-            Ok(closed) => {
-                if let Some(closed) = closed {
-                    self.recovered = true;
-                    if closed > 0 {
-                        warn!(
-                            sessions = closed,
-                            "usage ledger: sessions open when this node last stopped without a                              clean shutdown are closed as ended uncleanly"
-                        );
-                    }
-                }
+            Ok(()) => {
                 if let Origin::Spill(offset) = origin {
                     if let Err(e) = self.spill.commit(offset, rows.len()) {
                         error!("usage ledger: cannot empty the spill file: {e}");
@@ -471,7 +470,8 @@ impl Writer {
                 let message = e.to_string();
                 if self.last_error.as_deref() != Some(message.as_str()) {
                     warn!(
-                        "usage ledger: write failed: {message}; rows wait in {} and the write                          is retried every {:?}",
+                        "usage ledger: write failed: {message}; rows wait in {} and the write is \
+                         retried every {:?}",
                         self.spill.path().display(),
                         limits::LEDGER_RETRY_INTERVAL
                     );
@@ -550,8 +550,12 @@ impl Writer {
                 tokio::time::sleep_until(at).await;
             }
             self.start_write(true);
-            if self.in_flight.is_none() && tokio::time::Instant::now() >= deadline {
-                break;
+            if self.in_flight.is_none() {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                // Nothing could start (the spill file could not be read): not a busy loop.
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
         if let Some(task) = self.in_flight.take() {
@@ -572,7 +576,8 @@ impl Writer {
             },
             _ => warn!(
                 backlog = self.backlog(),
-                "usage ledger: stopped with rows not committed; they wait in {} for the next                  start",
+                "usage ledger: stopped with rows not committed; they wait in {} for the \
+                 next start",
                 self.spill.path().display()
             ),
         }

@@ -91,34 +91,33 @@ impl Store {
         }
     }
 
-    /// Connects (creating the table) if not connected. Returns true on a new connection.
-    async fn connect(&mut self) -> Result<bool, LedgerError> {
+    /// Connects (creating the table) if not connected.
+    async fn connect(&mut self) -> Result<(), LedgerError> {
         match self {
             Store::Sqlite { path, conn } => {
-                if conn.is_some() {
-                    return Ok(false);
+                if conn.is_none() {
+                    let path = path.clone();
+                    let opened = blocking(move || open_sqlite(&path, true)).await?;
+                    *conn = Some(Arc::new(Mutex::new(opened)));
                 }
-                let path = path.clone();
-                let opened = blocking(move || open_sqlite(&path, true)).await?;
-                *conn = Some(Arc::new(Mutex::new(opened)));
-                Ok(true)
             }
             Store::Postgresql { dsn, client } => {
-                if client.as_ref().is_some_and(|c| !c.is_closed()) {
-                    return Ok(false);
+                if client.as_ref().is_none_or(|c| c.is_closed()) {
+                    let opened = connect_postgresql(dsn).await?;
+                    opened.batch_execute(POSTGRESQL_SCHEMA).await?;
+                    *client = Some(opened);
                 }
-                let opened = connect_postgresql(dsn).await?;
-                opened.batch_execute(POSTGRESQL_SCHEMA).await?;
-                *client = Some(opened);
-                Ok(true)
             }
         }
+        Ok(())
     }
 
-    /// Connects if needed; on a new connection for the first time in this process, closes the
-    /// sessions a run of `node` that died left open (`recover`), and marks `node` running.
+    /// Connects if needed; with `recover` (until it has succeeded once in this process), closes
+    /// the sessions a run of `node` that died left open, and marks `node` running. Returns how
+    /// many sessions it closed.
     pub(super) async fn ready(&mut self, node: &str, recover: bool) -> Result<u64, LedgerError> {
-        if !self.connect().await? || !recover {
+        self.connect().await?;
+        if !recover {
             return Ok(0);
         }
         let node = node.to_owned();
