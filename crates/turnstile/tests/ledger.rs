@@ -536,3 +536,63 @@ async fn postgresql_down_under_traffic_loses_nothing_and_stores_nothing_twice() 
     assert!(sessions.lines.iter().all(|l| l["complete"] == json!(true)));
     assert!(!spill.exists(), "the spill file is replayed and removed");
 }
+
+// =============================================================================================
+// SQLite unavailable
+
+/// The SQLite ledger cannot be used at first (its file is not a database): the router serves
+/// anyway, the rows wait in the spill file, and once the file is gone (the writer then creates
+/// the database) the writer catches up; after a clean stop every published cycle is stored
+/// once, and the spill file is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_unusable_at_start_catches_up_from_the_spill_file() {
+    let dir = TempDir::new("turnstile-ledger-sqlite-away");
+    let db = dir.path().join("usage.sqlite");
+    let spill = dir.path().join("usage.sqlite.spill");
+    std::fs::write(&db, vec![b'x'; 4096]).unwrap();
+    let mut realm = realm1();
+    realm["stats"] = stats();
+    let config = json!({
+        "version": 2,
+        "workers": [{
+            "type": "router",
+            "ledger": {"type": "sqlite", "path": "usage.sqlite", "flush_interval": 0},
+            "realms": [realm],
+            "transports": [{
+                "type": "web",
+                "endpoint": {"type": "tcp", "port": 1},
+                "paths": {"ws": {"type": "websocket"}}
+            }]
+        }]
+    });
+    let mut router = Router::start_in(config, dir).await;
+    let url = format!("ws://{}/ws", router.tcp(0));
+    let mut monitor = Monitor::start(&url).await;
+    let mut c = Session::connect(&url, Serializer::MsgPack).await.unwrap();
+    c.join("realm1").await.unwrap();
+    chatter(&mut c, 30).await;
+    monitor.drain(Duration::from_millis(300)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        std::fs::metadata(&spill).is_ok_and(|m| m.len() > 0),
+        "rows wait in the spill file while the database is unusable"
+    );
+    std::fs::remove_file(&db).unwrap();
+    chatter(&mut c, 30).await;
+    c.leave().await.unwrap();
+    monitor.drain(Duration::from_millis(300)).await;
+    monitor.s.leave().await.unwrap();
+    router.begin_shutdown();
+    router.stopped(WAIT + WAIT).await;
+
+    let rows = sqlite_rows(&db);
+    assert_no_duplicates(&rows);
+    let stored: Cycles = cycles_of_rows(&rows)
+        .into_iter()
+        .filter(|((s, _), _)| *s != monitor.id)
+        .collect();
+    let published = monitor.others();
+    assert!(published.len() > 10, "many cycles: {}", published.len());
+    assert_eq!(stored, published, "every published cycle, once");
+    assert!(!spill.exists(), "nothing left to replay");
+}
