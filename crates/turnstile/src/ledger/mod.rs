@@ -583,3 +583,69 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use turnstile_config::{LedgerConfig, LedgerStore};
+    use turnstile_core::realm::UsageRow;
+
+    use super::Ledger;
+
+    fn usage(session: u64, cycle: u64) -> UsageRow {
+        UsageRow {
+            realm: "realm1".into(),
+            session,
+            cycle,
+            authid: "alice".into(),
+            authrole: "user".into(),
+            authmethod: "ticket".into(),
+            serializer: "msgpack",
+            transport: "websocket",
+            peer: "tcp4:127.0.0.1:40000".into(),
+            started: 1_796_256_000_000_000_000 + cycle,
+            duration: 1_000_000,
+            messages: 10,
+            bytes: 1234,
+            rated_messages: 12,
+            first: cycle == 1,
+            last: false,
+            ended: None,
+        }
+    }
+
+    /// The writer's capacity into SQLite (the issue asks for at least 50,000 rows/s): 200,000
+    /// rows recorded at once, committed by a clean stop; prints the rate. Ignored by default (a
+    /// measurement, not a check): `cargo test -p turnstile --release --lib sqlite_capacity --
+    /// --ignored --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn sqlite_capacity() {
+        let dir = std::env::temp_dir().join(format!("turnstile-capacity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("usage.sqlite");
+        let config = LedgerConfig {
+            store: LedgerStore::Sqlite { path: path.clone() },
+            flush_interval: Duration::from_secs(1),
+            buffer_rows: LedgerConfig::DEFAULT_BUFFER_ROWS,
+            spill_file: dir.join("usage.sqlite.spill"),
+        };
+        let ledger = Ledger::start(&config, "bench".into()).unwrap();
+        let sink = ledger.sink();
+        let n = 200_000u64;
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            sink.record(usage(i / 10, i % 10 + 1));
+        }
+        ledger.stop().await;
+        let elapsed = start.elapsed();
+        let rows = super::store::read_sqlite(&path, &Default::default()).unwrap();
+        assert_eq!(rows.len() as u64, n);
+        println!(
+            "SQLite ledger: {n} rows in {elapsed:?}: {:.0} rows/s",
+            n as f64 / elapsed.as_secs_f64()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
