@@ -12,6 +12,11 @@ use crate::model::NodeConfig;
 /// 127.0.0.1:8081, both with all three serializers.
 pub const DEFAULT_CONFIG_JSON: &str = include_str!("default_config.json");
 
+/// What `turnstile init` writes: [`DEFAULT_CONFIG_JSON`] with the usage ledger on, in
+/// `usage.sqlite` next to the configuration (the router worker's `ledger`). The embedded
+/// default has no ledger: without a node directory the router writes no files.
+pub const INIT_CONFIG_JSON: &str = include_str!("init_config.json");
+
 /// The name the default configuration has in messages.
 const ORIGIN: &str = "<built-in default configuration>";
 

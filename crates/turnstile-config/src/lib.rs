@@ -31,7 +31,7 @@ pub mod model;
 mod validate;
 
 pub use ciphers::{CipherStringError, TlsCiphers, TlsSuite};
-pub use default::{default_config, DEFAULT_CONFIG_JSON};
+pub use default::{default_config, DEFAULT_CONFIG_JSON, INIT_CONFIG_JSON};
 pub use env::EnvLookup;
 pub use error::{ConfigError, Issue, Problem, MAX_SHOWN_ERRORS};
 pub use load::{find_in_cbdir, load_file, load_file_with_env, load_str, load_str_with_env, Format};

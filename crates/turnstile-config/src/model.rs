@@ -53,6 +53,51 @@ pub struct RouterWorker {
     /// `limits` (a Turnstile extension): the worker's connection limits and the per-session
     /// defaults of its realms.
     pub limits: WorkerLimits,
+    /// `ledger` (a Turnstile extension): the usage ledger, where every statistics cycle of
+    /// every metered realm of the node is stored. Node-wide: the loader accepts it in one
+    /// router worker only; see [`NodeConfig::ledger`].
+    pub ledger: Option<LedgerConfig>,
+}
+
+/// `workers[i].ledger`, a Turnstile extension: the database that stores one row per closed
+/// statistics cycle (the figures of `wamp.session.on_stats`), for `turnstile usage` and
+/// billing. See `docs/ledger.md`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// `type` and its keys: where the rows are stored.
+    pub store: LedgerStore,
+    /// `flush_interval` in seconds (default 1, 0 to 3600): the longest a published cycle waits
+    /// before the writer commits it; 0 writes as soon as rows arrive.
+    pub flush_interval: Duration,
+    /// `buffer` (default [`LedgerConfig::DEFAULT_BUFFER_ROWS`]): rows held in memory while the
+    /// database is slow or down; beyond them, rows go to [`LedgerConfig::spill_file`].
+    pub buffer_rows: usize,
+    /// Where rows wait on disk when the memory buffer is full (replayed when the database is
+    /// back): the SQLite file's path with `.spill` appended, or `usage.spill` in the node
+    /// directory for PostgreSQL.
+    pub spill_file: PathBuf,
+}
+
+impl LedgerConfig {
+    /// Rows held in memory before they spill to disk, when `buffer` is not given.
+    pub const DEFAULT_BUFFER_ROWS: usize = 100_000;
+}
+
+/// The database of a usage ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerStore {
+    /// `"type": "sqlite"`: an embedded SQLite database file (WAL mode), created if missing.
+    Sqlite {
+        /// `path` (default `usage.sqlite`), resolved against the configuration file's
+        /// directory.
+        path: PathBuf,
+    },
+    /// `"type": "postgresql"`: a PostgreSQL server.
+    Postgresql {
+        /// `dsn` (required): `postgresql://user:password@host:port/database?...` (it may hold
+        /// a password, hence a [`Secret`]).
+        dsn: Secret,
+    },
 }
 
 /// `workers[i].limits`, a Turnstile extension (Crossbar's format has no place for these). Every
@@ -162,6 +207,12 @@ impl NodeConfig {
                 ..l
             })
             .unwrap_or_default()
+    }
+
+    /// The node's usage ledger: the `ledger` of the router worker that has one (the loader
+    /// allows one).
+    pub fn ledger(&self) -> Option<&LedgerConfig> {
+        self.workers.iter().find_map(|w| w.ledger.as_ref())
     }
 
     /// Moves every TCP endpoint of every worker to port 0 on 127.0.0.1 (IP version 4), so that

@@ -111,6 +111,7 @@ fn expected_example() -> NodeConfig {
                 },
             ],
             limits: WorkerLimits::default(),
+            ledger: None,
         }],
         inapplicable: vec![],
     }

@@ -12,6 +12,9 @@
 //! - one deadline, [`realm::Realm::poll_timeout`], at which the runtime calls `handle_timeout`;
 //! - effects, [`realm::Realm::poll_effect`]: calls into other realms and answers to calls the
 //!   runtime made, which the runtime carries out.
+//! - closed statistics cycles for the usage ledger, [`realm::Realm::poll_usage`]: the figures
+//!   of each `wamp.session.on_stats` event with the session's identity and transport
+//!   ([`realm::UsageRow`]), which the runtime writes to its database.
 //!
 //! # Layout
 //! Public: what the runtime (the `turnstile` crate) uses. The other modules are crate-private.

@@ -24,6 +24,8 @@ use crate::realm::{Effect, Realm, ReplyToken};
 
 /// A new configuration handed to a running realm (`Realm::handle_config`, `handle_removed`).
 mod reload;
+/// The usage rows of closed statistics cycles (`Realm::poll_usage`).
+mod usage;
 
 /// A fake connection's outgoing queue: what the realm queued, bounded in bytes like the
 /// runtime's, with a kill taking precedence over what is queued.

@@ -1,4 +1,4 @@
-//! The command line: `turnstile start | check | reload | init | version`, Crossbar-style
+//! The command line: `turnstile start | check | reload | init | usage | version`, Crossbar-style
 //! (`--cbdir`, `--config`, `--loglevel`). Configuration errors exit with code 2, other failures
 //! with 1.
 
@@ -13,6 +13,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
+use turnstile::ledger::report;
 use turnstile::limits::ConnectionLimits;
 use turnstile::server::{ReloadHandle, Server};
 use turnstile_config::{ConfigError, NodeConfig};
@@ -67,7 +68,9 @@ enum Command {
         #[command(flatten)]
         source: ConfigSource,
     },
-    /// Write the default configuration to DIR/config.json.
+    /// Print usage from the node's ledger: per session, authid, authrole, realm or period.
+    Usage(UsageArgs),
+    /// Write the default configuration, with the SQLite usage ledger on, to DIR/config.json.
     Init {
         /// The node directory to create the configuration in.
         #[arg(long, value_name = "DIR", default_value = DEFAULT_CBDIR)]
@@ -86,6 +89,50 @@ struct ConfigSource {
     /// A node directory holding config.json or config.yaml.
     #[arg(long, value_name = "DIR")]
     cbdir: Option<PathBuf>,
+}
+
+/// Where `turnstile usage` reads: the ledger of a configuration (default: the one in
+/// .crossbar), or a ledger named directly.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+struct UsageSource {
+    /// The configuration file whose ledger to read.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A node directory whose configuration's ledger to read.
+    #[arg(long, value_name = "DIR")]
+    cbdir: Option<PathBuf>,
+    /// The ledger itself: sqlite:PATH or a postgresql:// URL.
+    #[arg(long, value_name = "LEDGER")]
+    ledger: Option<String>,
+}
+
+/// `turnstile usage`.
+#[derive(Debug, Args)]
+struct UsageArgs {
+    #[command(flatten)]
+    source: UsageSource,
+    /// Only this realm.
+    #[arg(long, value_name = "REALM")]
+    realm: Option<String>,
+    /// Only sessions of this authid.
+    #[arg(long, value_name = "AUTHID")]
+    authid: Option<String>,
+    /// Only sessions of this authrole.
+    #[arg(long, value_name = "AUTHROLE")]
+    authrole: Option<String>,
+    /// Only cycles that started at or after this time (RFC 3339, or a date: its start, UTC).
+    #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
+    since: Option<u64>,
+    /// Only cycles that started before this time (RFC 3339, or a date: its start, UTC).
+    #[arg(long, value_name = "TIME", value_parser = report::parse_time)]
+    until: Option<u64>,
+    /// One line per session, authid, authrole, realm, or UTC hour, day or month.
+    #[arg(long, value_name = "GROUP", value_enum, default_value = "session")]
+    group_by: report::GroupBy,
+    /// table, csv, or json (one array).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "table")]
+    format: report::Format,
 }
 
 /// Connection limits of `start` (see `turnstile::limits::ConnectionLimits`). Each replaces the
@@ -150,6 +197,7 @@ pub(crate) fn main() -> ExitCode {
         Command::Check { source } => check(&source),
         Command::Reload { source } => reload(&source),
         Command::Init { cbdir } => init(&cbdir),
+        Command::Usage(args) => usage(&args),
         Command::Version => {
             let serializers: Vec<&str> = Serializer::ALL.iter().map(|s| s.name()).collect();
             println!("turnstile {}", env!("CARGO_PKG_VERSION"));
@@ -388,7 +436,7 @@ fn init(cbdir: &Path) -> ExitCode {
         .create_new(true)
         .open(&file)
         .and_then(|mut f| {
-            std::io::Write::write_all(&mut f, turnstile_config::DEFAULT_CONFIG_JSON.as_bytes())
+            std::io::Write::write_all(&mut f, turnstile_config::INIT_CONFIG_JSON.as_bytes())
         });
     match written {
         Ok(()) => {
@@ -405,6 +453,62 @@ fn init(cbdir: &Path) -> ExitCode {
         Err(e) => {
             eprintln!("turnstile: cannot write {}: {e}", file.display());
             ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `turnstile usage`: reads the rows the options select from the ledger and prints them
+/// grouped. A configuration that cannot be loaded exits 2; a ledger that cannot be read, 1.
+fn usage(args: &UsageArgs) -> ExitCode {
+    let ledger = match usage_ledger(&args.source) {
+        Ok(ledger) => ledger,
+        Err(code) => return code,
+    };
+    let filter = report::Filter {
+        realm: args.realm.clone(),
+        authid: args.authid.clone(),
+        authrole: args.authrole.clone(),
+        since: args.since,
+        until: args.until,
+    };
+    match report::read(&ledger, &filter) {
+        Ok(rows) => {
+            let grouped = report::group(&rows, args.group_by);
+            print!("{}", report::render(&grouped, args.format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("turnstile: cannot read the usage ledger: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// The ledger `turnstile usage` reads: named by `--ledger`, else that of the configuration.
+fn usage_ledger(source: &UsageSource) -> Result<turnstile_config::LedgerStore, ExitCode> {
+    if let Some(ledger) = &source.ledger {
+        return report::parse_ledger(ledger).map_err(|e| {
+            eprintln!("turnstile: --ledger {e}");
+            ExitCode::from(EXIT_FAILURE)
+        });
+    }
+    let file = match (&source.config, &source.cbdir) {
+        (Some(file), _) => Ok(file.clone()),
+        (None, Some(dir)) => turnstile_config::find_in_cbdir(dir),
+        (None, None) => turnstile_config::find_in_cbdir(Path::new(DEFAULT_CBDIR)),
+    };
+    let config = file
+        .and_then(|file| turnstile_config::load_file(&file).map(|c| (file, c)))
+        .map_err(|e| config_error(&e))?;
+    match config.1.ledger() {
+        Some(ledger) => Ok(ledger.store.clone()),
+        None => {
+            eprintln!(
+                "turnstile: {} has no usage ledger (a router worker's \"ledger\" key); name one \
+                 with --ledger sqlite:PATH or --ledger postgresql://...",
+                config.0.display()
+            );
+            Err(ExitCode::from(EXIT_FAILURE))
         }
     }
 }

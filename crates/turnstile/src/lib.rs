@@ -10,8 +10,11 @@
 //! - [`server`]: starts a router worker's realms and transports from a configuration, applies a
 //!   reloaded one, and stops them gracefully.
 //! - [`reload`]: what a configuration reload changes, what needs a restart, and its report.
+//! - [`ledger`]: the usage ledger (every statistics cycle in SQLite or PostgreSQL) and the
+//!   reports of `turnstile usage`.
 //! - [`limits`]: the named limits of the router.
 
+pub mod ledger;
 pub mod limits;
 pub mod reload;
 pub(crate) mod runtime;

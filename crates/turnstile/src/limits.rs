@@ -25,6 +25,22 @@ pub const REALM_INBOX_CAPACITY: usize = 4096;
 /// events to be written before it exits.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
+/// Rows of the usage ledger committed in one transaction at most. More rows waiting are
+/// written by the next transactions, one after the other.
+pub const LEDGER_BATCH_ROWS: usize = 2000;
+
+/// How long the usage ledger waits after a failed write (the database is down or refuses)
+/// before it tries again; the rows wait in the spill file meanwhile.
+pub const LEDGER_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// At a clean stop, how long the usage ledger tries to commit what it still holds. Rows it
+/// could not commit by then stay in the spill file for the next start.
+pub const LEDGER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often, at most, the usage ledger logs its backlog (rows not yet committed) while the
+/// database is slow or down.
+pub const LEDGER_BACKLOG_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How long a connection that the router is closing waits for its last messages (an ABORT, a
 /// GOODBYE) to be queued and written, and for the client's WebSocket close reply, before the
 /// socket is dropped anyway.

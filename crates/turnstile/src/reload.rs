@@ -154,6 +154,10 @@ pub(crate) fn needs_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<String> {
                 "workers[{w}].limits (node-wide connection limits and deadlines)"
             ));
         }
+        // The usage ledger's task and database connection are the running node's.
+        if a.ledger != b.ledger {
+            out.push(format!("workers[{w}].ledger (the usage ledger)"));
+        }
         // Any other key of the worker (a key added to the model later included): compared as a
         // whole, so that no change is applied or ignored silently.
         let rest = |w: &RouterWorker| {
@@ -161,6 +165,7 @@ pub(crate) fn needs_restart(old: &NodeConfig, new: &NodeConfig) -> Vec<String> {
             (rest.id, rest.title) = (None, None);
             (rest.realms, rest.transports) = (Vec::new(), Vec::new());
             rest.limits = WorkerLimits::default();
+            rest.ledger = None;
             rest
         };
         if rest(a) != rest(b) {
@@ -341,6 +346,27 @@ mod tests {
                 "workers[0].transports[0].max_connections",
             ]
         );
+    }
+
+    #[test]
+    fn the_usage_ledger_needs_a_restart() {
+        let with = |ledger: &str| {
+            let text = format!(
+                r#"{{"version": 2, "workers": [{{"type": "router", "realms": [{{"name": "realm1"}}]
+                    {ledger}}}]}}"#
+            );
+            load_str(&text, Format::Json, Path::new("/t/config.json")).unwrap()
+        };
+        let none = with("");
+        let sqlite = with(r#", "ledger": {"type": "sqlite"}"#);
+        let slower = with(r#", "ledger": {"type": "sqlite", "flush_interval": 5}"#);
+        for (old, new) in [(&none, &sqlite), (&sqlite, &slower), (&sqlite, &none)] {
+            assert_eq!(
+                needs_restart(old, new),
+                ["workers[0].ledger (the usage ledger)"]
+            );
+        }
+        assert!(needs_restart(&sqlite, &sqlite).is_empty());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use turnstile_config::{Endpoint, NodeConfig, TlsConfig, TlsSuite, TransportConfig, WebPath};
 use wamp_proto::Serializer;
 
+use crate::ledger::{self, Ledger};
 use crate::limits::{self, ConnectionLimits};
 use crate::reload::{self, AuthPlace, ReloadReport};
 use crate::runtime::router::Router;
@@ -170,7 +171,28 @@ impl Server {
         );
         let rawsocket_timeouts = rawsocket_timeouts.unwrap_or_else(|| limits.rawsocket_timeouts());
         let admission = Admission::new(&limits);
-        let routers: Vec<Arc<Router>> = config.workers.iter().map(Router::start).collect();
+        // Before the realms, which record into it.
+        let ledger = match config.ledger() {
+            Some(ledger_config) => {
+                let node = ledger::node_id(config.node_id.as_deref());
+                let started = Ledger::start(ledger_config, node.clone())
+                    .map_err(|e| anyhow::anyhow!("usage ledger: {e}"))?;
+                info!(
+                    "usage ledger: {} (node {node}, flush interval {:?})",
+                    describe_ledger(&ledger_config.store),
+                    ledger_config.flush_interval
+                );
+                Some(started)
+            }
+            None => None,
+        };
+        let sink = ledger.as_ref().map(Ledger::sink);
+        let routers: Vec<Arc<Router>> = config
+            .workers
+            .iter()
+            .map(|w| Router::start(w, sink.clone()))
+            .collect();
+        drop(sink);
         if config.workers.is_empty() {
             // Crossbar runs such a node too (its controller only).
             warn!("the configuration has no router workers: nothing to serve");
@@ -285,6 +307,10 @@ impl Server {
         info!("shutting down");
         stop.cancel();
         futures_util::future::join_all(routers.iter().map(|r| r.shutdown())).await;
+        if let Some(ledger) = ledger {
+            // Every realm is done: their final cycles are in the ledger's queue.
+            ledger.stop().await;
+        }
         conns.closing.cancel();
         conns.tracker.close();
         listeners.close();
@@ -458,6 +484,21 @@ fn position(worker: usize, index: usize, transport: &TransportConfig) -> String 
     match transport.id() {
         Some(id) => format!("workers[{worker}].transports[{index}] \"{id}\""),
         None => format!("workers[{worker}].transports[{index}]"),
+    }
+}
+
+/// The ledger's database for the log; a PostgreSQL DSN without its password.
+fn describe_ledger(store: &turnstile_config::LedgerStore) -> String {
+    match store {
+        turnstile_config::LedgerStore::Sqlite { path } => format!("SQLite {}", path.display()),
+        turnstile_config::LedgerStore::Postgresql { dsn } => {
+            let dsn = dsn.expose();
+            // postgresql://user:password@host/db: keep what follows the last '@'.
+            match dsn.rsplit_once('@') {
+                Some((_, host)) => format!("PostgreSQL {host}"),
+                None => format!("PostgreSQL {dsn}"),
+            }
+        }
     }
 }
 

@@ -52,7 +52,19 @@ fn init_writes_the_default_config_once_and_check_accepts_it() {
     let out = turnstile(&["init", "--cbdir", cbdir_s]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let written = std::fs::read_to_string(cbdir.join("config.json")).unwrap();
-    assert_eq!(written, turnstile_config::DEFAULT_CONFIG_JSON);
+    assert_eq!(written, turnstile_config::INIT_CONFIG_JSON);
+    // The embedded default with the usage ledger on, in the node directory.
+    let loaded = turnstile_config::load_file(&cbdir.join("config.json")).unwrap();
+    let ledger = loaded.ledger().expect("init turns the ledger on");
+    assert_eq!(
+        ledger.store,
+        turnstile_config::LedgerStore::Sqlite {
+            path: std::path::absolute(&cbdir).unwrap().join("usage.sqlite")
+        }
+    );
+    let mut without = loaded.clone();
+    without.workers[0].ledger = None;
+    assert_eq!(without, turnstile_config::default_config());
 
     let out = turnstile(&["init", "--cbdir", cbdir_s]);
     assert_eq!(out.status.code(), Some(1));

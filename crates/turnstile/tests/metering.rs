@@ -1233,3 +1233,111 @@ impl Monitor {
         .await;
     }
 }
+
+// =============================================================================================
+// The usage ledger (docs/ledger.md)
+
+/// The usage ledger records exactly what is published: after a clean stop, the SQLite ledger
+/// holds one row per `on_stats` event of each measured session, with the event's figures, and
+/// the rows of a session (and its `turnstile usage --group-by session` line) add up to the
+/// client's byte log, for JSON, MessagePack and CBOR; the helper's and the monitor's sessions
+/// are in it too, complete, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_rows_equal_events_and_byte_logs() {
+    use turnstile::ledger::report::{self, Filter, GroupBy};
+
+    let size = 16;
+    let dir = TempDir::new("turnstile-ledger-exact");
+    let db = dir.path().join("usage.sqlite");
+    let mut config = node(Some(json!({
+        "rated_message_size": size,
+        "trigger_after_rated_messages": 20
+    })));
+    config["workers"][0]["ledger"] =
+        json!({"type": "sqlite", "path": "usage.sqlite", "flush_interval": 1});
+    let mut router = Router::start_in(config, dir).await;
+    let mut monitor = Monitor::session_monitor(&router).await;
+    let (mut helper, helper_id) = client(&router, Via::RawTcp, Serializer::MsgPack).await;
+    let mut measured = Vec::new();
+    for ser in Serializer::ALL {
+        let (mut c, id) = client(&router, Via::WebSocket, ser).await;
+        workload(&mut c, &mut helper).await;
+        c.leave().await.unwrap();
+        monitor.until_left(id).await;
+        measured.push((ser, id, c.traffic().clone(), monitor.stats_of(id)));
+    }
+    helper.leave().await.unwrap();
+    monitor.s.leave().await.unwrap();
+    router.begin_shutdown();
+    router.stopped(WAIT).await;
+
+    let ledger = turnstile_config::LedgerStore::Sqlite { path: db };
+    let rows = report::read(&ledger, &Filter::default()).unwrap();
+    let sessions = report::group(&rows, GroupBy::Session);
+    for (ser, id, traffic, events) in &measured {
+        let ctx = format!("ledger {}", ser.name());
+        let mine: Vec<_> = rows.iter().filter(|r| r.session == *id).collect();
+        let as_stats: Vec<Stats> = mine
+            .iter()
+            .map(|r| Stats {
+                session: r.session,
+                cycle: r.cycle,
+                serializer: r.serializer.clone(),
+                timestamp: r.started,
+                duration: r.duration,
+                bytes: r.bytes,
+                messages: r.messages,
+                rated: r.rated_messages,
+                first: r.first,
+                last: r.last,
+            })
+            .collect();
+        assert_eq!(&as_stats, events, "{ctx}: one row per event, equal figures");
+        assert!(events.len() > 3, "{ctx}: several cycles");
+        assert_totals(&as_stats, traffic, size, &ctx);
+        let last = mine.last().unwrap();
+        assert_eq!(last.ended.as_deref(), Some("goodbye"), "{ctx}");
+        assert!(mine[..mine.len() - 1].iter().all(|r| r.ended.is_none()));
+        assert_eq!(
+            (
+                last.realm.as_str(),
+                last.authrole.as_str(),
+                last.transport.as_str()
+            ),
+            ("realm1", "anonymous", "websocket"),
+            "{ctx}"
+        );
+        let line = sessions
+            .lines
+            .iter()
+            .find(|l| l["session"] == json!(id))
+            .unwrap();
+        assert_eq!(
+            (
+                line["messages"].clone(),
+                line["bytes"].clone(),
+                line["rated_messages"].clone(),
+                line["complete"].clone()
+            ),
+            (
+                json!(traffic.messages()),
+                json!(traffic.bytes()),
+                json!(traffic.rated_messages(size)),
+                json!(true)
+            ),
+            "{ctx}: the session's report line"
+        );
+    }
+    // Nothing else is in the ledger, and every session is complete.
+    let ids: Vec<u64> = sessions
+        .lines
+        .iter()
+        .map(|l| l["session"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5, "three measured, helper, monitor: {ids:?}");
+    assert!(ids.contains(&helper_id) && ids.contains(&monitor.id));
+    for line in &sessions.lines {
+        assert_eq!(line["complete"], json!(true), "{line:?}");
+        assert_eq!(line["ended_by"], json!("goodbye"), "{line:?}");
+    }
+}

@@ -11,6 +11,7 @@
 
 mod auth;
 mod endpoint;
+mod ledger;
 mod limits;
 mod realm;
 mod tls;
@@ -92,6 +93,8 @@ pub(super) struct Ctx<'a> {
     pub listeners: Vec<(endpoint::Listener, String)>,
     /// The path of the first worker `limits` with node-wide keys (they may be given once).
     pub node_limits: Option<String>,
+    /// The path of the first worker `ledger` (the ledger is node-wide: one per node).
+    pub node_ledger: Option<String>,
 }
 
 const TOP: Keys = Keys {
@@ -168,6 +171,7 @@ const WORKER: Keys = Keys {
         "transports",
         "components",
         "limits",
+        "ledger",
     ],
     unsupported: &[
         ("manhole", "worker manholes are not supported yet"),
@@ -253,6 +257,7 @@ pub(crate) fn node_config(doc: &Value, written: &Value, base_dir: &Path) -> VRes
         realms: Vec::new(),
         listeners: Vec::new(),
         node_limits: None,
+        node_ledger: None,
     };
     let workers = collect.each(items.iter(), |w| worker(w, &mut ctx));
     collect.finish()?;
@@ -334,6 +339,19 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<(RouterWorker, bool)> {
             Ok(limits)
         }))
         .unwrap_or_default();
+    let ledger = collect
+        .keep(obj.opt("ledger", None, |n| {
+            let ledger = ledger::ledger(n, ctx.base_dir)?;
+            if let Some(first) = &ctx.node_ledger {
+                return Err(n.conflict(format!(
+                    "the usage ledger is node-wide (it records every realm of the node) and may \
+                     be given in one router worker only; also given at {first}"
+                )));
+            }
+            ctx.node_ledger = Some(n.path());
+            Ok(Some(ledger))
+        }))
+        .flatten();
     let realms = collect.keep(obj.opt("realms", Vec::new(), |n| {
         all_of(n.list("realms")?.iter(), |r| {
             realm::realm(r, ctx, limits.session)
@@ -359,6 +377,7 @@ fn worker(node: &Node, ctx: &mut Ctx) -> VResult<(RouterWorker, bool)> {
             realms: realms.expect("no error was kept"),
             transports: transports.expect("no error was kept"),
             limits,
+            ledger,
         },
         disabled,
     ))

@@ -330,7 +330,7 @@ impl Realm {
         for t in testaments {
             self.publish_testament(&s, t);
         }
-        self.final_stats(&mut s);
+        self.final_stats(&mut s, cause.ledger_name());
         self.publish_meta(topic::ON_LEAVE, vec![Value::from(s.id)], CountKind::Checked);
         for (topic, args) in removal_events {
             self.publish_meta(topic, args, CountKind::Checked);

@@ -59,6 +59,8 @@ pub(crate) mod rate_limit;
 mod reload;
 mod rpc;
 
+pub use metering::UsageRow;
+
 /// Topics of the session meta events.
 pub(crate) mod topic {
     pub(crate) const ON_JOIN: &str = "wamp.session.on_join";
@@ -133,6 +135,19 @@ impl EndCause {
             EndCause::SlowConsumer => "slow consumer",
             EndCause::GoodbyeTimeout => "no reply to GOODBYE",
             EndCause::ClientAbort => "client sent ABORT",
+        }
+    }
+
+    /// How the session ended, as its final [`UsageRow`] records it (one of
+    /// [`UsageRow::ENDINGS`]).
+    fn ledger_name(self) -> &'static str {
+        match self {
+            EndCause::Goodbye => "goodbye",
+            EndCause::ConnectionLost => "connection_lost",
+            EndCause::ProtocolViolation => "protocol_violation",
+            EndCause::SlowConsumer => "slow_consumer",
+            EndCause::GoodbyeTimeout => "goodbye_timeout",
+            EndCause::ClientAbort => "client_abort",
         }
     }
 }
@@ -264,6 +279,9 @@ pub struct Realm {
     /// callee lists hold connections, so a connection's next session starts once its previous
     /// one is out of them (`start_deferred_hellos`).
     deferred_hellos: Vec<DeferredHello>,
+    /// Closed statistics cycles for the shell's usage ledger, oldest first; `None` while the
+    /// shell does not record usage ([`Realm::record_usage`]).
+    usage: Option<VecDeque<UsageRow>>,
 }
 
 /// A HELLO waiting for its connection's previous session to be cleaned up.
@@ -315,6 +333,7 @@ impl Realm {
             effects: VecDeque::new(),
             session_limits: limits::SessionLimits::from_config(&config.limits),
             deferred_hellos: Vec::new(),
+            usage: None,
         }
     }
 
@@ -515,7 +534,7 @@ impl Realm {
             .is_some_and(|m| m.count(len, CountKind::Checked));
         let state = session.state;
         if due && state == SessionState::Joined {
-            self.take_snapshot(conn, false);
+            self.take_snapshot(conn);
         }
         match state {
             SessionState::Authenticating => self.on_handshake_message(conn, msg),
@@ -608,7 +627,7 @@ impl Realm {
             match timer.kind {
                 TimerKind::StatsDuration => {
                     if s.stats_timer == timer.generation && s.state == SessionState::Joined {
-                        self.take_snapshot(timer.conn, false);
+                        self.take_snapshot(timer.conn);
                     }
                 }
                 TimerKind::GoodbyeReply => {
@@ -669,7 +688,7 @@ impl Realm {
         }
         let due = s.meter.as_mut().is_some_and(|m| m.count(len, kind));
         if due && s.state == SessionState::Joined {
-            self.take_snapshot(conn, false);
+            self.take_snapshot(conn);
         }
     }
 

@@ -55,6 +55,8 @@ impl Realm {
             effects: _,
             // HELLOs waiting for their connection's previous session to be cleaned up.
             deferred_hellos: _,
+            // Whether the shell records usage is not the configuration's to change.
+            usage: _,
             // What the configuration decides.
             options,
             stats,
@@ -203,11 +205,14 @@ impl Realm {
                     s.stats_timer += 1;
                     let joined = s.state == SessionState::Joined;
                     if joined && old.trigger_on_leave {
-                        if let Some(args) =
-                            metering::close_stats_cycle(&self.name, s, self.now, &self.clock, true)
-                        {
-                            self.publish_stats(args);
-                        }
+                        let closed = metering::close_stats_cycle(
+                            &self.name,
+                            s,
+                            self.now,
+                            &self.clock,
+                            Some("metering_off"),
+                        );
+                        self.publish_cycle(closed);
                     }
                     if let Some(s) = self.sessions.get_mut(&conn) {
                         s.meter = None;
@@ -228,7 +233,7 @@ impl Realm {
                     meter.reconfigure(&new);
                     if counting_changed && s.state == SessionState::Joined {
                         // Closing the cycle re-arms the duration timer with the new period.
-                        self.take_snapshot(conn, false);
+                        self.take_snapshot(conn);
                     }
                 }
             }

@@ -14,6 +14,7 @@ use turnstile_core::peer::{ConnId, PeerSender, TransportInfo};
 use turnstile_core::realm::{CallPurpose, Effect, Realm, ReplyToken};
 use wamp_proto::{Dict, List, Message};
 
+use crate::ledger::LedgerSink;
 use crate::limits;
 
 /// What connections and the router tell a realm.
@@ -80,21 +81,36 @@ pub(crate) fn realm_inbox() -> (RealmHandle, mpsc::Receiver<RealmInput>) {
     (RealmHandle { tx }, rx)
 }
 
-/// Starts the task of one realm.
+/// Starts the task of one realm; with a `ledger`, its closed statistics cycles are recorded
+/// there.
 pub(crate) fn spawn_realm(
     config: RealmConfig,
     me: RealmHandle,
     inbox: mpsc::Receiver<RealmInput>,
     registry: RealmRegistry,
+    ledger: Option<LedgerSink>,
 ) {
-    let realm = Realm::new(config, Instant::now());
-    tokio::spawn(run(realm, inbox, Shell { me, registry }));
+    let mut realm = Realm::new(config, Instant::now());
+    if ledger.is_some() {
+        realm.record_usage();
+    }
+    tokio::spawn(run(
+        realm,
+        inbox,
+        Shell {
+            me,
+            registry,
+            ledger,
+        },
+    ));
 }
 
 /// What the shell needs to carry out a realm's effects.
 struct Shell {
     me: RealmHandle,
     registry: RealmRegistry,
+    /// Where closed statistics cycles go, if the node keeps a usage ledger.
+    ledger: Option<LedgerSink>,
 }
 
 impl Shell {
@@ -231,6 +247,13 @@ async fn run(mut realm: Realm, mut rx: mpsc::Receiver<RealmInput>, shell: Shell)
         }
         while let Some(effect) = realm.poll_effect() {
             shell.carry_out(effect, &mut replies);
+        }
+        // Before a shutdown waiter hears that the realm is drained: the server stops the
+        // ledger after that, and the final cycles must be in it.
+        if let Some(ledger) = &shell.ledger {
+            while let Some(row) = realm.poll_usage() {
+                ledger.record(row);
+            }
         }
         if !shutdown_waiters.is_empty() && realm.is_drained() {
             for w in shutdown_waiters.drain(..) {

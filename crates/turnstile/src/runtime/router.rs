@@ -9,6 +9,7 @@ use turnstile_config::{RealmConfig, RouterWorker};
 
 use turnstile_core::peer::TransportInfo;
 
+use crate::ledger::LedgerSink;
 use crate::limits;
 use crate::runtime::connection::Connection;
 use crate::runtime::outbox::{peer_channel, PeerReceiver};
@@ -24,6 +25,8 @@ use crate::transport::AuthSlot;
 pub(crate) struct Router {
     realms: RealmRegistry,
     next_conn: AtomicU64,
+    /// The node's usage ledger, which every realm (also one added by a reload) records into.
+    ledger: Option<LedgerSink>,
 }
 
 /// What a reload did to the realms of a worker, by realm name.
@@ -36,11 +39,13 @@ pub(crate) struct RealmsReloaded {
 }
 
 impl Router {
-    /// Starts one task per realm of `worker`. Must be called inside a Tokio runtime.
-    pub(crate) fn start(worker: &RouterWorker) -> Arc<Router> {
+    /// Starts one task per realm of `worker`, recording usage into `ledger` if there is one.
+    /// Must be called inside a Tokio runtime.
+    pub(crate) fn start(worker: &RouterWorker, ledger: Option<LedgerSink>) -> Arc<Router> {
         let router = Arc::new(Router {
             realms: RealmRegistry::default(),
             next_conn: AtomicU64::new(1),
+            ledger,
         });
         router.add_realms(worker.realms.iter().cloned());
         router
@@ -59,7 +64,8 @@ impl Router {
             }
         }
         for (config, handle, inbox) in started {
-            spawn_realm(config, handle, inbox, self.realms.clone());
+            let ledger = self.ledger.clone();
+            spawn_realm(config, handle, inbox, self.realms.clone(), ledger);
         }
     }
 
