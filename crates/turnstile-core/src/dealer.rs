@@ -147,6 +147,13 @@ pub(crate) struct Dealer {
 }
 
 impl Dealer {
+    /// Entries of the registration table and the per-callee index, inner sets included (for
+    /// [`crate::realm::TableSizes`]).
+    pub(crate) fn entries(&self) -> usize {
+        let callees: usize = self.by_callee.values().map(|regs| 1 + regs.len()).sum();
+        self.registrations.footprint() + callees
+    }
+
     pub(crate) fn register(
         &mut self,
         conn: ConnId,
