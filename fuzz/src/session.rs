@@ -256,12 +256,15 @@ struct Queue {
     items: Vec<Outbound>,
     queued: usize,
     killed: bool,
+    /// The connection is gone: pushes fail, as the runtime's queue does once its connection's
+    /// task has ended.
+    gone: bool,
 }
 
 impl Outbox for FuzzOutbox {
     fn push(&self, message: Bytes) -> Result<(), SendError> {
         let mut q = self.queue.lock().expect("outbox lock");
-        if q.killed {
+        if q.killed || q.gone {
             return Err(SendError::Closed);
         }
         if self.max_queued > 0 && q.queued > self.max_queued {
@@ -283,6 +286,11 @@ impl Outbox for FuzzOutbox {
 }
 
 impl FuzzOutbox {
+    /// The connection drops: nothing can be queued for it any more.
+    fn disconnect(&self) {
+        self.queue.lock().expect("outbox lock").gone = true;
+    }
+
     fn drain(&self) -> Vec<Outbound> {
         let mut q = self.queue.lock().expect("outbox lock");
         q.queued = 0;
@@ -364,6 +372,8 @@ struct Harness {
     invoked: HashMap<u64, (usize, Id)>,
     /// The tables with the monitor alone.
     baseline: TableSizes,
+    /// Print every step and every message (`SESSION_FUZZ_TRACE` set), to read a finding.
+    trace: bool,
 }
 
 fn realm_config(stats: StatsConfig) -> RealmConfig {
@@ -457,6 +467,7 @@ impl Harness {
             next_tag: 1,
             invoked: HashMap::new(),
             baseline: TableSizes::default(),
+            trace: std::env::var_os("SESSION_FUZZ_TRACE").is_some(),
         };
         for (serializer, max_queued) in setup.slots {
             let conn = h.new_conn();
@@ -525,6 +536,9 @@ impl Harness {
     // ===== steps =====
 
     fn step(&mut self, op: Op) {
+        if self.trace {
+            eprintln!("step: {op:?}");
+        }
         match op {
             Op::Advance(ms) => {
                 self.now += Duration::from_millis(ms);
@@ -560,6 +574,10 @@ impl Harness {
         let route = self.slots[slot].route;
         match action {
             Action::Disconnect => {
+                // What was queued before is delivered; what the realm queues on hearing of
+                // the disconnect is not (the runtime's queue is gone with the connection).
+                self.drain_slot(slot);
+                self.slots[slot].outbox.disconnect();
                 if route == Route::Realm {
                     self.realm
                         .handle_disconnected(self.slots[slot].conn, self.now);
@@ -891,7 +909,13 @@ impl Harness {
         for item in items {
             let bytes = match item {
                 Outbound::Message(bytes) => bytes,
-                Outbound::Close(_) => {
+                Outbound::Close(reason) => {
+                    if self.trace {
+                        eprintln!(
+                            "  slot {slot} (conn {}) closed: {reason:?}",
+                            self.slots[slot].conn
+                        );
+                    }
                     // The transport closes; the runtime then reports the connection gone.
                     if self.slots[slot].route == Route::Realm {
                         self.realm
@@ -905,6 +929,9 @@ impl Harness {
             let msg = serializer
                 .decode(&bytes)
                 .unwrap_or_else(|e| panic!("the realm sent a message that does not decode: {e}"));
+            if self.trace {
+                eprintln!("  slot {slot} (conn {}) got {msg:?}", self.slots[slot].conn);
+            }
             let Some(rec) = self.slots[slot].session else {
                 panic!("a {} to a connection after its session ended", msg.name());
             };
