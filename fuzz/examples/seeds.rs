@@ -15,6 +15,16 @@
 //!   validation sample's wire message (as JSON, and re-encoded when it decodes).
 //! - `config_json`, `config_yaml`: the configurations of turnstile-config's tests and the
 //!   default configuration (JSON documents are valid YAML too, so they seed both).
+//! - `rawsocket`: a client's handshake for each serializer and length, then frames (our own
+//!   sample messages, PING, PONG, empty ones, one at the maximum, one over it, reserved bits
+//!   and types); a router's replies (accepted, each refusal) then frames; each whole and in
+//!   small pieces.
+//! - `websocket_upgrade`: upgrade requests as browsers and WAMP clients send them (one or
+//!   several `Sec-WebSocket-Protocol` fields, unknown subprotocols, odd spacing, non-ASCII),
+//!   for endpoints accepting different serializers.
+//! - `session`: scripted scenarios in the target's input format (pub/sub with and without
+//!   acknowledge, retained events, RPC with progressive results, errors, timeouts, each cancel
+//!   mode, `wamp.session.kill`, GOODBYE, disconnects, per-session limits, a bounded queue).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,6 +57,9 @@ fn main() {
         Some(dir) => testsuite_seeds(&mut seeds, &dir),
         None => eprintln!("no testsuite directory given: seeds from our own encoder only"),
     }
+    rawsocket_seeds(&mut seeds);
+    websocket_upgrade_seeds(&mut seeds);
+    session_seeds(&mut seeds);
     for (name, text) in CONFIGS {
         if name.ends_with(".json") {
             seeds.add("config_json", name, text.as_bytes());
@@ -496,3 +509,311 @@ workers:
     ),
     ("duplicate.yaml", "version: 2\nversion: 2\nworkers: []\n"),
 ];
+
+// ===== rawsocket =====
+
+/// Streams for the `rawsocket` target: `[flags, split, stream...]` (see its module).
+fn rawsocket_seeds(seeds: &mut Seeds) {
+    use wamp_proto::rawsocket::{
+        encode_frame, raw_frame_header, FrameType, HandshakeReply, HandshakeRequest, Refusal,
+    };
+    let mut frames = Vec::new();
+    for msg in sample_messages().iter().take(6) {
+        if let Ok(bytes) = Serializer::Json.encode(msg) {
+            frames.extend(encode_frame(FrameType::Message, &bytes).unwrap());
+        }
+    }
+    frames.extend(encode_frame(FrameType::Ping, b"ping?").unwrap());
+    frames.extend(encode_frame(FrameType::Pong, b"").unwrap());
+    frames.extend(encode_frame(FrameType::Message, b"").unwrap());
+    let at_max = encode_frame(FrameType::Message, &[b'x'; 512]).unwrap();
+    let over_max = raw_frame_header(0, 513).unwrap();
+    let bad: [[u8; 4]; 3] = [[0x08, 0, 0, 0], [0x03, 0, 0, 1], [0xF9, 0, 0, 0]];
+
+    let mut add = |name: &str, flags: u8, stream: &[u8]| {
+        for split in [0u8, 1, 7, 200] {
+            let data = [&[flags, split][..], stream].concat();
+            seeds.add("rawsocket", name, &data);
+        }
+    };
+    for ser in Serializer::ALL {
+        for l in [0u8, 1, 7, 15] {
+            let hello = HandshakeRequest::new(l, ser).encode();
+            add("router-frames", l, &[&hello[..], &frames[..]].concat());
+        }
+    }
+    let hello = HandshakeRequest::new(0, Serializer::Cbor).encode();
+    add("router-at-max", 0, &[&hello[..], &at_max].concat());
+    add("router-over-max", 0, &[&hello[..], &over_max[..]].concat());
+    for b in bad {
+        add("router-bad-header", 3, &[&hello[..], &b[..]].concat());
+    }
+    add(
+        "router-partial",
+        3,
+        &[&hello[..], &frames[..frames.len() - 3]].concat(),
+    );
+    add("router-bad-magic", 0, b"GET / HTTP/1.1\r\n");
+    add("router-reserved-octets", 0, &[0x7F, 0xF1, 0, 1]);
+    for ser in Serializer::ALL {
+        let reply = HandshakeReply::accept(9, ser);
+        add(
+            "client-frames",
+            0x10 | 9,
+            &[&reply[..], &frames[..]].concat(),
+        );
+    }
+    for r in [
+        Refusal::SerializerUnsupported,
+        Refusal::MaxLengthUnacceptable,
+        Refusal::ReservedBits,
+        Refusal::ConnectionLimit,
+    ] {
+        add("client-refused", 0x10, &HandshakeReply::refuse(r));
+    }
+    add("client-refused-unknown", 0x10, &[0x7F, 0x90, 0, 0]);
+    add("client-unknown-serializer", 0x10, &[0x7F, 0x17, 0, 0]);
+}
+
+// ===== websocket_upgrade =====
+
+/// Header fields for the `websocket_upgrade` target: `[accepted, fields...]` (see its module).
+fn websocket_upgrade_seeds(seeds: &mut Seeds) {
+    let base = "Host: localhost:8080\nUpgrade: websocket\nConnection: Upgrade\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\nSec-WebSocket-Version: 13\n\
+                Origin: http://localhost:8080\nUser-Agent: Mozilla/5.0";
+    let offers: &[&str] = &[
+        "Sec-WebSocket-Protocol: wamp.2.json",
+        "Sec-WebSocket-Protocol: wamp.2.cbor, wamp.2.msgpack, wamp.2.json",
+        "Sec-WebSocket-Protocol: wamp.2.json.batched,wamp.2.json",
+        "sec-websocket-protocol: graphql-ws\nSEC-WEBSOCKET-PROTOCOL:  wamp.2.msgpack ,",
+        "Sec-WebSocket-Protocol: ,, ,\t",
+        "Sec-WebSocket-Protocol: wamp.2.jsön, wamp.2.cbor",
+        "Sec-WebSocket-Protocol: WAMP.2.JSON",
+        "",
+    ];
+    for (i, offer) in offers.iter().enumerate() {
+        for accepted in [0b001u8, 0b111, 0b110, 0b1011, 0] {
+            let text = format!("{base}\n{offer}");
+            let data = [&[accepted][..], text.as_bytes()].concat();
+            seeds.add("websocket_upgrade", &format!("request-{i}"), &data);
+        }
+    }
+    let lines = "wamp.2.cbor\nwamp.2.json, wamp.2.msgpack\n\x7fwamp.2.json";
+    seeds.add(
+        "websocket_upgrade",
+        "protocol-lines",
+        &[&[0x17u8][..], lines.as_bytes()].concat(),
+    );
+    let odd: &[u8] =
+        b"X-Tag: 1\nx-tag: 2\nX-Bin: \xff\xfe\nno-colon\n:empty-name\nCookie: a=b; c=d";
+    seeds.add(
+        "websocket_upgrade",
+        "odd-fields",
+        &[&[0x07u8][..], odd].concat(),
+    );
+}
+
+// ===== session =====
+
+/// An operation of the `session` target's input, written in its byte format (see
+/// `turnstile_fuzz::session`: one byte per choice).
+#[derive(Clone, Copy)]
+enum S {
+    Hello(u8),
+    Subscribe(u8, u8, u8),
+    Unsubscribe(u8, u8),
+    /// slot, topic, acknowledge, exclude_me, retain
+    Publish(u8, u8, bool, bool, bool),
+    /// slot, procedure, policy, invoke
+    Register(u8, u8, u8, u8),
+    Unregister(u8, u8),
+    /// slot, procedure, meta procedure (index), timeout choice, receive_progress
+    Call(u8, u8, Option<u8>, u8, bool),
+    Yield(u8, u8, bool),
+    Error(u8, u8),
+    /// slot, pick, mode (0 default, 1 skip, 2 kill, 3 killnowait)
+    Cancel(u8, u8, u8),
+    Goodbye(u8),
+    Disconnect(u8),
+    Garbage(u8),
+    /// choice among 1, 499, 500, 1000, 3000, 10000 ms
+    Advance(u8),
+}
+
+impl S {
+    fn bytes(self) -> Vec<u8> {
+        let b = |x: bool| u8::from(x);
+        match self {
+            S::Hello(s) => vec![s, 0],
+            S::Subscribe(s, topic, policy) => vec![s, 1, topic, policy],
+            S::Unsubscribe(s, pick) => vec![s, 2, pick],
+            // retain is ratio(1, 8): the byte 0 is true.
+            S::Publish(s, topic, ack, ex, retain) => vec![s, 3, topic, b(ack), b(ex), b(!retain)],
+            S::Register(s, p, policy, invoke) => vec![s, 5, p, policy, invoke],
+            S::Unregister(s, pick) => vec![s, 6, pick],
+            S::Call(s, p, meta, timeout, progress) => match meta {
+                // meta is ratio(1, 6): the byte 0 is true.
+                Some(m) => vec![s, 7, p, 0, m, timeout, b(progress)],
+                None => vec![s, 7, p, 1, timeout, b(progress)],
+            },
+            // progress is ratio(1, 4): the byte 0 is true.
+            S::Yield(s, pick, progress) => vec![s, 9, pick, b(!progress)],
+            S::Error(s, pick) => vec![s, 11, pick],
+            S::Cancel(s, pick, mode) => vec![s, 12, pick, mode],
+            S::Goodbye(s) => vec![s, 13],
+            // ratio(1, 2): the byte 0 is a disconnect.
+            S::Disconnect(s) => vec![s, 14, 0],
+            S::Garbage(s) => vec![s, 14, 1],
+            S::Advance(choice) => vec![0, 15, choice],
+        }
+    }
+}
+
+/// The setup bytes: rated size (16/64/512), rated trigger (0/1/3/10), duration trigger
+/// (0/1/5 s), trigger on join, per-session limits (1..=3 each, or the defaults), then per
+/// connection its serializer (JSON/MessagePack/CBOR) and queue bound (none/400/2000 bytes).
+fn session_setup(
+    rated: u8,
+    trigger: u8,
+    duration: u8,
+    limits: Option<[u8; 3]>,
+    slots: &[(u8, u8)],
+) -> Vec<u8> {
+    let mut out = vec![rated, trigger, duration, 1];
+    match limits {
+        Some(l) => {
+            out.push(1);
+            out.extend(l);
+        }
+        None => out.push(0),
+    }
+    out.push(slots.len() as u8 - 2);
+    for (ser, bound) in slots {
+        // bound choices: [0, 0, 0, 400, 2000]
+        out.extend([*ser, *bound]);
+    }
+    out
+}
+
+fn session_seeds(seeds: &mut Seeds) {
+    use S::*;
+    let scenarios: Vec<(&str, Vec<u8>, Vec<S>)> = vec![
+        (
+            "pubsub",
+            session_setup(0, 1, 1, None, &[(0, 0), (1, 0)]),
+            vec![
+                Hello(0),
+                Hello(1),
+                Subscribe(1, 0, 0),
+                Subscribe(1, 3, 1),
+                Publish(0, 0, true, false, false),
+                Publish(0, 1, false, false, true),
+                Publish(1, 0, true, false, false),
+                Unsubscribe(1, 0),
+                Publish(0, 0, true, true, false),
+                Subscribe(0, 1, 0),
+                Advance(3),
+                Goodbye(0),
+                Disconnect(1),
+            ],
+        ),
+        (
+            "rpc",
+            session_setup(1, 2, 2, None, &[(0, 0), (2, 0), (1, 0)]),
+            vec![
+                Hello(0),
+                Hello(1),
+                Hello(2),
+                Register(1, 1, 0, 0),
+                Register(2, 0, 1, 0),
+                Call(0, 1, None, 0, true),
+                Yield(1, 0, true),
+                Yield(1, 0, false),
+                Call(0, 0, None, 2, false),
+                Advance(2),
+                Call(0, 1, None, 0, false),
+                Cancel(0, 0, 2),
+                Error(1, 0),
+                Call(0, 1, None, 0, false),
+                Cancel(0, 0, 1),
+                Call(0, 3, None, 0, false),
+                Call(2, 0, Some(0), 0, false),
+                Call(2, 0, Some(1), 0, false),
+                Unregister(1, 0),
+                Call(0, 1, None, 0, false),
+                Disconnect(1),
+                Goodbye(0),
+                Hello(0),
+            ],
+        ),
+        (
+            "kill-and-timeouts",
+            session_setup(2, 0, 0, None, &[(0, 0), (0, 0)]),
+            vec![
+                Hello(0),
+                Hello(1),
+                Register(1, 0, 0, 0),
+                Call(0, 0, None, 3, false),
+                Call(0, 0, Some(3), 0, false),
+                Advance(4),
+                Hello(1),
+                Call(0, 0, None, 0, false),
+                Goodbye(1),
+                Advance(5),
+                Garbage(0),
+                Hello(0),
+                Advance(5),
+            ],
+        ),
+        (
+            "limits-and-slow-consumer",
+            session_setup(0, 3, 0, Some([0, 0, 0]), &[(2, 3), (0, 0), (1, 4), (0, 3)]),
+            vec![
+                Hello(0),
+                Hello(1),
+                Hello(2),
+                Hello(3),
+                Subscribe(0, 0, 0),
+                Subscribe(0, 2, 0),
+                Subscribe(3, 3, 1),
+                Subscribe(2, 4, 0),
+                Register(1, 0, 0, 1),
+                Register(2, 0, 0, 1),
+                Register(1, 1, 0, 1),
+                Call(0, 0, None, 0, false),
+                Call(0, 0, None, 0, false),
+                Call(3, 0, None, 0, true),
+                Publish(1, 0, false, false, false),
+                Publish(1, 0, false, false, false),
+                Publish(1, 0, false, false, false),
+                Publish(2, 3, true, false, false),
+                Advance(0),
+                Disconnect(2),
+                Yield(1, 0, false),
+                Yield(1, 1, false),
+                Goodbye(3),
+            ],
+        ),
+    ];
+    for (name, setup, ops) in scenarios {
+        let mut data = setup;
+        for op in ops {
+            data.extend(op.bytes());
+        }
+        seeds.add("session", name, &data);
+    }
+    // Arbitrary bytes too: the format has no invalid input.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for n in [64usize, 256, 1024] {
+        let data: Vec<u8> = (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        seeds.add("session", "random", &data);
+    }
+}

@@ -25,6 +25,9 @@ fn check(target: &str, data: &[u8]) {
         "decode_cbor" => turnstile_fuzz::decode::check(Serializer::Cbor, data),
         "config_json" => turnstile_fuzz::config::check(Format::Json, data),
         "config_yaml" => turnstile_fuzz::config::check(Format::Yaml, data),
+        "rawsocket" => turnstile_fuzz::rawsocket::check(data),
+        "websocket_upgrade" => turnstile_fuzz::websocket_upgrade::check(data),
+        "session" => turnstile_fuzz::session::check(data),
         other => panic!("unknown target directory {other}"),
     }
 }

@@ -171,6 +171,18 @@ impl Broker {
         self.histories
     }
 
+    /// Entries of the subscription table and the per-subscriber index, subscriber lists and
+    /// inner sets included (for [`crate::realm::TableSizes`]).
+    pub(crate) fn subscription_entries(&self) -> usize {
+        let subscribers: usize = self.by_subscriber.values().map(|subs| 1 + subs.len()).sum();
+        self.subscriptions.footprint() + subscribers
+    }
+
+    /// Topics with a retained event.
+    pub(crate) fn retained_topics(&self) -> usize {
+        self.retained.len().max(self.retained_order.len())
+    }
+
     /// Whether a publication to `topic` is recorded in some event history.
     pub(crate) fn keeps_history(&self, topic: &str) -> bool {
         self.histories

@@ -134,9 +134,16 @@ impl Calls {
     }
 
     /// Number of calls in flight.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.invocations.len()
+    }
+
+    /// Entries of the per-caller and per-callee indexes, their inner maps included (for
+    /// [`crate::realm::TableSizes`]).
+    pub(crate) fn index_entries(&self) -> usize {
+        let callers: usize = self.by_caller.values().map(|m| 1 + m.len()).sum();
+        let callees: usize = self.by_callee.values().map(|o| 1 + o.requests.len()).sum();
+        callers + callees
     }
 
     #[cfg(test)]

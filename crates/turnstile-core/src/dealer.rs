@@ -155,6 +155,13 @@ pub(crate) struct Dealer {
 }
 
 impl Dealer {
+    /// Entries of the registration table and the per-callee index, inner sets included (for
+    /// [`crate::realm::TableSizes`]).
+    pub(crate) fn entries(&self) -> usize {
+        let callees: usize = self.by_callee.values().map(|regs| 1 + regs.len()).sum();
+        self.registrations.footprint() + callees
+    }
+
     /// Adds `conn` as a callee of (`uri`, `policy`), creating the registration if needed.
     /// Detached callees of that registration are removed first, into `removed`: when only they
     /// held it, it is deleted and a new one created, as if they had been removed already.

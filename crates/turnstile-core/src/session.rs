@@ -131,6 +131,11 @@ impl Sessions {
         self.by_conn.len()
     }
 
+    /// Entries of both maps (for [`crate::realm::TableSizes`]).
+    pub(crate) fn entries(&self) -> usize {
+        self.by_conn.len() + self.by_id.len()
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.by_conn.is_empty()
     }

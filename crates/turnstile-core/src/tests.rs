@@ -2719,3 +2719,134 @@ fn a_changed_rate_applies_to_joined_sessions() {
         [Message::Published { request: 62, .. }]
     ));
 }
+
+/// Fuzz finding F2 (`session` target, docs/fuzzing.md): deadlines outlived what they were for.
+/// The handshake deadline stayed after WELCOME, every statistics snapshot added a duration
+/// deadline without removing the one it replaced, and a call's timeout stayed after the call
+/// was answered, each until its time came (for a call timeout that a client chooses: days). A
+/// realm whose sessions had all left still held them. Now each session holds at most one
+/// deadline of each kind plus one per call it serves with a timeout, and nothing once it left.
+#[test]
+fn deadlines_go_with_what_they_were_for() {
+    let mut h = Harness::new(realm_config(stats(|s| {
+        s.trigger_after_rated_messages = 1;
+        s.trigger_after_duration = 60;
+    })));
+    let mut callee = h.connect(Serializer::Json);
+    let mut caller = h.connect(Serializer::MsgPack);
+    h.join(&mut callee);
+    h.join(&mut caller);
+    // Each has its statistics deadline, and the handshake deadlines are gone.
+    assert_eq!(
+        h.realm.table_sizes().timers,
+        2,
+        "{:?}",
+        h.realm.table_sizes()
+    );
+    h.send(
+        &mut callee,
+        Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+        },
+    );
+    h.take(&mut callee);
+    for request in 10..60 {
+        // Every message closes a cycle (rated trigger 1) and re-arms the duration trigger.
+        let call = Message::Call {
+            request,
+            options: dict! {"timeout" => 86_400_000u64},
+            procedure: "com.p".into(),
+            args: None,
+            kwargs: None,
+        };
+        h.send(&mut caller, call);
+        let invocation = match h.take(&mut callee).as_slice() {
+            [Message::Invocation { request, .. }] => *request,
+            other => panic!("an INVOCATION expected: {other:?}"),
+        };
+        let answer = Message::Yield {
+            request: invocation,
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        };
+        h.send(&mut callee, answer);
+        assert!(matches!(
+            h.take(&mut caller).as_slice(),
+            [Message::Result { request: r, .. }] if *r == request
+        ));
+    }
+    let sizes = h.realm.table_sizes();
+    assert_eq!(sizes.timers, 2, "one statistics deadline each: {sizes:?}");
+    assert_eq!(sizes.calls_in_flight, 0);
+    h.realm.handle_disconnected(callee.conn, h.now);
+    h.realm.handle_disconnected(caller.conn, h.now);
+    let sizes = h.realm.table_sizes();
+    assert!(sizes.is_empty_but_retained(), "{sizes:?}");
+    assert_eq!(h.realm.poll_timeout(), None);
+}
+
+/// A call's timeout goes when its caller is killed; a killed session waiting for its GOODBYE
+/// reply, and a callee, leave nothing behind either.
+#[test]
+fn leaving_sessions_take_their_deadlines() {
+    let mut h = Harness::new(realm_config(stats(|s| s.trigger_after_duration = 5)));
+    let mut callee = h.connect(Serializer::Json);
+    let mut caller = h.connect(Serializer::Cbor);
+    let mut killer = h.connect(Serializer::Json);
+    h.join(&mut callee);
+    let caller_id = h.join(&mut caller);
+    h.join(&mut killer);
+    h.send(
+        &mut callee,
+        Message::Register {
+            request: 1,
+            options: Dict::new(),
+            procedure: "com.p".into(),
+        },
+    );
+    let call = Message::Call {
+        request: 2,
+        options: dict! {"timeout" => 3_600_000u64},
+        procedure: "com.p".into(),
+        args: None,
+        kwargs: None,
+    };
+    h.send(&mut caller, call);
+    // Three statistics deadlines and the call's timeout.
+    assert_eq!(
+        h.realm.table_sizes().timers,
+        4,
+        "{:?}",
+        h.realm.table_sizes()
+    );
+    let kill = Message::Call {
+        request: 3,
+        options: Dict::new(),
+        procedure: "wamp.session.kill".into(),
+        args: Some(vec![Value::from(caller_id)]),
+        kwargs: None,
+    };
+    h.send(&mut killer, kill);
+    // The killed caller's call ended with it, and its timeout; the GOODBYE reply wait came.
+    assert_eq!(
+        h.realm.table_sizes().timers,
+        4,
+        "{:?}",
+        h.realm.table_sizes()
+    );
+    h.realm.handle_disconnected(callee.conn, h.now);
+    h.realm.handle_disconnected(caller.conn, h.now);
+    assert_eq!(
+        h.realm.table_sizes().timers,
+        1,
+        "{:?}",
+        h.realm.table_sizes()
+    );
+    h.realm.handle_disconnected(killer.conn, h.now);
+    let sizes = h.realm.table_sizes();
+    assert!(sizes.is_empty_but_retained(), "{sizes:?}");
+    assert_eq!(h.realm.poll_timeout(), None);
+}

@@ -58,6 +58,12 @@ impl<T: UriPattern> UriTable<T> {
         self.entries.get_mut(id)
     }
 
+    /// Entries of the table and of its indexes (for [`crate::realm::TableSizes`]).
+    pub(crate) fn footprint(&self) -> usize {
+        let by_uri: usize = self.by_uri.iter().map(HashMap::len).sum();
+        by_uri + self.entries.len() + self.patterns.len() + self.pattern_numbers.len()
+    }
+
     pub(crate) fn get(&self, id: Id) -> Option<&T> {
         self.entries.get(&id)
     }

@@ -9,6 +9,8 @@
 //! - [`serializer`]: [`Serializer`]: encode and decode messages as JSON, MessagePack or CBOR,
 //!   with strict shape checks whose error texts can be sent to the peer.
 //! - [`rawsocket`]: the RawSocket handshake and framing codec (check/encode on byte buffers).
+//! - [`websocket`]: what a router reads from a WebSocket upgrade request (subprotocol
+//!   negotiation, header fields for the session details).
 //! - [`uri`]: URI syntax rules and match policies.
 //! - [`id`]: WAMP ids and their generators.
 //! - [`error`]: the error types of decoding and validation.
@@ -29,6 +31,7 @@ pub mod uri;
 pub mod uris;
 pub mod value;
 pub mod wampcra;
+pub mod websocket;
 
 mod cbor;
 mod json;

@@ -3,6 +3,7 @@
 //! statistics, `on_leave`, testaments). The `handle_*` inputs that drive it are in `mod.rs`.
 
 use super::*;
+use crate::timer::TimerKey;
 
 impl Realm {
     /// Carries out what the authentication of `conn` asks for next.
@@ -41,7 +42,7 @@ impl Realm {
         };
         debug!(peer = %s.info.peer, reason, message, "session refused");
         self.send(conn, &Message::abort(reason, message));
-        if let Some(s) = self.sessions.remove(&conn) {
+        if let Some(s) = self.remove_session(conn) {
             s.peer.close(CloseReason::policy(close_text(message)));
         }
     }
@@ -92,7 +93,7 @@ impl Realm {
                 self.carry_out(conn, action);
             }
             Message::Abort { .. } => {
-                if let Some(s) = self.sessions.remove(&conn) {
+                if let Some(s) = self.remove_session(conn) {
                     s.peer
                         .close(CloseReason::normal("handshake aborted by the client"));
                 }
@@ -155,7 +156,14 @@ impl Realm {
             return;
         };
         s.state = SessionState::Joined;
+        self.timers.remove(TimerKey::of(conn, TimerKind::Handshake));
         self.start_metering(conn);
+    }
+
+    /// Removes the session of `conn` with its deadlines.
+    fn remove_session(&mut self, conn: ConnId) -> Option<Session> {
+        self.timers.remove_conn(conn);
+        self.sessions.remove(&conn)
     }
 
     /// Sends GOODBYE from the router and waits for the client's reply (bounded).
@@ -319,7 +327,7 @@ impl Realm {
         close: Option<CloseReason>,
     ) {
         self.detach(conn);
-        let Some(mut s) = self.sessions.remove(&conn) else {
+        let Some(mut s) = self.remove_session(conn) else {
             return;
         };
         let removal_events = std::mem::take(&mut s.removal_events);

@@ -244,6 +244,44 @@ pub enum CallPurpose {
     },
 }
 
+/// How many entries each table of a realm holds ([`Realm::table_sizes`]), indexes included:
+/// what the realm keeps per session, subscription, registration, call and deadline. In a realm
+/// without sessions every field is 0 but `retained_topics`: a retained event outlives its
+/// publisher by design (at most [`limits::MAX_RETAINED_TOPICS`] of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableSizes {
+    /// Sessions, by connection and by session id.
+    pub sessions: usize,
+    /// Subscriptions (by URI, by id, patterns) and the per-subscriber index.
+    pub subscriptions: usize,
+    /// Registrations (by URI, by id, patterns) and the per-callee index.
+    pub registrations: usize,
+    /// Calls in flight.
+    pub calls_in_flight: usize,
+    /// The per-caller and per-callee indexes of the calls in flight.
+    pub call_indexes: usize,
+    /// Calls the router made itself (dynamic authenticators, authorizers) not answered yet.
+    pub internal_calls: usize,
+    /// Deadlines, including those that will do nothing when they fire.
+    pub timers: usize,
+    /// Effects not polled yet, and sessions to end after the current input.
+    pub pending: usize,
+    /// Topics with a retained event.
+    pub retained_topics: usize,
+}
+
+impl TableSizes {
+    /// Whether everything a session can leave behind is gone: every field but
+    /// `retained_topics` is 0.
+    pub fn is_empty_but_retained(&self) -> bool {
+        *self
+            == Self {
+                retained_topics: self.retained_topics,
+                ..Self::default()
+            }
+    }
+}
+
 /// One realm of the router.
 #[derive(Debug)]
 pub struct Realm {
@@ -349,6 +387,22 @@ impl Realm {
     #[cfg(test)]
     pub(crate) fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The sizes of the realm's tables: for tests and fuzzing to check that what sessions
+    /// leave behind is removed with them.
+    pub fn table_sizes(&self) -> TableSizes {
+        TableSizes {
+            sessions: self.sessions.entries(),
+            subscriptions: self.broker.subscription_entries(),
+            registrations: self.rpc.dealer.entries(),
+            calls_in_flight: self.rpc.calls.len(),
+            call_indexes: self.rpc.calls.index_entries(),
+            internal_calls: self.rpc.internal_calls_in_flight(),
+            timers: self.timers.len(),
+            pending: self.effects.len() + self.doomed.len(),
+            retained_topics: self.broker.retained_topics(),
+        }
     }
 
     /// Whether shutdown has completed: no session left.

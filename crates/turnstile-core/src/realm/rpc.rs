@@ -12,7 +12,7 @@ use super::*;
 use crate::calls::{Calls, Invocation, InvocationKey};
 use crate::dealer::{CallFailure, CallReturn, Caller};
 use crate::dealer::{CancelMode, Dealer};
-use crate::timer::{Timer, TimerKind};
+use crate::timer::{Timer, TimerKey, TimerKind};
 
 /// What the realm's RPC side owns.
 #[derive(Debug, Default)]
@@ -25,6 +25,11 @@ pub(super) struct Rpc {
 }
 
 impl Rpc {
+    /// Calls the router made itself whose answer has not come.
+    pub(super) fn internal_calls_in_flight(&self) -> usize {
+        self.internal_calls.len()
+    }
+
     /// The registration and callee a call of `procedure` goes to (see
     /// [`Dealer::matching`], [`Dealer::pick_callee`]).
     fn route(&mut self, procedure: &str) -> Option<(Id, ConnId)> {
@@ -469,7 +474,7 @@ impl Realm {
             self.send(key.callee, &interrupt);
         }
         if mode != CancelMode::Kill {
-            self.rpc.calls.remove(key);
+            self.finish_call(key);
             self.reply_to_caller(caller, call_error(call_request, uris::CANCELED, text));
         }
     }
@@ -500,8 +505,14 @@ impl Realm {
                 };
                 self.send(key.callee, &interrupt);
             }
-            self.rpc.calls.remove(key);
+            self.finish_call(key);
         }
+    }
+
+    /// Forgets a finished call (answered, canceled, its caller gone) and disarms its timeout.
+    fn finish_call(&mut self, key: InvocationKey) -> Option<Invocation> {
+        self.timers.remove(TimerKey::call(key.callee, key.request));
+        self.rpc.calls.remove(key)
     }
 
     /// A call's `timeout` expired.
@@ -555,7 +566,7 @@ impl Realm {
                 // The caller did not ask for progressive results: drop the progress.
                 return;
             }
-            self.rpc.calls.remove(key);
+            self.finish_call(key);
         }
         self.reply_to_caller(
             caller,
@@ -580,7 +591,7 @@ impl Realm {
             callee: conn,
             request,
         };
-        let Some(call) = self.rpc.calls.remove(key) else {
+        let Some(call) = self.finish_call(key) else {
             debug!(conn, request, "ERROR for an invocation no longer pending");
             return;
         };

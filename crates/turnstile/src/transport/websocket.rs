@@ -1,8 +1,8 @@
-//! WAMP over WebSocket: the upgrade (subprotocol negotiation, size limits), the connection's
-//! framing (text for JSON, binary otherwise; a frame of the other kind is a protocol
-//! violation), ping/pong keepalive, the message completion deadline and the close handshake.
+//! WAMP over WebSocket: the upgrade (subprotocol negotiation, by the sans-IO
+//! `wamp_proto::websocket`, and size limits), the connection's framing (text for JSON, binary
+//! otherwise; a frame of the other kind is a protocol violation), ping/pong keepalive, the
+//! message completion deadline and the close handshake.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tracing::debug;
 use tungstenite::error::CapacityError;
 use turnstile_config::{WebSocketOptions, WebSocketService};
-use wamp_proto::Serializer;
+use wamp_proto::{websocket, Serializer};
 
 use crate::limits;
 use crate::runtime::router::Router;
@@ -87,24 +87,27 @@ impl WsEndpoint {
             Ok(ws) => ws,
             Err(rejection) => return self.not_an_upgrade(rejection),
         };
-        let offered = offered_protocols(&headers);
-        // Crossbar's choice: the first protocol in the client's list that this endpoint accepts.
-        let chosen = offered.iter().find_map(|p| {
-            Serializer::from_ws_subprotocol(p).filter(|s| self.service.serializers.contains(s))
-        });
-        let Some(serializer) = chosen else {
-            let text = format!(
-                "no supported WAMP subprotocol offered: offered [{}], this endpoint accepts {}\n",
-                offered.join(", "),
-                self.accepted()
-            );
-            debug!(peer = %peer.peer_string(), "websocket: refused: {}", text.trim_end());
-            return (StatusCode::BAD_REQUEST, text).into_response();
+        let offered = websocket::offered_subprotocols(
+            headers
+                .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        let serializer = match websocket::choose_subprotocol(&offered, &self.service.serializers) {
+            Ok(serializer) => serializer,
+            Err(refused) => {
+                debug!(peer = %peer.peer_string(), "websocket: refused: {refused}");
+                return (StatusCode::BAD_REQUEST, format!("{refused}\n")).into_response();
+            }
         };
         ws.set_selected_protocol(HeaderValue::from_static(serializer.ws_subprotocol()));
         // Copied out now: the request's header values point into hyper's read buffer, which
         // would otherwise stay allocated for the whole life of the connection.
-        let http_headers = header_map(&headers);
+        let http_headers = websocket::combine_headers(
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
         drop(headers);
         let opened = tokio::time::Instant::now();
         let options = &self.service.options;
@@ -170,34 +173,6 @@ impl WsEndpoint {
                 .into_response()
         }
     }
-}
-
-/// The subprotocols of the request in the client's order of preference.
-fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_owned())
-        .filter(|p| !p.is_empty())
-        .collect()
-}
-
-/// The request headers for the session details: lower-case names, repeated headers joined by
-/// `, `, values that are not text decoded lossily.
-fn header_map(headers: &HeaderMap) -> BTreeMap<String, String> {
-    let mut map: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in headers {
-        let value = String::from_utf8_lossy(value.as_bytes());
-        map.entry(name.as_str().to_owned())
-            .and_modify(|v| {
-                v.push_str(", ");
-                v.push_str(&value);
-            })
-            .or_insert_with(|| value.into_owned());
-    }
-    map
 }
 
 /// A control input of a WebSocket connection.
