@@ -25,6 +25,8 @@
 //!   ([`dealer::InternalCallOutcome`]).
 //! - [`peer`]: what the core knows of a connection and the queue it writes to.
 //! - [`limits`]: the limits the core enforces.
+//! - [`calendar`]: Gregorian dates of day counts (for time-stamps here and the usage ledger's
+//!   periods in the runtime).
 //!
 //! Crate-private:
 //! - `session`: a session as the realm keeps it.
@@ -46,6 +48,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod broker;
+pub mod calendar;
 pub(crate) mod calls;
 pub(crate) mod clock;
 pub mod dealer;
