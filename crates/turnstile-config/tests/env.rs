@@ -159,3 +159,29 @@ fn other_dollar_signs_are_literal() {
     };
     assert_eq!(principals["joe"].ticket.expose(), "pa$$word");
 }
+
+/// The usage ledger's DSN (it may hold a password) is read from the environment like any
+/// string, as the ledger issue asks (`"dsn": "$USAGE_DSN"`); a missing variable names the key
+/// and the variable, never a value.
+#[test]
+fn the_ledger_dsn_comes_from_the_environment() {
+    let doc = json!({
+        "version": 2,
+        "workers": [{"type": "router", "realms": [{"name": "realm1"}],
+                     "ledger": {"type": "postgresql", "dsn": "$USAGE_DSN"}}]
+    });
+    let dsn = "postgresql://billing:pw-9f3a@db.example:5432/usage";
+    let config = load_with(&doc, &[("USAGE_DSN", dsn)]).unwrap();
+    let Some(turnstile_config::LedgerConfig {
+        store: turnstile_config::LedgerStore::Postgresql { dsn: read },
+        ..
+    }) = config.ledger()
+    else {
+        panic!("a PostgreSQL ledger")
+    };
+    assert_eq!(read.expose(), dsn);
+
+    let error = load_with(&doc, &[]).unwrap_err().to_string();
+    assert!(error.contains("workers[0].ledger.dsn"), "{error}");
+    assert!(error.contains("USAGE_DSN"), "{error}");
+}
